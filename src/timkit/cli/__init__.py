@@ -1,0 +1,1 @@
+"""The ``timkit`` command line."""

@@ -1,0 +1,122 @@
+"""``timkit``: run and inspect a local TI-Messenger federation.
+
+Commands::
+
+    timkit up                 start the federation in the background, wait until healthy
+    timkit status [--json]    what runs where
+    timkit down               stop everything ``up`` started
+    timkit user add D L --password P    create @L:D (or report that it exists)
+    timkit bench up           measure start-up time and memory (docs/benchmarks.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from timkit.core.errors import ConfigError, TimkitError
+from timkit.runtime import control
+from timkit.runtime.config import find_config_file, load_config
+from timkit.runtime.users import add_user
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="timkit", description="A local TI-Messenger federation.")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config (default: $TIMKIT_CONFIG, else ./timkit.toml, else built-in defaults)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the local federation and wait until healthy")
+    up.add_argument("--timeout", type=float, help="seconds to wait for health")
+    commands.add_parser("down", help="stop everything 'up' started")
+    status = commands.add_parser("status", help="show components and services")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION"
+    )
+    add = user.add_parser("add", help="create a user via shared-secret registration")
+    add.add_argument("domain", help="server name of the Messenger-Service")
+    add.add_argument("localpart", help="the user's localpart")
+    add.add_argument("--password", required=True)
+    add.add_argument("--admin", action="store_true", help="make the user a server admin")
+
+    bench = commands.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench_command", required=True, metavar="BENCH"
+    )
+    bench_up = bench.add_parser("up", help="time from 'up' to healthy, RSS per Synapse")
+    bench_up.add_argument("--runs", type=int, default=3, help="warm runs after the cold one")
+
+    supervise = commands.add_parser("supervise")  # internal: the detached supervisor
+    supervise.add_argument("--plan", type=Path, required=True)
+    return parser
+
+
+def _print_summary(document: dict[str, Any]) -> None:
+    print(f"data dir : {document['data_dir']}")
+    print(f"CA cert  : {document['ca_cert']}")
+    for c in document["components"]:
+        mark = "healthy" if c["healthy"] else c["phase"]
+        print(f"  {c['name']:<44} {mark:<10} pid {c['pid'] or '-':<8} {c['url']}")
+    for s in document["services"]:
+        print(f"  service {s['domain']:<36} client {s['client_url']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``timkit`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"timkit: config error: {exc}", file=sys.stderr)
+        return 2
+    except TimkitError as exc:
+        print(f"timkit: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "supervise":
+        return control.supervise(args.plan)
+    config = load_config(find_config_file(args.config))
+    if args.command == "up":
+        result = control.up(config, timeout=args.timeout)
+        if result.started:
+            print(f"timkit is up ({result.seconds:.1f}s)")
+        else:
+            print(f"timkit is already up (supervisor pid {result.state.supervisor_pid}); nothing changed")
+        _print_summary(control.status(config))
+        return 0
+    if args.command == "down":
+        pids = control.down(config)
+        print(f"stopped {len(pids)} processes" if pids else "timkit is not running")
+        return 0
+    if args.command == "status":
+        document = control.status(config)
+        if args.json:
+            print(json.dumps(document, indent=2))
+        elif document["running"]:
+            _print_summary(document)
+        else:
+            print("timkit is not running")
+        return 0
+    if args.command == "user":
+        registration = asyncio.run(
+            add_user(config, args.domain, args.localpart, args.password, admin=args.admin)
+        )
+        if not registration.created:
+            print(f"user {registration.user_id} exists already", file=sys.stderr)
+        print(json.dumps({"mxid": registration.user_id, "created": registration.created}))
+        return 0
+    if args.command == "bench":
+        from timkit.cli.bench import bench_up
+
+        return bench_up(config, runs=args.runs)
+    raise AssertionError(args.command)  # argparse only admits the commands above

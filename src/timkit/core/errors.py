@@ -1,0 +1,91 @@
+"""The timkit exception hierarchy.
+
+Every error timkit raises on purpose is a :class:`TimkitError`; each protocol edge
+(Matrix JSON, FHIR ``OperationOutcome``, OAuth, CLI) renders it in exactly one place::
+
+    TimkitError                 status + errcode + message (+ requirement id)
+    ├── ConfigError             invalid configuration; names the offending key path
+    └── UpstreamError           a peer we depend on failed (rendered as 502)
+        └── TemporaryUpstreamError   worth retrying with back-off
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class Codes(StrEnum):
+    """Matrix-style error codes used across timkit (``errcode`` in Matrix JSON)."""
+
+    UNKNOWN = "M_UNKNOWN"
+    FORBIDDEN = "M_FORBIDDEN"
+    NOT_FOUND = "M_NOT_FOUND"
+    BAD_JSON = "M_BAD_JSON"
+    INVALID_PARAM = "M_INVALID_PARAM"
+    MISSING_TOKEN = "M_MISSING_TOKEN"
+    UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"
+    USER_IN_USE = "M_USER_IN_USE"
+    LIMIT_EXCEEDED = "M_LIMIT_EXCEEDED"
+    CONFIG = "TIMKIT_CONFIG"
+    UPSTREAM = "TIMKIT_UPSTREAM"
+
+
+class TimkitError(Exception):
+    """An error with an HTTP status, an error code and, where a rule caused it, its id.
+
+    Args:
+        status: HTTP status code the edge responds with.
+        errcode: machine-readable code (see :class:`Codes`).
+        message: human-readable explanation naming what was wrong.
+        requirement: gematik/MedMij requirement id the rejection rests on, e.g. ``ML-123485``.
+        extra: additional fields for the rendered error body.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        errcode: str,
+        message: str,
+        *,
+        requirement: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.status = status
+        self.errcode = errcode
+        self.message = message
+        self.requirement = requirement
+        self.extra = dict(extra or {})
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """The message, with `` - see <requirement>`` appended when a rule caused it."""
+        if self.requirement:
+            return f"{self.message} - see {self.requirement}"
+        return self.message
+
+    def to_matrix(self) -> dict[str, Any]:
+        """Render as a Matrix error body (``{"errcode", "error", ...}``)."""
+        return {"errcode": self.errcode, "error": self.describe(), **self.extra}
+
+
+class ConfigError(TimkitError):
+    """Invalid configuration. ``path`` is the dotted key path, e.g. ``services.0.port``."""
+
+    def __init__(self, message: str, *, path: str = "", source: str = "") -> None:
+        self.path = path
+        self.source = source
+        where = f"{source}: " if source else ""
+        key = f"{path}: " if path else ""
+        super().__init__(500, Codes.CONFIG, f"{where}{key}{message}")
+
+
+class UpstreamError(TimkitError):
+    """A service we call failed permanently; rendered as 502 Bad Gateway."""
+
+    def __init__(self, message: str, *, requirement: str | None = None) -> None:
+        super().__init__(502, Codes.UPSTREAM, message, requirement=requirement)
+
+
+class TemporaryUpstreamError(UpstreamError):
+    """A service we call failed in a way that is worth retrying with back-off."""

@@ -1,0 +1,229 @@
+"""The local PKI: one CA per data directory and a certificate for every component host name.
+
+Layout under ``<data_dir>/pki/``::
+
+    ca.crt, ca.key                    the local CA (trusted by clients, tests and Synapse)
+    certs/<name>.crt, certs/<name>.key    one server certificate per component host name
+
+Certificates are created on first use and regenerated only when missing, expiring within
+:data:`RENEW_BEFORE`, not issued by the current CA, or missing a requested name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_LIFETIME = dt.timedelta(days=3650)
+CERT_LIFETIME = dt.timedelta(days=397)
+RENEW_BEFORE = dt.timedelta(days=30)
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class CertPaths:
+    """Where a certificate and its private key live (PEM)."""
+
+    cert: Path
+    key: Path
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    tmp.replace(path)
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _san_entry(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _sans(cert: x509.Certificate) -> set[str]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    names = set(ext.get_values_for_type(x509.DNSName))
+    names.update(str(ip) for ip in ext.get_values_for_type(x509.IPAddress))
+    return names
+
+
+def _expiring(cert: x509.Certificate) -> bool:
+    return cert.not_valid_after_utc - _now() < RENEW_BEFORE
+
+
+class LocalPKI:
+    """A certificate authority rooted in ``<pki_dir>`` that issues server certificates.
+
+    Args:
+        pki_dir: directory holding ``ca.crt``/``ca.key`` and ``certs/``.
+        ca_name: common name of the CA certificate.
+    """
+
+    def __init__(self, pki_dir: Path, ca_name: str = "timkit local CA") -> None:
+        self.dir = pki_dir
+        self.ca_name = ca_name
+        self.ca_cert_path = pki_dir / "ca.crt"
+        self.ca_key_path = pki_dir / "ca.key"
+
+    def ensure_ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """Load the CA, creating it when missing or expiring.
+
+        Returns:
+            The CA certificate and its private key.
+        """
+        if self.ca_cert_path.exists() and self.ca_key_path.exists():
+            cert = x509.load_pem_x509_certificate(self.ca_cert_path.read_bytes())
+            key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), None)
+            if isinstance(key, ec.EllipticCurvePrivateKey) and not _expiring(cert):
+                return cert, key
+        return self._create_ca()
+
+    def _create_ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.ca_name)])
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + CA_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256())
+        )
+        _write_private(self.ca_key_path, _key_pem(key))
+        _write_public(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        return cert, key
+
+    def ensure_server_cert(self, name: str, hostnames: list[str]) -> CertPaths:
+        """Return a server certificate for ``hostnames``, issuing a new one only when needed.
+
+        Args:
+            name: file stem under ``certs/`` (usually the component's primary host name).
+            hostnames: DNS names or IP literals the certificate must cover.
+
+        Returns:
+            Paths of the PEM certificate and key.
+        """
+        ca_cert, ca_key = self.ensure_ca()
+        paths = CertPaths(self.dir / "certs" / f"{name}.crt", self.dir / "certs" / f"{name}.key")
+        if paths.cert.exists() and paths.key.exists():
+            cert = x509.load_pem_x509_certificate(paths.cert.read_bytes())
+            if (
+                not _expiring(cert)
+                and cert.issuer == ca_cert.subject
+                and set(hostnames) <= _sans(cert)
+                and self._signed_by(cert, ca_cert)
+            ):
+                return paths
+        self._issue(paths, hostnames, ca_cert, ca_key)
+        return paths
+
+    @staticmethod
+    def _signed_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
+        try:
+            cert.verify_directly_issued_by(ca_cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
+    def _issue(
+        self,
+        paths: CertPaths,
+        hostnames: list[str],
+        ca_cert: x509.Certificate,
+        ca_key: ec.EllipticCurvePrivateKey,
+    ) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + CERT_LIFETIME)
+            .add_extension(
+                x509.SubjectAlternativeName([_san_entry(h) for h in hostnames]), critical=False
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_private(paths.key, _key_pem(key))
+        _write_public(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
+
+
+def client_ssl_context(ca_cert: Path) -> ssl.SSLContext:
+    """An SSL context for clients that trusts exactly the local CA (hostname checks on)."""
+    return ssl.create_default_context(cafile=str(ca_cert))
+
+
+def server_ssl_context(paths: CertPaths) -> ssl.SSLContext:
+    """An SSL context for a TLS server presenting ``paths`` (TLS 1.2 or newer)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(paths.cert), str(paths.key))
+    return ctx

@@ -1,0 +1,1 @@
+"""The organisation's homeserver: a stock Synapse, configured and launched by timkit."""

@@ -1,0 +1,87 @@
+"""Configuration of one homeserver (``python -m timkit.homeserver``).
+
+See ``config/homeserver.sample.toml``. timkit turns it into Synapse's ``homeserver.yaml``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from timkit.core.config import StrictModel
+
+# A DNS name of at least two labels, lowercase, no port: what TI-M server names look like.
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
+
+
+def check_domain(value: str) -> str:
+    """Validate a Matrix server name as TI-M uses it: a DNS name without port.
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    if ":" in value:
+        raise ValueError(f"server name {value!r} must not carry a port")
+    if not _DOMAIN.match(value):
+        raise ValueError(f"server name {value!r} is not a lowercase DNS name like 'praxis.example.de'")
+    return value
+
+
+def check_database(value: str) -> str:
+    """``sqlite`` or a ``postgresql://`` DSN.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    if value == "sqlite":
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+        raise ValueError("database must be 'sqlite' or a DSN 'postgresql://user:pw@host:port/db'")
+    return value
+
+
+class HomeserverConfig(StrictModel):
+    """One Synapse homeserver.
+
+    Attributes:
+        server_name: the Matrix server name (a domain without port).
+        bind: listen address of the HTTPS listener.
+        port: HTTPS listener for client and federation traffic and ``.well-known``.
+        public_baseurl: base URL clients use to reach this homeserver.
+        data_dir: directory for Synapse's files (config, keys, media, SQLite database).
+        tls_cert: PEM certificate for the listener (must cover ``server_name``).
+        tls_key: PEM private key of ``tls_cert``.
+        federation_ca: CA that other homeservers' certificates are checked against;
+            ``None`` uses the system trust store.
+        https_proxy: forward proxy for outbound federation (``http://host:port``).
+        database: ``sqlite`` or a PostgreSQL DSN.
+        relaxed_rate_limits: lift Synapse's client rate limits (local federations and tests).
+        log_level: Synapse's root log level.
+    """
+
+    server_name: str
+    bind: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    public_baseurl: str
+    data_dir: Path
+    tls_cert: Path
+    tls_key: Path
+    federation_ca: Path | None = None
+    https_proxy: str | None = None
+    database: str = "sqlite"
+    relaxed_rate_limits: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("server_name")
+    @classmethod
+    def _check_server_name(cls, value: str) -> str:
+        return check_domain(value)
+
+    @field_validator("database")
+    @classmethod
+    def _check_database(cls, value: str) -> str:
+        return check_database(value)

@@ -1,0 +1,1 @@
+"""Outbound traffic: what the organisation's Synapse sends to other homeservers."""

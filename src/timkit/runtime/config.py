@@ -1,0 +1,161 @@
+"""The local federation's configuration: one optional TOML file (``config/timkit.sample.toml``).
+
+Lookup order: ``--config PATH``, then ``$TIMKIT_CONFIG``, then ``./timkit.toml``; with none of
+them the defaults start the two demo organisations.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from timkit.core.config import StrictModel, load_toml
+from timkit.core.errors import ConfigError
+from timkit.homeserver.config import check_database, check_domain
+
+ENV_CONFIG = "TIMKIT_CONFIG"
+DEFAULT_CONFIG_FILE = Path("timkit.toml")
+
+
+class MessengerServiceConfig(StrictModel):
+    """One organisation's Messenger-Service (Synapse + Messenger-Proxy).
+
+    Attributes:
+        domain: Matrix server name, a domain without port.
+        organisation: the organisation's display name.
+        port: HTTPS port for client and federation traffic.
+        forward_proxy_port: port of the outbound forward proxy Synapse uses.
+        database: ``sqlite`` or a PostgreSQL DSN for this service's Synapse.
+    """
+
+    domain: str
+    organisation: str
+    port: int = Field(ge=1, le=65535)
+    forward_proxy_port: int = Field(ge=1, le=65535)
+    database: str = "sqlite"
+
+    @field_validator("domain")
+    @classmethod
+    def _check_domain(cls, value: str) -> str:
+        return check_domain(value)
+
+    @field_validator("database")
+    @classmethod
+    def _check_database(cls, value: str) -> str:
+        return check_database(value)
+
+
+class RuntimeSettings(StrictModel):
+    """How the supervisor runs the components.
+
+    Attributes:
+        bind: loopback address every component listens on.
+        startup_timeout: seconds ``timkit up`` waits for all components to become healthy.
+        max_restarts: consecutive restarts of a crashed component before it is marked failed.
+        health_interval: seconds between health probes.
+        log_level: log level of timkit's own processes and Synapse.
+    """
+
+    bind: str = "127.0.0.1"
+    startup_timeout: float = Field(default=90.0, gt=0)
+    max_restarts: int = Field(default=5, ge=0)
+    health_interval: float = Field(default=0.25, gt=0)
+    log_level: str = "INFO"
+
+
+DEMO_SERVICES = (
+    MessengerServiceConfig(
+        domain="praxis-sonnenschein.tim.test",
+        organisation="Praxis Dr. Sonnenschein",
+        port=8481,
+        forward_proxy_port=8491,
+    ),
+    MessengerServiceConfig(
+        domain="klinikum-nord.tim.test",
+        organisation="Klinikum Nord",
+        port=8482,
+        forward_proxy_port=8492,
+    ),
+)
+
+
+class TimkitConfig(StrictModel):
+    """Top level of ``timkit.toml``.
+
+    Attributes:
+        data_dir: where keys, certificates, databases, logs and run state live; a relative
+            path is taken relative to the config file (or the working directory).
+        runtime: supervisor settings.
+        messenger_services: the organisations' Messenger-Services.
+    """
+
+    data_dir: Path = Path("var")
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    messenger_services: tuple[MessengerServiceConfig, ...] = DEMO_SERVICES
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    """The config file to use: ``explicit``, ``$TIMKIT_CONFIG``, ``./timkit.toml`` or none."""
+    if explicit is not None:
+        return explicit
+    if env := os.environ.get(ENV_CONFIG):
+        return Path(env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_config(path: Path | None) -> TimkitConfig:
+    """Load and cross-check the configuration; ``data_dir`` comes back absolute.
+
+    Raises:
+        ConfigError: naming the key, for invalid values, duplicate domains or ports.
+    """
+    config = load_toml(TimkitConfig, path)
+    base = path.parent if path is not None else Path.cwd()
+    data_dir = (base / config.data_dir).resolve()
+    config = config.model_copy(update={"data_dir": data_dir})
+    _check_unique(config, source=str(path) if path else "")
+    return config
+
+
+def _check_unique(config: TimkitConfig, *, source: str) -> None:
+    domains: dict[str, str] = {}
+    ports: dict[int, str] = {}
+    for i, service in enumerate(config.messenger_services):
+        key = f"messenger_services.{i}"
+        if service.domain in domains:
+            raise ConfigError(
+                f"domain {service.domain!r} is already used by {domains[service.domain]}",
+                path=f"{key}.domain",
+                source=source,
+            )
+        domains[service.domain] = key
+        for field in ("port", "forward_proxy_port"):
+            port = getattr(service, field)
+            if port in ports:
+                raise ConfigError(
+                    f"port {port} is already used by {ports[port]}", path=f"{key}.{field}", source=source
+                )
+            ports[port] = f"{key}.{field}"
+
+
+def check_ports_free(config: TimkitConfig) -> None:
+    """Fail early, naming the key, when a configured port is already taken on this machine.
+
+    Raises:
+        ConfigError: for the first port that cannot be bound.
+    """
+    for i, service in enumerate(config.messenger_services):
+        for field in ("port", "forward_proxy_port"):
+            port = getattr(service, field)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((config.runtime.bind, port))
+                except OSError as exc:
+                    raise ConfigError(
+                        f"port {port} on {config.runtime.bind} is not available ({exc.strerror})",
+                        path=f"messenger_services.{i}.{field}",
+                    ) from None

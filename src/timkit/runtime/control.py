@@ -1,0 +1,211 @@
+"""``timkit up``, ``down``, ``status`` and the supervisor process they control.
+
+``up`` writes the plan, starts a detached supervisor (``timkit supervise``) and waits until
+the supervisor's state file shows every component healthy. ``down`` signals the supervisor,
+which stops its children; whatever survives a grace period is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from timkit.core.errors import TimkitError
+from timkit.core.logging import setup_logging
+from timkit.core.process import pid_alive, signal_quietly
+from timkit.core.supervisor import Phase, Supervisor, SupervisorState, probe, read_state
+from timkit.runtime.config import TimkitConfig, check_ports_free
+from timkit.runtime.layout import Layout
+from timkit.runtime.plan import Plan, build_plan, endpoints
+
+logger = logging.getLogger(__name__)
+
+POLL = 0.1
+DOWN_TIMEOUT = 30.0
+
+
+class RuntimeFailure(TimkitError):
+    """The local federation could not be started or stopped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(500, "TIMKIT_RUNTIME", message)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What ``up`` did: ``started`` is false when the federation was already running."""
+
+    started: bool
+    state: SupervisorState
+    seconds: float
+
+
+def running_state(config: TimkitConfig) -> SupervisorState | None:
+    """The live supervisor's state, or ``None`` if the federation is not running."""
+    return read_state(Layout(config.data_dir).state_file)
+
+
+def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
+    """Start the federation in the background and wait until every component is healthy.
+
+    Raises:
+        ConfigError: when a configured port is taken.
+        RuntimeFailure: when a component fails or does not become healthy in time; the
+            components started so far are stopped again.
+    """
+    begin = time.monotonic()
+    current = running_state(config)
+    if current is not None:
+        return UpResult(started=False, state=current, seconds=0.0)
+    check_ports_free(config)
+    layout = Layout(config.data_dir)
+    plan = build_plan(config)
+    layout.run.mkdir(parents=True, exist_ok=True)
+    layout.plan_file.write_text(plan.model_dump_json(indent=2), "utf-8")
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    with open(layout.supervisor_log, "ab") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "timkit", "supervise", "--plan", str(layout.plan_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = begin + (timeout or config.runtime.startup_timeout)
+    while True:
+        state = read_state(layout.state_file)
+        if state is not None and state.supervisor_pid == supervisor.pid:
+            failed = [c for c in state.components if c.phase is Phase.FAILED]
+            if failed:
+                down(config)
+                raise RuntimeFailure(_failure_message(failed[0].name, failed[0].log_file))
+            if all(c.healthy for c in state.components):
+                return UpResult(started=True, state=state, seconds=time.monotonic() - begin)
+        if supervisor.poll() is not None:
+            raise RuntimeFailure(
+                f"the supervisor exited with code {supervisor.returncode}; "
+                f"see {layout.supervisor_log}"
+            )
+        if time.monotonic() > deadline:
+            pending = [c.name for c in state.components if not c.healthy] if state else []
+            down(config)
+            raise RuntimeFailure(
+                f"not healthy after {deadline - begin:.0f}s: {', '.join(pending) or 'supervisor'};"
+                f" logs in {layout.logs}"
+            )
+        time.sleep(POLL)
+
+
+def _failure_message(name: str, log_file: str) -> str:
+    tail = ""
+    with contextlib.suppress(OSError):
+        lines = Path(log_file).read_text("utf-8", errors="replace").splitlines()
+        tail = "\n".join(lines[-15:])
+    return f"{name} keeps crashing; last lines of {log_file}:\n{tail}"
+
+
+def down(config: TimkitConfig) -> list[int]:
+    """Stop the federation: SIGTERM to the supervisor, SIGKILL to whatever outlives it.
+
+    Returns:
+        The pids that were running (supervisor first); empty if nothing was running.
+    """
+    layout = Layout(config.data_dir)
+    state = read_state(layout.state_file)
+    if state is None:
+        layout.state_file.unlink(missing_ok=True)
+        return []
+    pids = [state.supervisor_pid, *(c.pid for c in state.components if c.pid is not None)]
+    signal_quietly(state.supervisor_pid, signal.SIGTERM)
+    deadline = time.monotonic() + DOWN_TIMEOUT
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(POLL)
+    survivors = [p for p in pids if pid_alive(p)]
+    if survivors:
+        logger.warning("killing processes that outlived the supervisor: %s", survivors)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # The supervisor leads its own session and process group; its children are in it.
+            os.killpg(state.supervisor_pid, signal.SIGKILL)
+        for pid in survivors:
+            signal_quietly(pid, signal.SIGKILL)
+    layout.state_file.unlink(missing_ok=True)
+    return pids
+
+
+async def _live_health(urls: list[str], ca_cert: Path) -> list[bool]:
+    verify: Any = str(ca_cert) if ca_cert.exists() else True
+    async with httpx.AsyncClient(verify=verify, timeout=2.0) as client:
+        return list(await asyncio.gather(*(probe(client, url) for url in urls)))
+
+
+def status(config: TimkitConfig) -> dict[str, Any]:
+    """The status document printed by ``timkit status --json`` (health probed live)."""
+    layout = Layout(config.data_dir)
+    state = read_state(layout.state_file)
+    components: list[dict[str, Any]] = []
+    if state is not None:
+        plan = Plan.model_validate_json(layout.plan_file.read_text("utf-8"))
+        health_urls = {c.name: c.health_url for c in plan.components}
+        healthy = asyncio.run(
+            _live_health([health_urls[c.name] for c in state.components], layout.ca_cert)
+        )
+        for component, ok in zip(state.components, healthy, strict=True):
+            components.append(
+                {
+                    "name": component.name,
+                    "kind": component.kind,
+                    "url": component.url,
+                    "healthy": ok and component.pid is not None,
+                    "pid": component.pid,
+                    "phase": component.phase.value,
+                    "restarts": component.restarts,
+                    "log_file": component.log_file,
+                }
+            )
+    return {
+        "data_dir": str(config.data_dir),
+        "ca_cert": str(layout.ca_cert),
+        "running": state is not None,
+        "supervisor_pid": state.supervisor_pid if state else None,
+        "components": components,
+        "services": [endpoints(config, s).model_dump() for s in config.messenger_services],
+    }
+
+
+def supervise(plan_file: Path) -> int:
+    """Body of the detached supervisor process: run the plan until SIGTERM.
+
+    Returns:
+        0 after a clean stop, 3 when another supervisor holds the data directory's lock.
+    """
+    plan = Plan.model_validate_json(plan_file.read_text("utf-8"))
+    setup_logging(plan.log_level)
+    plan.lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(plan.lock_file, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.error("another supervisor is running for %s", plan.data_dir)
+            return 3
+        supervisor = Supervisor(
+            [c.spec() for c in plan.components],
+            plan.state_file,
+            ca_cert=plan.ca_cert,
+            policy=plan.policy(),
+            health_interval=plan.health_interval,
+        )
+        logger.info("supervising %d components in %s", len(plan.components), plan.data_dir)
+        asyncio.run(supervisor.run())
+    return 0

@@ -1,0 +1,59 @@
+"""Where the local runtime keeps its files inside the data directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths below the data directory ``root``::
+
+        pki/                 local CA and server certificates
+        logs/<component>.log one log file per component, plus supervisor.log
+        run/                 plan.json, state.json, supervisor.lock
+        services/<domain>/   per Messenger-Service: component configs, Synapse's files
+    """
+
+    root: Path
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.pki / "ca.crt"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def plan_file(self) -> Path:
+        return self.run / "plan.json"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run / "state.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.run / "supervisor.lock"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.logs / "supervisor.log"
+
+    def log_file(self, component: str) -> Path:
+        """The log file of ``component``."""
+        return self.logs / f"{component}.log"
+
+    def service_dir(self, domain: str) -> Path:
+        """Files of the Messenger-Service ``domain``."""
+        return self.root / "services" / domain

@@ -1,0 +1,49 @@
+"""Create users on the local federation's homeservers (``timkit user add``)."""
+
+from __future__ import annotations
+
+import httpx
+
+from timkit.core.errors import TimkitError
+from timkit.homeserver.synapse import secret_path
+from timkit.runtime.config import TimkitConfig
+from timkit.runtime.layout import Layout
+from timkit.runtime.plan import endpoints
+from timkit.sdk.admin import Registration, register_user
+
+
+async def add_user(
+    config: TimkitConfig, domain: str, localpart: str, password: str, *, admin: bool = False
+) -> Registration:
+    """Register ``@localpart:domain`` with the service's shared secret.
+
+    Raises:
+        TimkitError: 404 for an unknown domain; the homeserver's errcode otherwise.
+    """
+    service = next((s for s in config.messenger_services if s.domain == domain), None)
+    if service is None:
+        known = ", ".join(s.domain for s in config.messenger_services)
+        raise TimkitError(404, "M_NOT_FOUND", f"no Messenger-Service {domain!r} (known: {known})")
+    layout = Layout(config.data_dir)
+    secret_file = secret_path(layout.service_dir(domain) / "synapse", "registration_shared_secret")
+    try:
+        secret = secret_file.read_text("utf-8").strip()
+    except FileNotFoundError:
+        raise TimkitError(
+            503, "M_UNKNOWN", f"{domain} has never been started; run 'timkit up' first"
+        ) from None
+    async with httpx.AsyncClient(verify=str(layout.ca_cert), timeout=30.0) as client:
+        try:
+            return await register_user(
+                client,
+                endpoints(config, service).client_url,
+                server_name=domain,
+                shared_secret=secret,
+                localpart=localpart,
+                password=password,
+                admin=admin,
+            )
+        except httpx.ConnectError:
+            raise TimkitError(
+                503, "M_UNKNOWN", f"{domain} is not reachable; is the federation up?"
+            ) from None

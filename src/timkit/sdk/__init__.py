@@ -1,0 +1,1 @@
+"""timkit's client SDK: the one client library components and tools share."""
