@@ -18,14 +18,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from timkit import __version__
 from timkit.core.errors import ConfigError, TimkitError
-from timkit.runtime import control
+from timkit.runtime import bench, control
 from timkit.runtime.config import find_config_file, load_config
 from timkit.runtime.users import add_user
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="timkit", description="A local TI-Messenger federation.")
+    parser.add_argument("--version", action="version", version=f"timkit {__version__}")
     parser.add_argument(
         "--config",
         type=Path,
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_up = bench.add_parser("up", help="time from 'up' to healthy, RSS per Synapse")
     bench_up.add_argument("--runs", type=int, default=3, help="warm runs after the cold one")
+    bench_up.add_argument("--services", type=int, default=2, help="Messenger-Services to start")
 
     supervise = commands.add_parser("supervise")  # internal: the detached supervisor
     supervise.add_argument("--plan", type=Path, required=True)
@@ -85,13 +88,17 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "supervise":
         return control.supervise(args.plan)
+    if args.command == "bench":
+        print(bench.bench_up(services=args.services, runs=args.runs).markdown())
+        return 0
     config = load_config(find_config_file(args.config))
     if args.command == "up":
         result = control.up(config, timeout=args.timeout)
         if result.started:
             print(f"timkit is up ({result.seconds:.1f}s)")
         else:
-            print(f"timkit is already up (supervisor pid {result.state.supervisor_pid}); nothing changed")
+            pid = result.state.supervisor_pid
+            print(f"timkit is already up (supervisor pid {pid}); nothing changed")
         _print_summary(control.status(config))
         return 0
     if args.command == "down":
@@ -115,8 +122,4 @@ def _run(args: argparse.Namespace) -> int:
             print(f"user {registration.user_id} exists already", file=sys.stderr)
         print(json.dumps({"mxid": registration.user_id, "created": registration.created}))
         return 0
-    if args.command == "bench":
-        from timkit.cli.bench import bench_up
-
-        return bench_up(config, runs=args.runs)
     raise AssertionError(args.command)  # argparse only admits the commands above

@@ -23,8 +23,8 @@ class Codes(StrEnum):
     NOT_FOUND = "M_NOT_FOUND"
     BAD_JSON = "M_BAD_JSON"
     INVALID_PARAM = "M_INVALID_PARAM"
-    MISSING_TOKEN = "M_MISSING_TOKEN"
-    UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"
+    MISSING_TOKEN = "M_MISSING_TOKEN"  # noqa: S105 - an error code, not a secret
+    UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"  # noqa: S105 - an error code, not a secret
     USER_IN_USE = "M_USER_IN_USE"
     LIMIT_EXCEEDED = "M_LIMIT_EXCEEDED"
     CONFIG = "TIMKIT_CONFIG"

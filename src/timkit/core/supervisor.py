@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
+from timkit.core.http import async_client
 from timkit.core.process import die_with_parent, pid_alive
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class _Managed:
     async def start(self) -> None:
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.spec.env}
-        with open(self.spec.log_file, "ab") as log:
+        with open(self.spec.log_file, "ab") as log:  # noqa: ASYNC230 - local append, instant
             self.proc = await asyncio.create_subprocess_exec(
                 *self.spec.argv,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -168,7 +168,7 @@ class _Managed:
 
 
 class Supervisor:
-    """Runs ``specs`` until :meth:`request_stop` (or SIGTERM/SIGINT), keeping ``state_file`` current.
+    """Runs ``specs`` until :meth:`request_stop` or SIGTERM/SIGINT; keeps ``state_file`` current.
 
     Args:
         specs: the components, started in this order.
@@ -191,9 +191,7 @@ class Supervisor:
     ) -> None:
         self._managed = [_Managed(spec) for spec in specs]
         self._state_file = state_file
-        self._ssl: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else True
-        )
+        self._ca_cert = ca_cert
         self._policy = policy or RestartPolicy()
         self._health_interval = health_interval
         self._stop_timeout = stop_timeout
@@ -213,7 +211,7 @@ class Supervisor:
         try:
             await asyncio.gather(*(m.start() for m in self._managed))
             self._write_state(stopping=False)
-            async with httpx.AsyncClient(verify=self._ssl, timeout=2.0) as client:
+            async with async_client(self._ca_cert, timeout=2.0) as client:
                 tasks = [asyncio.create_task(self._watch(m)) for m in self._managed]
                 tasks.append(asyncio.create_task(self._probe_loop(client)))
                 await self._stop.wait()

@@ -26,7 +26,9 @@ def check_domain(value: str) -> str:
     if ":" in value:
         raise ValueError(f"server name {value!r} must not carry a port")
     if not _DOMAIN.match(value):
-        raise ValueError(f"server name {value!r} is not a lowercase DNS name like 'praxis.example.de'")
+        raise ValueError(
+            f"server name {value!r} is not a lowercase DNS name like 'praxis.example.de'"
+        )
     return value
 
 

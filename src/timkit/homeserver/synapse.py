@@ -30,15 +30,29 @@ _RELAXED_LIMIT = {"per_second": 1000, "burst_count": 1000}
 RELAXED_RATE_LIMITS: dict[str, Any] = {
     "rc_message": _RELAXED_LIMIT,
     "rc_registration": _RELAXED_LIMIT,
-    "rc_login": {"address": _RELAXED_LIMIT, "account": _RELAXED_LIMIT, "failed_attempts": _RELAXED_LIMIT},
+    "rc_login": {
+        "address": _RELAXED_LIMIT,
+        "account": _RELAXED_LIMIT,
+        "failed_attempts": _RELAXED_LIMIT,
+    },
     "rc_joins": {"local": _RELAXED_LIMIT, "remote": _RELAXED_LIMIT},
     "rc_joins_per_room": _RELAXED_LIMIT,
-    "rc_invites": {"per_room": _RELAXED_LIMIT, "per_user": _RELAXED_LIMIT, "per_issuer": _RELAXED_LIMIT},
+    "rc_invites": {
+        "per_room": _RELAXED_LIMIT,
+        "per_user": _RELAXED_LIMIT,
+        "per_issuer": _RELAXED_LIMIT,
+    },
     "rc_admin_redaction": _RELAXED_LIMIT,
     "rc_3pid_validation": _RELAXED_LIMIT,
     "rc_presence": {"per_user": _RELAXED_LIMIT},
     "rc_room_creation": _RELAXED_LIMIT,
-    "rc_federation": {"window_size": 1000, "sleep_limit": 1000, "sleep_delay": 1, "reject_limit": 1000, "concurrent": 100},
+    "rc_federation": {
+        "window_size": 1000,
+        "sleep_limit": 1000,
+        "sleep_delay": 1,
+        "reject_limit": 1000,
+        "concurrent": 100,
+    },
 }
 
 
@@ -115,11 +129,11 @@ def log_config(level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "formatters": {
-            "precise": {
-                "format": "%(asctime)s %(levelname)s %(name)s [%(request)s]: %(message)s"
-            }
+            "precise": {"format": "%(asctime)s %(levelname)s %(name)s [%(request)s]: %(message)s"}
         },
-        "filters": {"context": {"()": "synapse.logging.context.LoggingContextFilter", "request": ""}},
+        "filters": {
+            "context": {"()": "synapse.logging.context.LoggingContextFilter", "request": ""}
+        },
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",

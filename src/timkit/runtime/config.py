@@ -136,7 +136,9 @@ def _check_unique(config: TimkitConfig, *, source: str) -> None:
             port = getattr(service, field)
             if port in ports:
                 raise ConfigError(
-                    f"port {port} is already used by {ports[port]}", path=f"{key}.{field}", source=source
+                    f"port {port} is already used by {ports[port]}",
+                    path=f"{key}.{field}",
+                    source=source,
                 )
             ports[port] = f"{key}.{field}"
 

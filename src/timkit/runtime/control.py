@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from timkit.core.errors import TimkitError
+from timkit.core.http import async_client
 from timkit.core.logging import setup_logging
 from timkit.core.process import pid_alive, signal_quietly
 from timkit.core.supervisor import Phase, Supervisor, SupervisorState, probe, read_state
@@ -145,8 +144,7 @@ def down(config: TimkitConfig) -> list[int]:
 
 
 async def _live_health(urls: list[str], ca_cert: Path) -> list[bool]:
-    verify: Any = str(ca_cert) if ca_cert.exists() else True
-    async with httpx.AsyncClient(verify=verify, timeout=2.0) as client:
+    async with async_client(ca_cert, timeout=2.0) as client:
         return list(await asyncio.gather(*(probe(client, url) for url in urls)))
 
 

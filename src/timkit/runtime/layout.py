@@ -10,10 +10,10 @@ from pathlib import Path
 class Layout:
     """Paths below the data directory ``root``::
 
-        pki/                 local CA and server certificates
-        logs/<component>.log one log file per component, plus supervisor.log
-        run/                 plan.json, state.json, supervisor.lock
-        services/<domain>/   per Messenger-Service: component configs, Synapse's files
+    pki/                 local CA and server certificates
+    logs/<component>.log one log file per component, plus supervisor.log
+    run/                 plan.json, state.json, supervisor.lock
+    services/<domain>/   per Messenger-Service: component configs, Synapse's files
     """
 
     root: Path

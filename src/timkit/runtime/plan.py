@@ -102,7 +102,9 @@ def build_plan(config: TimkitConfig) -> Plan:
         dump_toml(
             ProxyConfig(
                 log_level=config.runtime.log_level,
-                forward=ForwardProxyConfig(bind=bind, port=service.forward_proxy_port, routes=routes),
+                forward=ForwardProxyConfig(
+                    bind=bind, port=service.forward_proxy_port, routes=routes
+                ),
             ),
             proxy_file,
         )

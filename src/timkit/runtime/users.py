@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from timkit.core.errors import TimkitError
+from timkit.core.http import async_client
 from timkit.homeserver.synapse import secret_path
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.layout import Layout
@@ -32,7 +33,7 @@ async def add_user(
         raise TimkitError(
             503, "M_UNKNOWN", f"{domain} has never been started; run 'timkit up' first"
         ) from None
-    async with httpx.AsyncClient(verify=str(layout.ca_cert), timeout=30.0) as client:
+    async with async_client(layout.ca_cert, timeout=30.0) as client:
         try:
             return await register_user(
                 client,

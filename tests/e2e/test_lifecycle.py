@@ -1,0 +1,91 @@
+"""``timkit up``/``down`` and the supervisor, on a federation of its own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support.federation import Federation, timkit, write_config
+
+
+@pytest.fixture(scope="module")
+def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    """One Messenger-Service, so that crashing it disturbs no other test."""
+    config = write_config(tmp_path_factory.mktemp("solo"), services=1)
+    timkit(config, "up")
+    try:
+        yield Federation(config)
+    finally:
+        timkit(config, "down", check=False)
+
+
+def _wait_for(condition: str, check: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {condition}")
+
+
+def _component(federation: Federation, kind: str) -> dict[str, object]:
+    return next(c for c in federation.status()["components"] if c["kind"] == kind)
+
+
+def test_crashed_homeserver_is_restarted_by_the_supervisor(solo: Federation) -> None:
+    old_pid = _component(solo, "homeserver")["pid"]
+    assert isinstance(old_pid, int)
+    psutil.Process(old_pid).kill()
+
+    def restarted() -> bool:
+        now = _component(solo, "homeserver")
+        return now["pid"] not in (None, old_pid) and now["healthy"] is True
+
+    _wait_for("the homeserver to come back", restarted)
+    component = _component(solo, "homeserver")
+    assert component["restarts"] == 1
+    log = Path(str(solo.status()["data_dir"])) / "logs" / "supervisor.log"
+    assert "restart 1/5" in log.read_text("utf-8")
+
+
+def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
+    config = write_config(tmp_path, services=1)
+    timkit(config, "up")
+    federation = Federation(config)
+    pids = federation.pids()
+    assert len(pids) == 3  # supervisor, proxy, homeserver
+
+    result = timkit(config, "down")
+    assert "stopped 3 processes" in result.stdout
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    data_dir = str(tmp_path / "var")
+    leftovers = [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if any(data_dir in part for part in (p.info["cmdline"] or []))
+    ]
+    assert leftovers == []
+    assert federation.status()["running"] is False
+    assert "not running" in timkit(config, "down").stdout
+
+
+def test_port_in_use_fails_naming_the_key(tmp_path: Path) -> None:
+    import socket
+
+    config = write_config(tmp_path, services=1)
+    text = config.read_text("utf-8")
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        config.write_text(
+            text.replace("forward_proxy_port = ", f"forward_proxy_port = {port}#"), "utf-8"
+        )
+        result = timkit(config, "up", check=False)
+    assert result.returncode == 2
+    assert "messenger_services.0.forward_proxy_port" in result.stderr
+    assert f"port {port}" in result.stderr
