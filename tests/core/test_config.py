@@ -13,6 +13,16 @@ from timkit.runtime.config import DEMO_SERVICES, TimkitConfig, load_config
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _service(
+    domain: str = "a.tim.test", port: object = 8481, proxy: object = 8491, extra: str = ""
+) -> str:
+    """One ``[[messenger_services]]`` table; ``port``/``proxy`` are written as TOML literals."""
+    return (
+        f'[[messenger_services]]\ndomain = "{domain}"\norganisation = "Org"\n'
+        f"port = {port}\nforward_proxy_port = {proxy}\n{extra}"
+    )
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "timkit.toml"
     path.write_text(text, "utf-8")
@@ -36,11 +46,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
 
 
 def test_wrong_type_is_named_and_not_coerced(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path,
-        '[[messenger_services]]\ndomain = "a.tim.test"\norganisation = "A"\n'
-        'port = "8481"\nforward_proxy_port = 8491\n',
-    )
+    path = _write(tmp_path, _service(port='"8481"'))
     with pytest.raises(
         ConfigError, match=r"messenger_services\.0\.port: Input should be a valid integer"
     ):
@@ -48,11 +54,7 @@ def test_wrong_type_is_named_and_not_coerced(tmp_path: Path) -> None:
 
 
 def test_server_name_with_port_is_rejected(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path,
-        '[[messenger_services]]\ndomain = "localhost:8481"\norganisation = "A"\n'
-        "port = 8481\nforward_proxy_port = 8491\n",
-    )
+    path = _write(tmp_path, _service(domain="localhost:8481"))
     with pytest.raises(
         ConfigError, match=r"messenger_services\.0\.domain: .*must not carry a port"
     ):
@@ -60,37 +62,23 @@ def test_server_name_with_port_is_rejected(tmp_path: Path) -> None:
 
 
 def test_invalid_database_is_named(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path,
-        '[[messenger_services]]\ndomain = "a.tim.test"\norganisation = "A"\n'
-        'port = 8481\nforward_proxy_port = 8491\ndatabase = "mysql://x/y"\n',
-    )
+    path = _write(tmp_path, _service(extra='database = "mysql://x/y"\n'))
     with pytest.raises(ConfigError, match=r"messenger_services\.0\.database: .*postgresql://"):
         load_config(path)
 
 
 def test_duplicate_port_names_both_keys(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path,
-        '[[messenger_services]]\ndomain = "a.tim.test"\norganisation = "A"\nport = 9000\n'
-        'forward_proxy_port = 9001\n[[messenger_services]]\ndomain = "b.tim.test"\n'
-        'organisation = "B"\nport = 9002\nforward_proxy_port = 9000\n',
-    )
+    text = _service("a.tim.test", 9000, 9001) + _service("b.tim.test", 9002, 9000)
     with pytest.raises(ConfigError) as err:
-        load_config(path)
+        load_config(_write(tmp_path, text))
     assert "messenger_services.1.forward_proxy_port" in str(err.value)
     assert "messenger_services.0.port" in str(err.value)
 
 
 def test_duplicate_domain_is_named(tmp_path: Path) -> None:
-    service = 'domain = "a.tim.test"\norganisation = "A"\n'
-    path = _write(
-        tmp_path,
-        f"[[messenger_services]]\n{service}port = 1\nforward_proxy_port = 2\n"
-        f"[[messenger_services]]\n{service}port = 3\nforward_proxy_port = 4\n",
-    )
+    text = _service("a.tim.test", 1, 2) + _service("a.tim.test", 3, 4)
     with pytest.raises(ConfigError, match=r"messenger_services\.1\.domain: domain 'a\.tim\.test'"):
-        load_config(path)
+        load_config(_write(tmp_path, text))
 
 
 def test_broken_toml_names_the_file(tmp_path: Path) -> None:

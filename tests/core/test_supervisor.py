@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from timkit.core.process import free_port
+from tests.support.wait import async_wait_until
+from timkit.core.process import free_port, process_started
 from timkit.core.supervisor import (
     Phase,
     ProcessSpec,
@@ -35,15 +36,6 @@ def _http_server(tmp_path: Path, name: str = "web") -> ProcessSpec:
     )
 
 
-async def _until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def _state(path: Path) -> SupervisorState:
     state = read_state(path)
     assert state is not None
@@ -60,7 +52,9 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[Supervisor, Path, async
         health_interval=0.05,
     )
     task = asyncio.create_task(supervisor.run())
-    await _until(lambda: state_file.exists() and _state(state_file).components[0].healthy, "health")
+    await async_wait_until(
+        lambda: state_file.exists() and _state(state_file).components[0].healthy, "health"
+    )
     yield supervisor, state_file, task
     supervisor.request_stop()
     await task
@@ -90,11 +84,13 @@ async def test_crashed_component_is_restarted_then_given_up(
             c = _state(state_file).components[0]
             return c.healthy and c.pid != old and c.restarts == n
 
-        await _until(back, f"restart {attempt}")
+        await async_wait_until(back, f"restart {attempt}")
     pid = _state(state_file).components[0].pid
     assert pid is not None
     psutil.Process(pid).kill()
-    await _until(lambda: _state(state_file).components[0].phase is Phase.FAILED, "giving up")
+    await async_wait_until(
+        lambda: _state(state_file).components[0].phase is Phase.FAILED, "giving up"
+    )
     assert _state(state_file).components[0].pid is None
 
 
@@ -103,7 +99,7 @@ async def test_stop_terminates_children_and_removes_state(tmp_path: Path) -> Non
     specs = [_http_server(tmp_path, "one"), _http_server(tmp_path, "two")]
     supervisor = Supervisor(specs, state_file, health_interval=0.05)
     task = asyncio.create_task(supervisor.run())
-    await _until(
+    await async_wait_until(
         lambda: state_file.exists() and all(c.healthy for c in _state(state_file).components),
         "health",
     )
@@ -117,3 +113,20 @@ async def test_stop_terminates_children_and_removes_state(tmp_path: Path) -> Non
 def test_backoff_doubles_up_to_the_cap() -> None:
     policy = RestartPolicy(backoff=0.5, backoff_max=3.0)
     assert [policy.delay(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_stale_state_of_a_reused_pid_is_not_taken_for_a_supervisor(tmp_path: Path) -> None:
+    state_file = tmp_path / "state.json"
+    me = os.getpid()  # alive, but not the process that wrote the state
+    stale = SupervisorState(
+        supervisor_pid=me,
+        supervisor_started=process_started(me) - 3600,
+        started_at="2026-01-01T00:00:00+00:00",
+        stopping=False,
+        components=[],
+    )
+    state_file.write_text(stale.model_dump_json())
+    assert read_state(state_file) is None
+    genuine = stale.model_copy(update={"supervisor_started": process_started(me)})
+    state_file.write_text(genuine.model_dump_json())
+    assert read_state(state_file) == genuine

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -19,6 +18,7 @@ from nio import (
 )
 
 from tests.support.federation import Federation
+from tests.support.wait import async_wait_until
 
 A = "praxis-sonnenschein.tim.test"
 B = "klinikum-nord.tim.test"
@@ -33,17 +33,15 @@ async def _login(federation: Federation, domain: str, localpart: str) -> AsyncCl
     return client
 
 
-async def _sync_until(
-    client: AsyncClient, found: Callable[[SyncResponse], object], timeout: float = 30.0
-) -> object:
-    """Sync (long-polling) until ``found`` returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+async def _sync_until(client: AsyncClient, found: Callable[[SyncResponse], object]) -> object:
+    """Sync (long-polling, so no busy loop) until ``found`` returns something truthy."""
+
+    async def sync_once() -> object:
         response = await client.sync(timeout=1000)
         assert isinstance(response, SyncResponse), response
-        if result := found(response):
-            return result
-    pytest.fail(f"nothing arrived at {client.user_id} within {timeout}s")
+        return found(response)
+
+    return await async_wait_until(sync_once, f"an event at {client.user_id}", timeout=30.0)
 
 
 @pytest.fixture

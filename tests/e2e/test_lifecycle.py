@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import psutil
 import pytest
 
 from tests.support.federation import Federation, timkit, write_config
+from tests.support.wait import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +21,6 @@ def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
         yield Federation(config)
     finally:
         timkit(config, "down", check=False)
-
-
-def _wait_for(condition: str, check: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {condition}")
 
 
 def _component(federation: Federation, kind: str) -> dict[str, object]:
@@ -45,7 +36,7 @@ def test_crashed_homeserver_is_restarted_by_the_supervisor(solo: Federation) -> 
         now = _component(solo, "homeserver")
         return now["pid"] not in (None, old_pid) and now["healthy"] is True
 
-    _wait_for("the homeserver to come back", restarted)
+    wait_until(restarted, "the homeserver to come back")
     component = _component(solo, "homeserver")
     assert component["restarts"] == 1
     log = Path(str(solo.status()["data_dir"])) / "logs" / "supervisor.log"

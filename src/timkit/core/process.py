@@ -10,6 +10,8 @@ import signal
 import socket
 import sys
 
+import psutil
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -26,6 +28,17 @@ def pid_alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return sys.platform != "linux"
+
+
+def process_started(pid: int) -> float:
+    """When ``pid`` started (epoch seconds); ``0.0`` if it does not exist.
+
+    Together with the pid this identifies a process even after its pid is reused.
+    """
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0
 
 
 def die_with_parent() -> None:

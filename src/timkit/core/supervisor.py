@@ -29,7 +29,7 @@ import httpx
 from pydantic import BaseModel
 
 from timkit.core.http import async_client
-from timkit.core.process import die_with_parent, pid_alive
+from timkit.core.process import die_with_parent, pid_alive, process_started
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +82,14 @@ class ComponentState(BaseModel):
 
 
 class SupervisorState(BaseModel):
-    """The state file's content."""
+    """The state file's content.
+
+    ``supervisor_started`` is the supervisor process's start time (seconds since the epoch,
+    as the kernel reports it), so that a reused pid is never mistaken for the supervisor.
+    """
 
     supervisor_pid: int
+    supervisor_started: float
     started_at: str
     stopping: bool
     components: list[ComponentState]
@@ -287,6 +292,7 @@ class Supervisor:
     def _write_state(self, *, stopping: bool) -> None:
         state = SupervisorState(
             supervisor_pid=os.getpid(),
+            supervisor_started=process_started(os.getpid()),
             started_at=self._started_at,
             stopping=stopping,
             components=[m.snapshot() for m in self._managed],
@@ -316,4 +322,7 @@ def read_state(state_file: Path) -> SupervisorState | None:
         state = SupervisorState.model_validate(json.loads(state_file.read_text("utf-8")))
     except (FileNotFoundError, ValueError):
         return None
-    return state if pid_alive(state.supervisor_pid) else None
+    alive = pid_alive(state.supervisor_pid)
+    if not alive or process_started(state.supervisor_pid) != state.supervisor_started:
+        return None
+    return state
