@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.federation import Federation, timkit, write_config
 from tests.support.wait import wait_until
+from timkit.core.process import free_port
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +81,23 @@ def test_port_in_use_fails_naming_the_key(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "messenger_services.0.forward_proxy_port" in result.stderr
     assert f"port {port}" in result.stderr
+
+
+def test_component_that_keeps_crashing_fails_up_with_its_log_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    nowhere = f"postgresql://synapse@127.0.0.1:{free_port()}/synapse"  # no server listens
+    config = write_config(tmp_path, services=1, database=[nowhere])
+    config.write_text(
+        config.read_text("utf-8").replace("[runtime]\n", "[runtime]\nmax_restarts = 1\n"), "utf-8"
+    )
+    result = timkit(config, "up", check=False)
+    assert result.returncode == 1
+    assert "homeserver@praxis-sonnenschein.tim.test keeps crashing" in result.stderr
+    assert "Connection refused" in result.stderr  # the tail of Synapse's own log
+    data_dir = str(tmp_path / "var")
+    assert not [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if data_dir in " ".join(p.info["cmdline"] or [])
+    ]
