@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from timkit.core.config import StrictModel
 
@@ -46,6 +47,13 @@ def check_database(value: str) -> str:
     return value
 
 
+ServerName = Annotated[str, AfterValidator(check_domain)]
+"""A Matrix server name as TI-M uses it (see :func:`check_domain`)."""
+
+DatabaseUrl = Annotated[str, AfterValidator(check_database)]
+"""``sqlite`` or a PostgreSQL DSN (see :func:`check_database`)."""
+
+
 class HomeserverConfig(StrictModel):
     """One Synapse homeserver.
 
@@ -65,7 +73,7 @@ class HomeserverConfig(StrictModel):
         log_level: Synapse's root log level.
     """
 
-    server_name: str
+    server_name: ServerName
     bind: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     public_baseurl: str
@@ -74,16 +82,6 @@ class HomeserverConfig(StrictModel):
     tls_key: Path
     federation_ca: Path | None = None
     https_proxy: str | None = None
-    database: str = "sqlite"
+    database: DatabaseUrl = "sqlite"
     relaxed_rate_limits: bool = False
     log_level: str = "INFO"
-
-    @field_validator("server_name")
-    @classmethod
-    def _check_server_name(cls, value: str) -> str:
-        return check_domain(value)
-
-    @field_validator("database")
-    @classmethod
-    def _check_database(cls, value: str) -> str:
-        return check_database(value)

@@ -10,11 +10,11 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from timkit.core.config import StrictModel, load_toml
 from timkit.core.errors import ConfigError
-from timkit.homeserver.config import check_database, check_domain
+from timkit.homeserver.config import DatabaseUrl, ServerName
 
 ENV_CONFIG = "TIMKIT_CONFIG"
 DEFAULT_CONFIG_FILE = Path("timkit.toml")
@@ -31,21 +31,11 @@ class MessengerServiceConfig(StrictModel):
         database: ``sqlite`` or a PostgreSQL DSN for this service's Synapse.
     """
 
-    domain: str
+    domain: ServerName
     organisation: str
     port: int = Field(ge=1, le=65535)
     forward_proxy_port: int = Field(ge=1, le=65535)
-    database: str = "sqlite"
-
-    @field_validator("domain")
-    @classmethod
-    def _check_domain(cls, value: str) -> str:
-        return check_domain(value)
-
-    @field_validator("database")
-    @classmethod
-    def _check_database(cls, value: str) -> str:
-        return check_database(value)
+    database: DatabaseUrl = "sqlite"
 
 
 class RuntimeSettings(StrictModel):

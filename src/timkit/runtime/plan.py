@@ -83,8 +83,24 @@ def endpoints(config: TimkitConfig, service: MessengerServiceConfig) -> ServiceE
     )
 
 
-def _module_argv(module: str, config_file: Path) -> list[str]:
-    return [sys.executable, "-m", module, "--config", str(config_file)]
+def _component(
+    layout: Layout, kind: str, domain: str, component_config: BaseModel, url: str
+) -> ComponentPlan:
+    """Write ``component_config`` to ``<service dir>/<kind>.toml``; plan ``timkit.<kind>`` with it.
+
+    Every component answers ``GET <url>/health`` when ready.
+    """
+    config_file = layout.service_dir(domain) / f"{kind}.toml"
+    dump_toml(component_config, config_file)
+    name = f"{kind}@{domain}"
+    return ComponentPlan(
+        name=name,
+        kind=kind,
+        argv=[sys.executable, "-m", f"timkit.{kind}", "--config", str(config_file)],
+        url=url,
+        health_url=f"{url}/health",
+        log_file=layout.log_file(name),
+    )
 
 
 def build_plan(config: TimkitConfig) -> Plan:
@@ -98,56 +114,28 @@ def build_plan(config: TimkitConfig) -> Plan:
     for service in config.messenger_services:
         service_dir = layout.service_dir(service.domain)
         cert = pki.ensure_server_cert(service.domain, [service.domain, *LOOPBACK_NAMES])
-        proxy_file = service_dir / "proxy.toml"
-        dump_toml(
-            ProxyConfig(
-                log_level=config.runtime.log_level,
-                forward=ForwardProxyConfig(
-                    bind=bind, port=service.forward_proxy_port, routes=routes
-                ),
-            ),
-            proxy_file,
-        )
         proxy_url = f"http://{bind}:{service.forward_proxy_port}"
-        components.append(
-            ComponentPlan(
-                name=f"proxy@{service.domain}",
-                kind="proxy",
-                argv=_module_argv("timkit.proxy", proxy_file),
-                url=proxy_url,
-                health_url=f"{proxy_url}/health",
-                log_file=layout.log_file(f"proxy@{service.domain}"),
-            )
+        proxy = ProxyConfig(
+            log_level=config.runtime.log_level,
+            forward=ForwardProxyConfig(bind=bind, port=service.forward_proxy_port, routes=routes),
         )
+        components.append(_component(layout, "proxy", service.domain, proxy, proxy_url))
         client_url = endpoints(config, service).client_url
-        homeserver_file = service_dir / "homeserver.toml"
-        dump_toml(
-            HomeserverConfig(
-                server_name=service.domain,
-                bind=bind,
-                port=service.port,
-                public_baseurl=client_url + "/",
-                data_dir=service_dir / "synapse",
-                tls_cert=cert.cert,
-                tls_key=cert.key,
-                federation_ca=layout.ca_cert,
-                https_proxy=proxy_url,
-                database=service.database,
-                relaxed_rate_limits=True,
-                log_level=config.runtime.log_level,
-            ),
-            homeserver_file,
+        homeserver = HomeserverConfig(
+            server_name=service.domain,
+            bind=bind,
+            port=service.port,
+            public_baseurl=client_url + "/",
+            data_dir=service_dir / "synapse",
+            tls_cert=cert.cert,
+            tls_key=cert.key,
+            federation_ca=layout.ca_cert,
+            https_proxy=proxy_url,
+            database=service.database,
+            relaxed_rate_limits=True,
+            log_level=config.runtime.log_level,
         )
-        components.append(
-            ComponentPlan(
-                name=f"homeserver@{service.domain}",
-                kind="homeserver",
-                argv=_module_argv("timkit.homeserver", homeserver_file),
-                url=client_url,
-                health_url=f"{client_url}/health",
-                log_file=layout.log_file(f"homeserver@{service.domain}"),
-            )
-        )
+        components.append(_component(layout, "homeserver", service.domain, homeserver, client_url))
     return Plan(
         data_dir=config.data_dir,
         state_file=layout.state_file,
