@@ -109,10 +109,16 @@ def test_dump_and_load_round_trip(tmp_path: Path) -> None:
     "sample", sorted((REPO / "config").glob("*.sample.toml")), ids=lambda p: p.name
 )
 def test_every_sample_config_loads(sample: Path) -> None:
+    from timkit.directory.config import DirectoryConfig
     from timkit.homeserver.config import HomeserverConfig
     from timkit.proxy.config import ProxyConfig
 
-    models = {"timkit": TimkitConfig, "proxy": ProxyConfig, "homeserver": HomeserverConfig}
+    models = {
+        "timkit": TimkitConfig,
+        "proxy": ProxyConfig,
+        "homeserver": HomeserverConfig,
+        "directory": DirectoryConfig,
+    }
     model = models[sample.name.split(".")[0]]
     load_toml(model, sample)
 

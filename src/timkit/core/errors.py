@@ -31,12 +31,35 @@ class Codes(StrEnum):
     UPSTREAM = "TIMKIT_UPSTREAM"
 
 
+class IssueType(StrEnum):
+    """FHIR ``IssueType`` codes used as ``errcode`` of errors raised behind a FHIR edge."""
+
+    INVALID = "invalid"
+    STRUCTURE = "structure"
+    REQUIRED = "required"
+    VALUE = "value"
+    INVARIANT = "invariant"
+    NOT_SUPPORTED = "not-supported"
+    NOT_FOUND = "not-found"
+    DELETED = "deleted"
+    CONFLICT = "conflict"
+    DUPLICATE = "duplicate"
+    FORBIDDEN = "forbidden"
+    BUSINESS_RULE = "business-rule"
+    PROCESSING = "processing"
+    TOO_COSTLY = "too-costly"
+    EXCEPTION = "exception"
+
+
+_ISSUE_TYPES = frozenset(IssueType)
+
+
 class TimkitError(Exception):
     """An error with an HTTP status, an error code and, where a rule caused it, its id.
 
     Args:
         status: HTTP status code the edge responds with.
-        errcode: machine-readable code (see :class:`Codes`).
+        errcode: machine-readable code (:class:`Codes`, or :class:`IssueType` behind FHIR).
         message: human-readable explanation naming what was wrong.
         requirement: gematik/MedMij requirement id the rejection rests on, e.g. ``ML-123485``.
         extra: additional fields for the rendered error body.
@@ -67,6 +90,23 @@ class TimkitError(Exception):
     def to_matrix(self) -> dict[str, Any]:
         """Render as a Matrix error body (``{"errcode", "error", ...}``)."""
         return {"errcode": self.errcode, "error": self.describe(), **self.extra}
+
+    def to_operation_outcome(self) -> dict[str, Any]:
+        """Render as a FHIR R4 ``OperationOutcome`` with one error issue.
+
+        ``errcode`` becomes ``issue.code`` when it is a FHIR issue type (see :class:`IssueType`),
+        else ``processing``; an ``expression`` list in ``extra`` names the offending elements.
+        """
+        code = self.errcode if self.errcode in _ISSUE_TYPES else IssueType.PROCESSING
+        issue: dict[str, Any] = {
+            "severity": "fatal" if self.status >= 500 else "error",
+            "code": code,
+            "diagnostics": self.describe(),
+        }
+        expression = self.extra.get("expression")
+        if expression:
+            issue["expression"] = list(expression)
+        return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 class ConfigError(TimkitError):

@@ -1,0 +1,230 @@
+"""HTTP edge of the FHIR-Directory: FHIR R4 RESTful API over aiohttp.
+
+Parses requests, calls :class:`Directory` in a thread pool (database work is blocking) and
+renders results as ``application/fhir+json``. Every error, including unknown routes and
+malformed bodies, is rendered here and only here as an ``OperationOutcome``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+
+from timkit.core.errors import IssueType, TimkitError
+from timkit.directory.capability import capability_statement
+from timkit.directory.handlers import (
+    Directory,
+    Outcome,
+    etag,
+    history_bundle,
+    searchset,
+)
+from timkit.directory.storage.store import Stored
+
+FHIR_JSON = "application/fhir+json"
+_JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
+_FORM = "application/x-www-form-urlencoded"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DIRECTORY_KEY = web.AppKey("directory", Directory)
+EXECUTOR_KEY = web.AppKey("executor", ThreadPoolExecutor)
+BASE_URL_KEY = web.AppKey("base_url", str)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        content_type=FHIR_JSON,
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except TimkitError as e:
+        return _json(e.to_operation_outcome(), e.status)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = IssueType.NOT_FOUND if e.status == 404 else IssueType.NOT_SUPPORTED
+        error = TimkitError(e.status, code, f"{request.method} {request.path}: {e.reason}")
+        return _json(error.to_operation_outcome(), e.status)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        error = TimkitError(500, IssueType.EXCEPTION, "internal server error")
+        return _json(error.to_operation_outcome(), 500)
+
+
+async def _run(request: web.Request, function: Callable[[], T]) -> T:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(request.app[EXECUTOR_KEY], function)
+
+
+def _directory(request: web.Request) -> Directory:
+    return request.app[DIRECTORY_KEY]
+
+
+def _base(request: web.Request) -> str:
+    return request.app[BASE_URL_KEY] or f"{request.scheme}://{request.host}"
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_type not in _JSON_TYPES:
+        raise TimkitError(
+            415,
+            IssueType.NOT_SUPPORTED,
+            f"Content-Type {request.content_type!r} is not supported; send application/fhir+json",
+        )
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise TimkitError(400, IssueType.STRUCTURE, f"body is not valid JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise TimkitError(400, IssueType.STRUCTURE, "body must be a JSON object (a resource)")
+    return body
+
+
+def _version_headers(stored: Stored, base: str) -> dict[str, str]:
+    return {
+        "ETag": etag(stored),
+        "Last-Modified": stored.last_updated,
+        "Location": f"{base}/{stored.type}/{stored.id}/_history/{stored.version}",
+    }
+
+
+def _outcome(outcome: Outcome, base: str) -> web.Response:
+    return _json(outcome.stored.resource(), outcome.status, _version_headers(outcome.stored, base))
+
+
+def _strict(request: web.Request) -> bool:
+    return "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
+
+
+async def health(_request: web.Request) -> web.Response:
+    """Liveness for the supervisor."""
+    return web.json_response({"status": "ok"})
+
+
+async def metadata(request: web.Request) -> web.Response:
+    """The CapabilityStatement."""
+    return _json(capability_statement(_base(request)))
+
+
+async def read(request: web.Request) -> web.Response:
+    """``GET [base]/Type/id``."""
+    info = request.match_info
+    stored = await _run(request, partial(_directory(request).read, info["type"], info["id"]))
+    return _json(stored.resource(), headers=_version_headers(stored, _base(request)))
+
+
+async def vread(request: web.Request) -> web.Response:
+    """``GET [base]/Type/id/_history/vid``."""
+    info = request.match_info
+    function = partial(_directory(request).vread, info["type"], info["id"], info["vid"])
+    stored = await _run(request, function)
+    return _json(stored.resource(), headers=_version_headers(stored, _base(request)))
+
+
+async def history(request: web.Request) -> web.Response:
+    """``GET [base]/Type/id/_history``."""
+    info = request.match_info
+    versions = await _run(request, partial(_directory(request).history, info["type"], info["id"]))
+    return _json(history_bundle(versions, _base(request)))
+
+
+async def search(request: web.Request) -> web.Response:
+    """``GET [base]/Type?…`` and ``POST [base]/Type/_search`` (form body)."""
+    pairs = list(request.query.items())
+    if request.method == "POST":
+        if request.content_type != _FORM and request.can_read_body:
+            raise TimkitError(415, IssueType.NOT_SUPPORTED, f"_search takes {_FORM}")
+        pairs += list((await request.post()).items())  # type: ignore[arg-type]
+    directory = _directory(request)
+    function = partial(
+        directory.search,
+        request.match_info["type"],
+        [(k, str(v)) for k, v in pairs],
+        strict=_strict(request),
+    )
+    query, result = await _run(request, function)
+    return _json(searchset(query, result, _base(request)))
+
+
+async def create(request: web.Request) -> web.Response:
+    """``POST [base]/Type`` (``If-None-Exist`` for a conditional create)."""
+    body = await _body(request)
+    function = partial(
+        _directory(request).create,
+        request.match_info["type"],
+        body,
+        if_none_exist=request.headers.get("If-None-Exist"),
+    )
+    return _outcome(await _run(request, function), _base(request))
+
+
+async def update(request: web.Request) -> web.Response:
+    """``PUT [base]/Type/id`` (``If-Match`` for optimistic locking)."""
+    body = await _body(request)
+    info = request.match_info
+    function = partial(
+        _directory(request).update,
+        info["type"],
+        info["id"],
+        body,
+        if_match=request.headers.get("If-Match"),
+    )
+    return _outcome(await _run(request, function), _base(request))
+
+
+async def delete(request: web.Request) -> web.Response:
+    """``DELETE [base]/Type/id``."""
+    info = request.match_info
+    await _run(request, partial(_directory(request).delete, info["type"], info["id"]))
+    return web.Response(status=204)
+
+
+async def bundle(request: web.Request) -> web.Response:
+    """``POST [base]`` with a batch or transaction Bundle."""
+    body = await _body(request)
+    function = partial(_directory(request).bundle, body, _base(request))
+    return _json(await _run(request, function))
+
+
+def create_app(directory: Directory, *, workers: int = 8, base_url: str = "") -> web.Application:
+    """The aiohttp application serving ``directory``."""
+    app = web.Application(middlewares=[_errors], client_max_size=256 * 1024 * 1024)
+    app[DIRECTORY_KEY] = directory
+    app[EXECUTOR_KEY] = ThreadPoolExecutor(workers, thread_name_prefix="directory")
+    app[BASE_URL_KEY] = base_url.rstrip("/")
+    app.router.add_get("/health", health)
+    app.router.add_get("/metadata", metadata)
+    app.router.add_post("/", bundle)
+    app.router.add_get("/{type}", search)
+    app.router.add_post("/{type}/_search", search)
+    app.router.add_post("/{type}", create)
+    app.router.add_get("/{type}/{id}", read)
+    app.router.add_put("/{type}/{id}", update)
+    app.router.add_delete("/{type}/{id}", delete)
+    app.router.add_get("/{type}/{id}/_history", history)
+    app.router.add_get("/{type}/{id}/_history/{vid}", vread)
+
+    async def shutdown(app: web.Application) -> None:
+        app[EXECUTOR_KEY].shutdown(wait=True)
+
+    app.on_cleanup.append(shutdown)
+    return app

@@ -1,0 +1,36 @@
+"""Configuration of the FHIR-Directory (``python -m timkit.directory``).
+
+See ``config/directory.sample.toml``; every key has a default so the local run needs none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from timkit.core.config import StrictModel
+
+
+class DirectoryConfig(StrictModel):
+    """Top level of the directory's TOML file.
+
+    Attributes:
+        bind: listen address. Keep it on loopback: clients reach the directory only through
+            the FHIR-Proxy.
+        port: listen port.
+        database: ``sqlite:///<path>`` (embedded, default) or a PostgreSQL URL.
+        base_url: public base URL used in ``fullUrl`` and paging links; empty = derived
+            from each request.
+        seed_files: Bundles or NDJSON files loaded (idempotently, by id) at start-up.
+        workers: threads serving database reads.
+        log_level: Python log level.
+    """
+
+    bind: str = "127.0.0.1"
+    port: int = Field(default=8490, ge=0, le=65535)
+    database: str = "sqlite:///var/directory/directory.db"
+    base_url: str = ""
+    seed_files: tuple[Path, ...] = ()
+    workers: int = Field(default=8, ge=1, le=64)
+    log_level: str = "INFO"

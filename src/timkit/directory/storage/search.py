@@ -1,0 +1,357 @@
+"""Run a :class:`SearchQuery` as SQL against the index tables.
+
+Each criterion becomes one ``rid IN (…)`` (or ``EXISTS``) condition on the ``resources`` row
+(alias ``r``, or ``t1``, ``t2``… inside chains), so criteria AND together and the database's
+planner picks the most selective index. Pages are keyset-paginated on the sort values plus
+``rid`` and pinned to the first page's highest ``rid``: resources created after the first page
+never shift later pages, and a deleted resource simply drops out, so paging links stay stable
+under concurrent writes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from timkit.core.db import Cursor as DbCursor
+from timkit.core.errors import IssueType, TimkitError
+from timkit.directory.indexing import date_bounds, fold
+from timkit.directory.query import (
+    REQ_SEARCH,
+    Chain,
+    Column,
+    Criterion,
+    Cursor,
+    FullText,
+    Has,
+    Include,
+    Match,
+    Near,
+    SearchQuery,
+    date_value,
+)
+from timkit.directory.searchparams import REGISTRY, RESOURCE_TYPES
+from timkit.directory.storage.fulltext import fts5_query, tsquery
+from timkit.directory.storage.store import Store, Stored
+
+MAX_INCLUDE_ROUNDS = 4
+_TOP = "\U0010ffff"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page: matches, included resources, total (when known) and the next cursor."""
+
+    matches: list[Stored]
+    included: list[Stored]
+    total: int | None
+    next_cursor: Cursor | None
+
+
+class _Sql:
+    """Accumulates a WHERE clause and its parameters."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.params: list[Any] = []
+        self._aliases = itertools.count(1)
+
+    def alias(self) -> str:
+        return f"t{next(self._aliases)}"
+
+    def criterion(self, criterion: Criterion, alias: str) -> str:
+        if isinstance(criterion, Match):
+            return self._match(criterion, alias)
+        if isinstance(criterion, Column):
+            return self._column(criterion, alias)
+        if isinstance(criterion, FullText):
+            return self._fulltext(criterion, alias)
+        if isinstance(criterion, Near):
+            return self._near(criterion, alias)
+        if isinstance(criterion, Chain):
+            inner = self.alias()
+            self.params.extend((criterion.via.key, criterion.target_type))
+            condition = self.criterion(criterion.inner, inner)
+            return (
+                f"{alias}.rid IN (SELECT x.rid FROM idx_ref x JOIN resources {inner}"
+                f" ON {inner}.type = x.ttype AND {inner}.id = x.tid"
+                f" WHERE x.key = ? AND x.ttype = ? AND {inner}.deleted = 0 AND {condition})"
+            )
+        if isinstance(criterion, Has):
+            source = self.alias()
+            self.params.append(criterion.via.key)
+            condition = self.criterion(criterion.inner, source)
+            return (
+                f"EXISTS (SELECT 1 FROM idx_ref x JOIN resources {source} ON {source}.rid = x.rid"
+                f" WHERE x.ttype = {alias}.type AND x.tid = {alias}.id AND x.key = ?"
+                f" AND {source}.deleted = 0 AND {condition})"
+            )
+        raise TypeError(criterion)  # pragma: no cover - exhaustive
+
+    def _match(self, match: Match, alias: str) -> str:
+        param = match.param
+        table = {
+            "token": "idx_token",
+            "uri": "idx_token",
+            "string": "idx_string",
+            "reference": "idx_ref",
+            "date": "idx_date",
+        }.get(param.type)
+        if table is None:
+            raise TimkitError(
+                400,
+                IssueType.NOT_SUPPORTED,
+                f"search on {param.type} parameter {param.code!r} is not supported",
+                requirement=REQ_SEARCH,
+            )
+        if match.modifier == "missing":
+            self.params.append(param.key)
+            negate = "NOT " if match.values[0] == "true" else ""
+            return f"{alias}.rid {negate}IN (SELECT rid FROM {table} WHERE key = ?)"
+        conditions = [
+            self._value(param.type, match.modifier, param.targets, v) for v in match.values
+        ]
+        values_sql = " OR ".join(c for c, _ in conditions)
+        params: list[Any] = [param.key]
+        for _, p in conditions:
+            params.extend(p)
+        self.params.extend(params)
+        negate = "NOT " if match.modifier == "not" else ""
+        return f"{alias}.rid {negate}IN (SELECT rid FROM {table} WHERE key = ? AND ({values_sql}))"
+
+    def _value(
+        self, kind: str, modifier: str | None, targets: Sequence[str], value: str
+    ) -> tuple[str, list[Any]]:
+        if kind in ("token", "uri"):
+            if modifier == "text":
+                folded = fold(value)
+                return "(text >= ? AND text < ?)", [folded, folded + _TOP]
+            if "|" in value and kind == "token":
+                system, _, code = value.partition("|")
+                if not code:
+                    return "system = ?", [system]
+                return "(code = ? AND system = ?)", [code, system]
+            return "code = ?", [value]
+        if kind == "string":
+            if modifier == "exact":
+                return "exact = ?", [value]
+            folded = fold(value)
+            if modifier == "contains":
+                escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                return "norm LIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+            return "(norm >= ? AND norm < ?)", [folded, folded + _TOP]
+        if kind == "reference":
+            target_type = modifier if modifier in RESOURCE_TYPES else None
+            parts = value.rstrip("/").split("/")
+            if len(parts) >= 2 and parts[-2] in RESOURCE_TYPES:
+                return "(ttype = ? AND tid = ?)", [parts[-2], parts[-1]]
+            types = [target_type] if target_type else list(targets)
+            marks = ",".join("?" * len(types))
+            return f"(tid = ? AND ttype IN ({marks}))", [value, *types]
+        prefix, date = date_value("date", value)
+        return _date_condition("low", "high", prefix, date)
+
+    def _column(self, column: Column, alias: str) -> str:
+        if column.column == "id":
+            marks = ",".join("?" * len(column.values))
+            self.params.extend(column.values)
+            return f"{alias}.id IN ({marks})"
+        parts = []
+        for value in column.values:
+            prefix, date = date_value("_lastUpdated", value)
+            sql, params = _date_condition(
+                f"{alias}.last_updated", f"{alias}.last_updated", prefix, date
+            )
+            parts.append(sql)
+            self.params.extend(params)
+        return "(" + " OR ".join(parts) + ")"
+
+    def _fulltext(self, text: FullText, alias: str) -> str:
+        if self.dialect == "sqlite":
+            self.params.append(fts5_query(text.query, complex_syntax=text.complex))
+            return f"{alias}.rid IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
+        self.params.append(tsquery(text.query, complex_syntax=text.complex))
+        return f"{alias}.rid IN (SELECT rid FROM fts WHERE doc @@ to_tsquery('simple', ?))"
+
+    def _near(self, near: Near, alias: str) -> str:
+        dlat = near.km / 111.0
+        dlon = near.km / max(0.01, 111.0 * math.cos(math.radians(near.latitude)))
+        self.params.extend(
+            (
+                near.latitude - dlat,
+                near.latitude + dlat,
+                near.longitude - dlon,
+                near.longitude + dlon,
+                near.latitude,
+                near.longitude,
+                near.km,
+            )
+        )
+        return (
+            f"{alias}.rid IN (SELECT rid FROM idx_geo WHERE lat BETWEEN ? AND ?"
+            " AND lon BETWEEN ? AND ? AND tk_distance(lat, lon, ?, ?) <= ?)"
+        )
+
+
+def _date_condition(low: str, high: str, prefix: str, date: str) -> tuple[str, list[Any]]:
+    """SQL comparing a stored ``[low, high]`` interval with a search date (R4 semantics)."""
+    vlow, vhigh = date_bounds(date)
+    conditions = {
+        "eq": (f"({low} >= ? AND {high} <= ?)", [vlow, vhigh]),
+        "ap": (f"({low} >= ? AND {high} <= ?)", [vlow, vhigh]),
+        "ne": (f"NOT ({low} >= ? AND {high} <= ?)", [vlow, vhigh]),
+        "gt": (f"{high} > ?", [vhigh]),
+        "lt": (f"{low} < ?", [vlow]),
+        "ge": (f"{high} >= ?", [vlow]),
+        "le": (f"{low} <= ?", [vhigh]),
+        "sa": (f"{low} > ?", [vhigh]),
+        "eb": (f"{high} < ?", [vlow]),
+    }
+    return conditions[prefix]
+
+
+def _sort_expression(query: SearchQuery) -> list[tuple[str, bool]]:
+    """``(SQL expression, descending)`` per sort key, ``r.rid`` last as the tie-breaker."""
+    keys: list[tuple[str, bool]] = []
+    for key in query.sort:
+        if key.code == "_id":
+            keys.append(("r.id", key.descending))
+        elif key.code == "_lastUpdated":
+            keys.append(("r.last_updated", key.descending))
+        elif key.param is not None:
+            table, column = {
+                "string": ("idx_string", "norm"),
+                "token": ("idx_token", "code"),
+                "uri": ("idx_token", "code"),
+                "date": ("idx_date", "low"),
+            }[key.param.type]
+            aggregate = "MAX" if key.descending else "MIN"
+            keys.append(
+                (
+                    f"COALESCE((SELECT {aggregate}({column}) FROM {table} s"
+                    f" WHERE s.rid = r.rid AND s.key = {key.param.key}), '')",
+                    key.descending,
+                )
+            )
+    keys.append(("r.rid", False))
+    return keys
+
+
+def _keyset(keys: list[tuple[str, bool]], after: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``(k1 > a1) OR (k1 = a1 AND k2 > a2) …`` honouring each key's direction."""
+    ors: list[str] = []
+    params: list[Any] = []
+    for i, (expr, descending) in enumerate(keys):
+        ands = [f"{keys[j][0]} = ?" for j in range(i)]
+        ands.append(f"{expr} {'<' if descending else '>'} ?")
+        params.extend(after[: i + 1])
+        ors.append("(" + " AND ".join(ands) + ")")
+    return "(" + " OR ".join(ors) + ")", params
+
+
+def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
+    """Execute ``query``: one page of matches plus its ``_include``/``_revinclude``."""
+    sql = _Sql(store.dialect)
+    where = ["r.type = ?", "r.deleted = 0"]
+    sql.params.append(query.resource_type)
+    where.extend(sql.criterion(c, "r") for c in query.criteria)
+    base_params = list(sql.params)
+    base_where = " AND ".join(where)
+    total: int | None = None
+    count_wanted = query.summary_count or query.total in ("accurate", "estimate")
+    if count_wanted:
+        row = cur.execute(f"SELECT COUNT(*) FROM resources r WHERE {base_where}", base_params)
+        total = int(row.fetchone()[0])
+    if query.summary_count or query.count == 0:
+        return SearchResult([], [], total, None)
+    if query.cursor is None:
+        max_rid = int(cur.execute("SELECT COALESCE(MAX(rid), 0) FROM resources").fetchone()[0])
+    else:
+        max_rid = query.cursor.max_rid
+    keys = _sort_expression(query)
+    page_where = f"{base_where} AND r.rid <= ?"
+    page_params = [*base_params, max_rid]
+    if query.cursor is not None:
+        condition, params = _keyset(keys, query.cursor.after)
+        page_where += f" AND {condition}"
+        page_params.extend(params)
+    order = ", ".join(f"{e} {'DESC' if d else 'ASC'}" for e, d in keys)
+    select = ", ".join(e for e, _ in keys)
+    rows = cur.execute(
+        f"SELECT {select} FROM resources r WHERE {page_where} ORDER BY {order} LIMIT ?",
+        [*page_params, query.count + 1],
+    ).fetchall()
+    more = len(rows) > query.count
+    rows = rows[: query.count]
+    rids = [int(r[-1]) for r in rows]
+    matches = store.by_rids(cur, rids)
+    next_cursor = Cursor(tuple(rows[-1]), max_rid) if more and rows else None
+    if total is None and query.cursor is None and not more and query.total != "none":
+        total = len(matches)
+    included = _includes(store, cur, matches, query.includes)
+    return SearchResult(matches, included, total, next_cursor)
+
+
+def _includes(
+    store: Store, cur: DbCursor, matches: list[Stored], includes: Sequence[Include]
+) -> list[Stored]:
+    seen = {m.rid for m in matches}
+    included: list[Stored] = []
+    frontier = matches
+    for round_number in range(MAX_INCLUDE_ROUNDS):
+        active = [i for i in includes if round_number == 0 or i.iterate]
+        if not active or not frontier:
+            break
+        found: list[int] = []
+        for include in active:
+            found.extend(_include_rids(cur, frontier, include))
+        new = [rid for rid in dict.fromkeys(found) if rid not in seen]
+        seen.update(new)
+        frontier = store.by_rids(cur, new)
+        included.extend(frontier)
+    return included
+
+
+def _include_rids(cur: DbCursor, sources: list[Stored], include: Include) -> list[int]:
+    if include.reverse:
+        return _revinclude_rids(cur, sources, include)
+    relevant = [s for s in sources if include.source_type in (None, s.type)]
+    if not relevant:
+        return []
+    params = include.params or tuple(
+        p for t in RESOURCE_TYPES for p in REGISTRY[t].values() if p.type == "reference"
+    )
+    keys = sorted({p.key for p in params})
+    rid_marks = ",".join("?" * len(relevant))
+    key_marks = ",".join("?" * len(keys))
+    target = " AND x.ttype = ?" if include.target_type else ""
+    rows = cur.execute(
+        "SELECT t.rid FROM idx_ref x JOIN resources t ON t.type = x.ttype AND t.id = x.tid"
+        f" WHERE x.rid IN ({rid_marks}) AND x.key IN ({key_marks}) AND t.deleted = 0{target}"
+        " ORDER BY t.rid",
+        [*(s.rid for s in relevant), *keys, *([include.target_type] if target else [])],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _revinclude_rids(cur: DbCursor, targets: list[Stored], include: Include) -> list[int]:
+    params = include.params or tuple(
+        p for t in RESOURCE_TYPES for p in REGISTRY[t].values() if p.type == "reference"
+    )
+    keys = sorted({p.key for p in params})
+    out: list[int] = []
+    for target_type in sorted({t.type for t in targets}):
+        ids = [t.id for t in targets if t.type == target_type]
+        id_marks = ",".join("?" * len(ids))
+        key_marks = ",".join("?" * len(keys))
+        rows = cur.execute(
+            "SELECT x.rid FROM idx_ref x JOIN resources s ON s.rid = x.rid"
+            f" WHERE x.ttype = ? AND x.tid IN ({id_marks}) AND x.key IN ({key_marks})"
+            " AND s.deleted = 0 ORDER BY x.rid",
+            [target_type, *ids, *keys],
+        ).fetchall()
+        out.extend(int(r[0]) for r in rows)
+    return out
