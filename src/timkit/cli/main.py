@@ -7,6 +7,9 @@ Commands::
     timkit down               stop everything ``up`` started
     timkit user add D L --password P    create @L:D (or report that it exists)
     timkit bench up           measure start-up time and memory (docs/benchmarks.md)
+    timkit bench directory    measure the FHIR-Directory at national scale
+    timkit directory load PATH...            load Bundles / NDJSON into the directory
+    timkit directory generate -o N -p M      synthetic organisations and practitioners
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from timkit import __version__
+from timkit.cli.directory import directory_command
 from timkit.core.errors import ConfigError, TimkitError
+from timkit.directory.bench import bench_directory
 from timkit.runtime import bench, control
 from timkit.runtime.config import find_config_file, load_config
+from timkit.runtime.plan import directory_database
 from timkit.runtime.users import add_user
 
 
@@ -57,6 +63,30 @@ def _parser() -> argparse.ArgumentParser:
     bench_up.add_argument("--runs", type=int, default=3, help="warm runs after the cold one")
     bench_up.add_argument("--services", type=int, default=2, help="Messenger-Services to start")
 
+    bench_directory = bench.add_parser(
+        "directory", help="bulk load, reads and searches on a synthetic national directory"
+    )
+    bench_directory.add_argument(
+        "--resources", type=int, default=1_000_000, help="synthetic resources to load"
+    )
+    bench_directory.add_argument(
+        "--database", help="database URL (default: a temporary SQLite file)"
+    )
+    bench_directory.add_argument(
+        "--seconds", type=float, default=10.0, help="duration of each throughput phase"
+    )
+    directory = commands.add_parser("directory", help="VZD FHIR-Directory data").add_subparsers(
+        dest="directory_command", required=True, metavar="ACTION"
+    )
+    load = directory.add_parser("load", help="load Bundle (.json) or NDJSON files/directories")
+    load.add_argument("paths", type=Path, nargs="+")
+    load.add_argument("--database", help="database URL (default: the local federation's)")
+    generate = directory.add_parser("generate", help="realistic synthetic directory data")
+    generate.add_argument("-o", "--organizations", type=int, required=True)
+    generate.add_argument("-p", "--practitioners", type=int, required=True)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--output", type=Path, help="write NDJSON here instead of loading")
+    generate.add_argument("--database", help="database URL (default: the local federation's)")
     supervise = commands.add_parser("supervise")  # internal: the detached supervisor
     supervise.add_argument("--plan", type=Path, required=True)
     return parser
@@ -88,10 +118,16 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "supervise":
         return control.supervise(args.plan)
-    if args.command == "bench":
+    if args.command == "bench" and args.bench_command == "up":
         print(bench.bench_up(services=args.services, runs=args.runs).markdown())
         return 0
+    if args.command == "bench":
+        measured = bench_directory(args.resources, database=args.database, seconds=args.seconds)
+        print(measured.markdown())
+        return 0
     config = load_config(find_config_file(args.config))
+    if args.command == "directory":
+        return directory_command(args, args.database or directory_database(config))
     if args.command == "up":
         result = control.up(config, timeout=args.timeout)
         if result.started:

@@ -193,6 +193,13 @@ class Database:
                 raise
             connection.execute("COMMIT")
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after bulk loads); sampled on SQLite."""
+        with self.write() as tx:
+            if self.dialect == "sqlite":
+                tx.execute("PRAGMA analysis_limit = 2000")
+            tx.execute("ANALYZE")
+
     def migrate(self, component: str, migrations: Sequence[Migration]) -> list[int]:
         """Apply the component's migrations not yet applied; return the numbers applied."""
         numbers = [m.number for m in migrations]

@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -99,10 +101,15 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _http_date(instant: str) -> str:
+    """An ISO instant (``meta.lastUpdated``) as an HTTP-date (RFC 9110), as Last-Modified needs."""
+    return format_datetime(datetime.fromisoformat(instant).astimezone(UTC), usegmt=True)
+
+
 def _version_headers(stored: Stored, base: str) -> dict[str, str]:
     return {
         "ETag": etag(stored),
-        "Last-Modified": stored.last_updated,
+        "Last-Modified": _http_date(stored.last_updated),
         "Location": f"{base}/{stored.type}/{stored.id}/_history/{stored.version}",
     }
 

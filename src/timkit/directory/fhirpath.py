@@ -3,7 +3,8 @@
 SearchParameter expressions are almost always simple paths: ``Endpoint.address``,
 ``Location.name | Location.alias``, ``X.extension.where(url = '…').value.ofType(Coding)``.
 :func:`compile_path` turns that subset (member steps, ``where(<name> = '<literal>')``,
-``ofType(<type>)``, choice elements such as ``value[x]`` and top-level ``|`` unions) into a
+``ofType(<type>)``, choice elements such as ``value[x]`` and top-level ``|`` unions, which
+drop duplicates as FHIRPath's union does) into a
 closure that walks the JSON resource directly, about 30 times faster than evaluating the
 expression with fhirpathpy. Anything outside the subset is compiled with ``fhirpathpy.compile``,
 so every expression is supported; the test suite checks both paths agree on the examples.
@@ -147,7 +148,9 @@ def compile_path(expression: str, resource_type: str) -> Extractor:
         def union(resource: dict[str, Any]) -> list[Any]:
             out: list[Any] = []
             for branch in fast:
-                out.extend(branch(resource))
+                for node in branch(resource):
+                    if not any(type(o) is type(node) and o == node for o in out):
+                        out.append(node)
             return out
 
         return union
@@ -156,10 +159,11 @@ def compile_path(expression: str, resource_type: str) -> Extractor:
 
 def _fhirpathpy(expression: str) -> Extractor:
     import fhirpathpy
+    from fhirpathpy.models import models
 
-    compiled = fhirpathpy.compile(expression)
+    compiled = fhirpathpy.compile(expression, models["r4"])
 
     def extract(resource: dict[str, Any]) -> list[Any]:
-        return list(compiled(resource))
+        return list(compiled(resource, None))
 
     return extract

@@ -202,19 +202,40 @@ class Directory:
             for p in plans
             if p.method == "POST" and p.full_url
         }
+        ids.update(
+            (p.full_url, f"{p.resource_type}/{p.url.split('?')[0].strip('/').split('/')[1]}")
+            for p in plans
+            if p.method == "PUT" and p.full_url and p.full_url.startswith("urn:uuid:")
+        )
         prepared = []
         for plan in plans:
             resource = plan.resource
             if resource is not None:
-                resource = _rewrite_references(resource, ids)
                 try:
                     resource = validate(resource, expected_type=plan.resource_type)
                 except TimkitError as e:
                     raise _in_entry(plan.index, e) from e
             prepared.append((plan, resource))
         with self.db.write() as tx:
+            # A conditional create that matches makes its fullUrl denote the existing resource.
+            existing: dict[int, Stored] = {}
+            for plan, _ in prepared:
+                if plan.method != "POST" or plan.if_none_exist is None or plan.full_url not in ids:
+                    continue
+                try:
+                    match = self._conditional_match(tx, plan.resource_type, plan.if_none_exist)
+                except TimkitError as e:
+                    raise _in_entry(plan.index, e) from e
+                if match is not None:
+                    existing[plan.index] = match
+                    ids[str(plan.full_url)] = f"{match.type}/{match.id}"
             responses = []
             for plan, resource in prepared:
+                if plan.index in existing:
+                    responses.append(_response(existing[plan.index], 200, base_url))
+                    continue
+                if resource is not None:
+                    resource = _rewrite_references(resource, ids)
                 try:
                     responses.append(self._apply(tx, plan, resource, ids, base_url))
                 except TimkitError as e:
@@ -250,7 +271,7 @@ class Directory:
                 "response": {"status": "200"},
             }
         stored = self.read(parts[0], parts[1])
-        return {"resource": stored.resource(), "response": _response(stored, 200, base_url)}
+        return _response(stored, 200, base_url)
 
     def _apply(
         self,
@@ -314,7 +335,16 @@ def _entry_plan(index: int, entry: Any) -> _EntryPlan:
             extra={"expression": [f"{where}.request.method"]},
         )
     parts = url.split("?")[0].strip("/").split("/")
-    resource_type = canonical_type(parts[0])
+    try:
+        resource_type = canonical_type(parts[0])
+    except TimkitError as e:
+        raise TimkitError(
+            e.status,
+            e.errcode,
+            f"{where}.request.url: {e.message}",
+            requirement=e.requirement,
+            extra={"expression": [f"{where}.request.url"]},
+        ) from e
     if method in ("PUT", "DELETE") and len(parts) != 2:
         raise TimkitError(
             400,

@@ -11,13 +11,15 @@ selected nodes are normalised by parameter type:
 * date: ``(low, high)`` instants bounding the value (a date covers its whole day);
 * special ``near``: ``(latitude, longitude)`` of ``Location.position``.
 
-The full-text document holds the folded string leaves of the resource; resources that point to
-others (HealthcareService, PractitionerRole) also get their targets' text, as the live VZD
-indexes linked resources into ``_text``.
+The full-text document holds the words of the folded string leaves of the resource, separated
+by single spaces (see :func:`text_words`); resources that point to others (HealthcareService,
+PractitionerRole) also get their targets' text, as the live VZD indexes linked resources into
+``_text``.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,15 +35,24 @@ _NO_TEXT = frozenset(
 _STRING_PARTS = ("text", "family", "given", "prefix", "suffix", "line", "city", "district")
 _STRING_PARTS_MORE = ("state", "postalCode", "country")
 MAX_VALUE = 512
+# A word: letters and digits. Everything else separates words, on both engines alike.
+_WORD = re.compile(r"[^\W_]+")
 
 
 def fold(text: str) -> str:
-    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded."""
+    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded.
+
+    Cut to :data:`MAX_VALUE` characters, the longest value the index stores.
+    """
+    return _fold(text)[:MAX_VALUE]
+
+
+def _fold(text: str) -> str:
     if text.isascii():
-        return text.lower()[:MAX_VALUE]
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return stripped.casefold()[:MAX_VALUE]
+    return stripped.casefold()
 
 
 @dataclass
@@ -69,9 +80,20 @@ def index_resource(resource: dict[str, Any]) -> IndexRows:
     return rows
 
 
+def text_words(text: str) -> list[str]:
+    """The words of ``text`` as the full-text index holds them: folded, letters and digits.
+
+    Documents are stored as these words joined by spaces, so SQLite's ``unicode61`` tokenizer
+    and PostgreSQL's text-search parser see the same words: left alone, PostgreSQL keeps
+    ``betrieb@gematik.de``, ``1.2.276.0.76.4.54`` or ``1-2arvtst-ap000052`` as single tokens
+    (e-mail, version, hyphenated word) that no word of a query ever equals.
+    """
+    return _WORD.findall(_fold(text))
+
+
 def text_document(resource: dict[str, Any]) -> str:
-    """The folded string leaves of ``resource`` (its own full-text document)."""
-    return " ".join(_text_leaves(resource, []))
+    """The words of the string leaves of ``resource`` (its own full-text document)."""
+    return " ".join(_WORD.findall(" ".join(_text_leaves(resource, []))))
 
 
 def _add(rows: IndexRows, param: SearchParam, nodes: list[Any]) -> None:
@@ -152,7 +174,8 @@ def date_bounds(value: str) -> tuple[str, str]:
     if len(value) == 10:
         return f"{value}T00:00:00", f"{value}T23:59:59.999"
     instant = value[:19]
-    return instant, instant + value[19:23] if value[19:20] == "." else instant + ".999"
+    digits = re.match(r"\.(\d{1,3})", value[19:])
+    return instant, instant + (f".{digits.group(1).ljust(3, '9')}" if digits else ".999")
 
 
 def _date_bounds(node: Any) -> tuple[str, str] | None:

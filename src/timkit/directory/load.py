@@ -28,7 +28,9 @@ from timkit.directory.handlers import Directory
 from timkit.directory.indexing import IndexRows, index_resource
 from timkit.directory.validation import validate
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
+ANALYZE_AFTER = 10_000
+"""Loads at least this big refresh the query planner's statistics at the end."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,39 @@ def _parse(raw: bytes, where: str) -> dict[str, Any]:
     return value
 
 
-def prepare(resources: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], IndexRows]]:
-    """Validate and index a batch (runs in a worker process)."""
+Prepared = list[tuple[dict[str, Any], IndexRows]]
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    """Why a worker refused a batch, as data: a :class:`TimkitError` does not survive pickling."""
+
+    position: int  # of the refused resource in its batch
+    status: int
+    errcode: str
+    message: str
+    requirement: str | None
+    extra: dict[str, Any]
+
+
+def prepare(resources: Sequence[dict[str, Any]]) -> Prepared:
+    """Validate and index a batch."""
     out = []
     for resource in resources:
         checked = validate(resource)
         checked.setdefault("id", str(uuid.uuid4()))
         out.append((checked, index_resource(checked)))
+    return out
+
+
+def _prepare_batch(resources: Sequence[dict[str, Any]]) -> Prepared | _Rejected:
+    """:func:`prepare` in a worker process; a refused resource comes back as :class:`_Rejected`."""
+    out: Prepared = []
+    for position, resource in enumerate(resources):
+        try:
+            out += prepare([resource])
+        except TimkitError as e:
+            return _Rejected(position, e.status, e.errcode, e.message, e.requirement, e.extra)
     return out
 
 
@@ -111,52 +139,38 @@ def load(
     workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
     total = 0
     with _executor(workers) as pool:
-        pending: list[Future[list[tuple[dict[str, Any], IndexRows]]]] = []
+        pending: list[Future[Prepared | _Rejected]] = []
         batches = _batches(resources, batch_size)
         for batch in itertools.islice(batches, workers + 1):
-            pending.append(pool.submit(prepare, batch))
+            pending.append(pool.submit(_prepare_batch, batch))
         offset = 0
         while pending:
-            future = pending.pop(0)
-            try:
-                prepared = future.result()
-            except TimkitError as e:
+            prepared = pending.pop(0).result()
+            if isinstance(prepared, _Rejected):
                 raise TimkitError(
-                    e.status,
-                    e.errcode,
-                    f"resource in batch starting at #{offset + 1}: {e.message}",
-                    requirement=e.requirement,
-                    extra=e.extra,
-                ) from e
+                    prepared.status,
+                    prepared.errcode,
+                    f"resource #{offset + prepared.position + 1} (in the batch starting at"
+                    f" #{offset + 1}, none of which was stored): {prepared.message}",
+                    requirement=prepared.requirement,
+                    extra=prepared.extra,
+                )
             next_batch = next(batches, None)
             if next_batch is not None:
-                pending.append(pool.submit(prepare, next_batch))
+                pending.append(pool.submit(_prepare_batch, next_batch))
             _write(directory, prepared)
             offset += len(prepared)
             total += len(prepared)
             if progress is not None:
                 progress(len(prepared))
+    if total >= ANALYZE_AFTER:
+        directory.db.analyze()
     return LoadStats(total, time.perf_counter() - started)
 
 
-def _write(directory: Directory, prepared: list[tuple[dict[str, Any], IndexRows]]) -> None:
-    store = directory.store
+def _write(directory: Directory, prepared: Prepared) -> None:
     with directory.db.write() as tx:
-        for resource, rows in prepared:
-            current = store.current(tx, resource["resourceType"], resource["id"])
-            if current is not None and not current.deleted and _same(current.resource(), resource):
-                continue
-            store.save(tx, resource, method="PUT", rows=rows)
-
-
-def _same(stored: dict[str, Any], resource: dict[str, Any]) -> bool:
-    """Equal apart from ``meta.versionId``/``meta.lastUpdated`` (a reload changes nothing)."""
-
-    def strip(r: dict[str, Any]) -> dict[str, Any]:
-        meta = {k: v for k, v in r.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
-        return {**r, "meta": meta}
-
-    return strip(stored) == strip(resource)
+        directory.store.save_many(tx, prepared, method="PUT", skip_unchanged=True)
 
 
 class _InlineExecutor(Executor):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Literal
 
 from timkit.core.errors import IssueType, TimkitError
@@ -23,15 +25,20 @@ DEFAULT_COUNT = 20
 MAX_COUNT = 1000
 REQ_SEARCH = "ML-123880"
 
+# Modifiers :func:`timkit.directory.storage.search.run_search` implements, per parameter type;
+# any other modifier is a 400 rather than silently answered as if it were absent.
 _MODIFIERS = {
-    "token": {"not", "text", "missing", "of-type"},
+    "token": {"not", "text", "missing"},
     "string": {"exact", "contains", "missing"},
     "reference": {"missing"},
     "date": {"missing"},
-    "uri": {"missing", "below", "above"},
+    "uri": {"missing"},
     "special": set(),
 }
 _DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+_DATE = re.compile(
+    r"\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?\Z"
+)
 _RESULT_PARAMS = frozenset(
     {"_count", "_sort", "_include", "_revinclude", "_summary", "_total", "_cursor"}
 )
@@ -131,9 +138,19 @@ class Cursor:
         """Inverse of :meth:`encode`; a malformed cursor is a 400."""
         try:
             raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            return cls(after=tuple(raw["a"]), max_rid=int(raw["m"]))
+            after, max_rid = raw["a"], raw["m"]
         except (ValueError, KeyError, TypeError, binascii.Error) as e:
             raise _bad("_cursor", "is not a paging cursor issued by this server") from e
+        valid = (
+            isinstance(after, list)
+            and after
+            and all(isinstance(v, str | int) and not isinstance(v, bool) for v in after)
+            and isinstance(max_rid, int)
+            and not isinstance(max_rid, bool)
+        )
+        if not valid:
+            raise _bad("_cursor", "is not a paging cursor issued by this server")
+        return cls(after=tuple(after), max_rid=max_rid)
 
 
 @dataclass(frozen=True)
@@ -166,7 +183,7 @@ def split_values(value: str) -> tuple[str, ...]:
     for char in chars:
         if char == "\\":
             nxt = next(chars, "")
-            current.append(nxt if nxt in ",$|\\" else char + nxt)
+            current.append(nxt if nxt and nxt in ",$|\\" else char + nxt)
         elif char == ",":
             parts.append("".join(current))
             current = []
@@ -191,6 +208,8 @@ def parse_search(
     ignored: list[str] = []
     complex_text = any(n == "_complexSearch" and v == "true" for n, v in pairs)
     for name, value in pairs:
+        _check_text(name, name)
+        _check_text(name, value)
         base = name.split(":", 1)[0]
         if base in _IGNORED_ALWAYS or name == "_complexSearch":
             if name == "_complexSearch":
@@ -242,6 +261,18 @@ def parse_search(
         used=tuple(used),
         ignored=tuple(ignored),
     )
+
+
+def _check_text(name: str, text: str) -> None:
+    """Reject what no database can store or compare: NUL and lone surrogates (a 400)."""
+    if text.isascii():
+        if "\x00" in text:
+            raise _bad(name, "contains a NUL character")
+        return
+    try:
+        text.encode()
+    except UnicodeEncodeError as e:
+        raise _bad(name, "is not valid Unicode text") from e
 
 
 def _count(value: str) -> int:
@@ -310,6 +341,8 @@ def _criterion(
         if not value.strip():
             raise _bad(name, "must not be empty")
         return FullText(value, complex_text)
+    if code in ("_id", "_lastUpdated") and modifier:
+        raise _bad(name, f"has an unsupported modifier {modifier!r}")
     if code == "_id":
         return Column("id", split_values(value))
     if code == "_lastUpdated":
@@ -346,6 +379,8 @@ def _chain(
     via = REGISTRY[resource_type].get(code)
     if via is None or via.type != "reference":
         return None
+    if modifier and modifier not in via.targets:
+        raise _bad(f"{code}:{modifier}.{rest}", f"{code} does not refer to {modifier!r}")
     targets = (modifier,) if modifier else via.targets
     if len(targets) != 1 or targets[0] not in RESOURCE_TYPES:
         raise _bad(
@@ -389,9 +424,26 @@ def _near(name: str, value: str) -> Near:
 
 
 def date_value(name: str, value: str) -> tuple[str, str]:
-    """Split a date search value into ``(prefix, date)``; a malformed date is a 400."""
+    """Split a date search value into ``(prefix, date)``; a malformed date is a 400.
+
+    The date is a FHIR date or dateTime (``2024``, ``2024-05``, ``2024-05-17``,
+    ``2024-05-17T10:00[:00[.000]][Z|+02:00]``) that names a real day and time.
+    """
     prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
-    date = value[2:] if value[:2] in _DATE_PREFIXES else value
-    if len(date) < 4 or not date[:4].isdigit():
+    text = value[2:] if value[:2] in _DATE_PREFIXES else value
+    if not _DATE.match(text) or not _real_date(text):
         raise _bad(name, f"value {value!r} is not a FHIR date")
-    return prefix, date
+    return prefix, text
+
+
+def _real_date(text: str) -> bool:
+    try:
+        if "T" in text:
+            datetime.fromisoformat(text)
+        elif len(text) == 10:
+            date.fromisoformat(text)
+        elif len(text) == 7:
+            date.fromisoformat(f"{text}-01")
+    except ValueError:
+        return False
+    return True

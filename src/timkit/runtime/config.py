@@ -72,6 +72,20 @@ DEMO_SERVICES = (
 )
 
 
+class DirectorySettings(StrictModel):
+    """The VZD FHIR-Directory of the local federation.
+
+    Attributes:
+        port: loopback HTTP port (the directory is never exposed beyond loopback).
+        database: ``sqlite`` (a file in the data directory) or a PostgreSQL DSN.
+        demo_data: load the demo organisations plus synthetic practices and practitioners.
+    """
+
+    port: int = Field(default=8490, ge=1, le=65535)
+    database: DatabaseUrl = "sqlite"
+    demo_data: bool = True
+
+
 class TimkitConfig(StrictModel):
     """Top level of ``timkit.toml``.
 
@@ -79,11 +93,13 @@ class TimkitConfig(StrictModel):
         data_dir: where keys, certificates, databases, logs and run state live; a relative
             path is taken relative to the config file (or the working directory).
         runtime: supervisor settings.
+        directory: the VZD FHIR-Directory.
         messenger_services: the organisations' Messenger-Services.
     """
 
     data_dir: Path = Path("var")
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
     messenger_services: tuple[MessengerServiceConfig, ...] = DEMO_SERVICES
 
 
@@ -112,7 +128,7 @@ def load_config(path: Path | None) -> TimkitConfig:
 
 def _check_unique(config: TimkitConfig, *, source: str) -> None:
     domains: dict[str, str] = {}
-    ports: dict[int, str] = {}
+    ports: dict[int, str] = {config.directory.port: "directory.port"}
     for i, service in enumerate(config.messenger_services):
         key = f"messenger_services.{i}"
         if service.domain in domains:
@@ -139,15 +155,17 @@ def check_ports_free(config: TimkitConfig) -> None:
     Raises:
         ConfigError: for the first port that cannot be bound.
     """
+    wanted = [("directory.port", config.directory.port)]
     for i, service in enumerate(config.messenger_services):
         for field in ("port", "forward_proxy_port"):
-            port = getattr(service, field)
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((config.runtime.bind, port))
-                except OSError as exc:
-                    raise ConfigError(
-                        f"port {port} on {config.runtime.bind} is not available ({exc.strerror})",
-                        path=f"messenger_services.{i}.{field}",
-                    ) from None
+            wanted.append((f"messenger_services.{i}.{field}", getattr(service, field)))
+    for key, port in wanted:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((config.runtime.bind, port))
+            except OSError as exc:
+                raise ConfigError(
+                    f"port {port} on {config.runtime.bind} is not available ({exc.strerror})",
+                    path=key,
+                ) from None

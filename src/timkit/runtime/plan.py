@@ -1,6 +1,7 @@
 """Turn the runtime config into component config files and process specs.
 
-For every Messenger-Service ``D`` the plan holds two components:
+The federation shares one ``fhir-directory`` (the VZD FHIR-Directory on loopback, seeded
+with the demo data set). For every Messenger-Service ``D`` the plan holds two components:
 
 * ``proxy@D``: the Messenger-Proxy's forward proxy; routes ``CONNECT <domain>:<any port>``
   of every local service to that service's HTTPS port on loopback.
@@ -18,10 +19,14 @@ from pydantic import BaseModel
 from timkit.core.config import dump_toml
 from timkit.core.supervisor import ProcessSpec, RestartPolicy
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
+from timkit.directory.config import DirectoryConfig
 from timkit.homeserver.config import HomeserverConfig
 from timkit.proxy.config import ForwardProxyConfig, ProxyConfig
 from timkit.runtime.config import MessengerServiceConfig, TimkitConfig
+from timkit.runtime.demo import write_demo_data
 from timkit.runtime.layout import Layout
+
+DIRECTORY_KIND = "fhir-directory"
 
 
 class ServiceEndpoints(BaseModel):
@@ -84,23 +89,60 @@ def endpoints(config: TimkitConfig, service: MessengerServiceConfig) -> ServiceE
 
 
 def _component(
-    layout: Layout, kind: str, domain: str, component_config: BaseModel, url: str
+    layout: Layout,
+    kind: str,
+    domain: str | None,
+    component_config: BaseModel,
+    url: str,
+    *,
+    module: str | None = None,
 ) -> ComponentPlan:
-    """Write ``component_config`` to ``<service dir>/<kind>.toml``; plan ``timkit.<kind>`` with it.
+    """Write ``component_config`` to ``<dir>/<kind>.toml``; plan ``timkit.<module>`` with it.
 
-    Every component answers ``GET <url>/health`` when ready.
+    ``dir`` is the service directory of ``domain``, or ``<data>/<kind>`` for a component
+    shared by the federation (``domain`` None). ``module`` defaults to ``kind``. Every
+    component answers ``GET <url>/health`` when ready.
     """
-    config_file = layout.service_dir(domain) / f"{kind}.toml"
+    directory = layout.service_dir(domain) if domain else layout.root / kind
+    config_file = directory / f"{kind}.toml"
     dump_toml(component_config, config_file)
-    name = f"{kind}@{domain}"
+    name = f"{kind}@{domain}" if domain else kind
     return ComponentPlan(
         name=name,
         kind=kind,
-        argv=[sys.executable, "-m", f"timkit.{kind}", "--config", str(config_file)],
+        argv=[sys.executable, "-m", f"timkit.{module or kind}", "--config", str(config_file)],
         url=url,
         health_url=f"{url}/health",
         log_file=layout.log_file(name),
     )
+
+
+def directory_database(config: TimkitConfig) -> str:
+    """Database URL of the local FHIR-Directory (``sqlite`` maps into the data directory)."""
+    if config.directory.database == "sqlite":
+        path = Layout(config.data_dir).root / DIRECTORY_KIND / "directory.db"
+        return f"sqlite:///{path}"
+    return config.directory.database
+
+
+def _directory(config: TimkitConfig, layout: Layout) -> ComponentPlan:
+    """The FHIR-Directory on loopback, seeded with the demo data set when enabled."""
+    settings = config.directory
+    home = layout.root / DIRECTORY_KIND
+    home.mkdir(parents=True, exist_ok=True)
+    database = directory_database(config)
+    seed_files: tuple[Path, ...] = ()
+    if settings.demo_data:
+        seed_files = (write_demo_data(home / "demo.ndjson", config.messenger_services),)
+    directory = DirectoryConfig(
+        bind=config.runtime.bind,
+        port=settings.port,
+        database=database,
+        seed_files=seed_files,
+        log_level=config.runtime.log_level,
+    )
+    url = f"http://{config.runtime.bind}:{settings.port}"
+    return _component(layout, DIRECTORY_KIND, None, directory, url, module="directory")
 
 
 def build_plan(config: TimkitConfig) -> Plan:
@@ -110,7 +152,7 @@ def build_plan(config: TimkitConfig) -> Plan:
     pki.ensure_ca()
     bind = config.runtime.bind
     routes = {s.domain: f"{bind}:{s.port}" for s in config.messenger_services}
-    components: list[ComponentPlan] = []
+    components: list[ComponentPlan] = [_directory(config, layout)]
     for service in config.messenger_services:
         service_dir = layout.service_dir(service.domain)
         cert = pki.ensure_server_cert(service.domain, [service.domain, *LOOPBACK_NAMES])

@@ -4,8 +4,9 @@ Simple mode (the default, as the live VZD): ``-`` and ``,`` count as spaces and 
 must occur as a word prefix, so ``Sonnensch prax`` finds "Praxis Sonnenschein".
 Complex mode (``_complexSearch=true``, the HAPI/Elasticsearch syntax the VZD documents):
 ``"a phrase"``, ``+`` or space = AND, ``|`` or ``,`` = OR, a leading ``-`` = NOT, a trailing
-``*`` = prefix and ``~N`` (fuzzy) is accepted and matched exactly. Terms are folded like the
-indexed text (case and accents), so both engines compare like with like.
+``*`` = prefix and ``~N`` (fuzzy) is accepted and matched exactly. Terms are folded and split
+into words exactly like the indexed text (:func:`timkit.directory.indexing.text_words`), so both
+engines compare like with like.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from __future__ import annotations
 import re
 
 from timkit.core.errors import IssueType, TimkitError
-from timkit.directory.indexing import fold
+from timkit.directory.indexing import text_words
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-_TOKEN = re.compile(r'"[^"]*"|[|,]|-?[^\s"|,+]+')
+_TOKEN = re.compile(r'-?"[^"]*"|[|,]|-?[^\s"|,+]+')
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(fold(text))
+    return text_words(text)
 
 
 def _simple_terms(query: str) -> list[str]:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from timkit.core.db import Cursor as DbCursor
@@ -39,6 +41,7 @@ from timkit.directory.storage.store import Store, Stored
 
 MAX_INCLUDE_ROUNDS = 4
 _TOP = "\U0010ffff"
+_DATETIME = re.compile(r"([^T]+T\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?\Z")
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,11 @@ class _Sql:
         for value in column.values:
             prefix, date = date_value("_lastUpdated", value)
             sql, params = _date_condition(
-                f"{alias}.last_updated", f"{alias}.last_updated", prefix, date
+                f"{alias}.last_updated",
+                f"{alias}.last_updated",
+                prefix,
+                date,
+                bounds=last_updated_bounds,
             )
             parts.append(sql)
             self.params.extend(params)
@@ -196,9 +203,37 @@ class _Sql:
         )
 
 
-def _date_condition(low: str, high: str, prefix: str, date: str) -> tuple[str, list[Any]]:
+def last_updated_bounds(value: str) -> tuple[str, str]:
+    """The instants a search date covers, in the stored ``resources.last_updated`` form.
+
+    :func:`timkit.directory.storage.store.now` stores UTC with milliseconds and ``+00:00``
+    (``2024-05-17T08:30:00.123+00:00``), so the bounds are written the same way (a time with
+    an offset is converted to UTC, one without is taken as UTC) and compare as strings.
+    """
+    match = _DATETIME.match(value)
+    if match is None:
+        low, high = date_bounds(value)
+        return f"{low[:19]}.000+00:00", f"{high[:19]}.999+00:00"
+    clock, fraction, zone = match.groups()
+    seconds = len(clock) > 16
+    instant = datetime.fromisoformat(clock + (zone or "Z")).astimezone(UTC)
+    stem = instant.replace(tzinfo=None).isoformat(timespec="seconds")
+    if not seconds:
+        return f"{stem[:16]}:00.000+00:00", f"{stem[:16]}:59.999+00:00"
+    digits = (fraction or "")[:3]
+    return f"{stem}.{digits.ljust(3, '0')}+00:00", f"{stem}.{digits.ljust(3, '9')}+00:00"
+
+
+def _date_condition(
+    low: str,
+    high: str,
+    prefix: str,
+    date: str,
+    *,
+    bounds: Callable[[str], tuple[str, str]] = date_bounds,
+) -> tuple[str, list[Any]]:
     """SQL comparing a stored ``[low, high]`` interval with a search date (R4 semantics)."""
-    vlow, vhigh = date_bounds(date)
+    vlow, vhigh = bounds(date)
     conditions = {
         "eq": (f"({low} >= ? AND {high} <= ?)", [vlow, vhigh]),
         "ap": (f"({low} >= ? AND {high} <= ?)", [vlow, vhigh]),
@@ -275,6 +310,18 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
     page_where = f"{base_where} AND r.rid <= ?"
     page_params = [*base_params, max_rid]
     if query.cursor is not None:
+        after = query.cursor.after
+        if (
+            len(after) != len(keys)
+            or not isinstance(after[-1], int)
+            or not all(isinstance(v, str) for v in after[:-1])
+        ):
+            raise TimkitError(
+                400,
+                IssueType.INVALID,
+                "search parameter '_cursor' does not belong to this search's _sort",
+                requirement=REQ_SEARCH,
+            )
         condition, params = _keyset(keys, query.cursor.after)
         page_where += f" AND {condition}"
         page_params.extend(params)
@@ -344,6 +391,8 @@ def _revinclude_rids(cur: DbCursor, targets: list[Stored], include: Include) -> 
     keys = sorted({p.key for p in params})
     out: list[int] = []
     for target_type in sorted({t.type for t in targets}):
+        if include.target_type not in (None, target_type):
+            continue
         ids = [t.id for t in targets if t.type == target_type]
         id_marks = ",".join("?" * len(ids))
         key_marks = ",".join("?" * len(keys))

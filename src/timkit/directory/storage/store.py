@@ -139,32 +139,61 @@ class Store:
         the resource's index rows computed beforehand (bulk loads compute them in worker
         processes); they do not depend on ``meta.versionId``/``lastUpdated``.
         """
-        resource_type, resource_id = resource["resourceType"], resource["id"]
-        previous = tx.execute(
-            "SELECT rid, version FROM resources WHERE type = ? AND id = ?",
-            (resource_type, resource_id),
-        ).fetchone()
-        version = int(previous[1]) + 1 if previous else 1
-        updated = now()
-        resource["meta"] = {
-            **resource.get("meta", {}),
-            "versionId": str(version),
-            "lastUpdated": updated,
-        }
-        body = orjson.dumps(resource).decode()
-        rid = self._point(tx, previous, resource_type, resource_id, version, updated, deleted=0)
-        tx.execute(
-            "INSERT INTO versions (rid, version, last_updated, deleted, method, body)"
-            " VALUES (?, ?, ?, 0, ?, ?)",
-            (rid, version, updated, method, body),
-        )
-        if previous:
-            self._unindex(tx, rid)
         rows = rows if rows is not None else index_resource(resource)
-        self._index(tx, rid, rows)
-        self._write_text(tx, rid, resource_type, rows)
-        self._refresh_referrers(tx, resource_type, resource_id)
-        return Stored(rid, resource_type, resource_id, version, updated, False, body)
+        stored = self.save_many(tx, [(resource, rows)], method=method)
+        return stored[0]
+
+    def save_many(
+        self,
+        tx: Cursor,
+        items: Sequence[tuple[dict[str, Any], IndexRows]],
+        *,
+        method: str,
+        skip_unchanged: bool = False,
+    ) -> list[Stored]:
+        """:meth:`save` for many resources with their index rows, batching the SQL.
+
+        With ``skip_unchanged``, a resource equal to its current version (apart from
+        ``meta.versionId``/``lastUpdated``) is not stored again and not returned.
+        """
+        saved: list[tuple[Stored, IndexRows]] = []
+        texts: dict[tuple[str, str], str] = {}
+        for resource, rows in items:
+            resource_type, resource_id = resource["resourceType"], resource["id"]
+            previous = tx.execute(
+                "SELECT rid, version, deleted FROM resources WHERE type = ? AND id = ?",
+                (resource_type, resource_id),
+            ).fetchone()
+            if previous and skip_unchanged and not previous[2]:
+                current = self.current(tx, resource_type, resource_id)
+                if current is not None and _same(current.resource(), resource):
+                    continue
+            version = int(previous[1]) + 1 if previous else 1
+            updated = now()
+            resource["meta"] = {
+                **resource.get("meta", {}),
+                "versionId": str(version),
+                "lastUpdated": updated,
+            }
+            body = orjson.dumps(resource).decode()
+            rid = self._point(tx, previous, resource_type, resource_id, version, updated, deleted=0)
+            tx.execute(
+                "INSERT INTO versions (rid, version, last_updated, deleted, method, body)"
+                " VALUES (?, ?, ?, 0, ?, ?)",
+                (rid, version, updated, method, body),
+            )
+            if previous:
+                self._unindex(tx, rid)
+            texts[(resource_type, resource_id)] = rows.text
+            saved.append(
+                (Stored(rid, resource_type, resource_id, version, updated, False, body), rows)
+            )
+        self._index_many(tx, saved)
+        self._write_texts(tx, saved, texts)
+        self._refresh_referrers(
+            tx, [(s.type, s.id) for s, _ in saved], skip={s.rid for s, _ in saved}
+        )
+        return [s for s, _ in saved]
 
     def delete(self, tx: Cursor, resource_type: str, resource_id: str) -> Stored | None:
         """Store a tombstone version; ``None`` if there is nothing live to delete."""
@@ -189,7 +218,7 @@ class Store:
             (rid, version, updated, body),
         )
         self._unindex(tx, rid)
-        self._refresh_referrers(tx, resource_type, resource_id)
+        self._refresh_referrers(tx, [(resource_type, resource_id)])
         return Stored(rid, resource_type, resource_id, version, updated, True, body)
 
     def _point(
@@ -224,69 +253,98 @@ class Store:
         else:
             tx.execute("DELETE FROM fts WHERE rid = ?", (rid,))
 
-    def _index(self, tx: Cursor, rid: int, rows: IndexRows) -> None:
-        if rows.tokens:
-            tx.executemany(
-                "INSERT INTO idx_token (key, system, code, text, rid) VALUES (?, ?, ?, ?, ?)",
-                [(*t, rid) for t in rows.tokens],
-            )
-        if rows.strings:
-            tx.executemany(
-                "INSERT INTO idx_string (key, norm, exact, rid) VALUES (?, ?, ?, ?)",
-                [(*s, rid) for s in rows.strings],
-            )
-        if rows.references:
-            tx.executemany(
-                "INSERT INTO idx_ref (key, ttype, tid, rid) VALUES (?, ?, ?, ?)",
-                [(*r, rid) for r in rows.references],
-            )
-        if rows.dates:
-            tx.executemany(
-                "INSERT INTO idx_date (key, low, high, rid) VALUES (?, ?, ?, ?)",
-                [(*d, rid) for d in rows.dates],
-            )
-        if rows.position:
-            tx.execute(
-                "INSERT INTO idx_geo (rid, lat, lon) VALUES (?, ?, ?)", (rid, *rows.position)
-            )
+    def _index_many(self, tx: Cursor, saved: Sequence[tuple[Stored, IndexRows]]) -> None:
+        tokens = [(*t, s.rid) for s, rows in saved for t in rows.tokens]
+        strings = [(*v, s.rid) for s, rows in saved for v in rows.strings]
+        references = [(*r, s.rid) for s, rows in saved for r in rows.references]
+        dates = [(*d, s.rid) for s, rows in saved for d in rows.dates]
+        positions = [(s.rid, *rows.position) for s, rows in saved if rows.position]
+        for sql, values in (
+            ("INSERT INTO idx_token (key, system, code, text, rid) VALUES (?, ?, ?, ?, ?)", tokens),
+            ("INSERT INTO idx_string (key, norm, exact, rid) VALUES (?, ?, ?, ?)", strings),
+            ("INSERT INTO idx_ref (key, ttype, tid, rid) VALUES (?, ?, ?, ?)", references),
+            ("INSERT INTO idx_date (key, low, high, rid) VALUES (?, ?, ?, ?)", dates),
+            ("INSERT INTO idx_geo (rid, lat, lon) VALUES (?, ?, ?)", positions),
+        ):
+            if values:
+                tx.executemany(sql, values)
 
-    def _write_text(self, tx: Cursor, rid: int, resource_type: str, rows: IndexRows) -> None:
-        text = rows.text
-        if resource_type in LINKED_TEXT_TYPES:
-            targets = {(t, i) for _key, t, i in rows.references}
-            text = " ".join([text, *self._texts(tx, targets)])
+    def _write_texts(
+        self,
+        tx: Cursor,
+        saved: Sequence[tuple[Stored, IndexRows]],
+        known: dict[tuple[str, str], str],
+    ) -> None:
+        """Full-text documents; ``known`` holds own texts of resources in this batch."""
+        documents = []
+        for stored, rows in saved:
+            text = rows.text
+            if stored.type in LINKED_TEXT_TYPES:
+                targets = sorted({(t, i) for _key, t, i in rows.references})
+                text = " ".join([text, *self._texts(tx, targets, known)])
+            documents.append((stored.rid, text))
+        if not documents:
+            return
         if self.dialect == "sqlite":
-            tx.execute("INSERT INTO fts (rowid, doc) VALUES (?, ?)", (rid, text))
+            tx.executemany("INSERT INTO fts (rowid, doc) VALUES (?, ?)", documents)
         else:
-            tx.execute(
-                "INSERT INTO fts (rid, doc) VALUES (?, to_tsvector('simple', ?))", (rid, text)
+            tx.executemany(
+                "INSERT INTO fts (rid, doc) VALUES (?, to_tsvector('simple', ?))", documents
             )
 
-    def _texts(self, tx: Cursor, targets: Iterable[tuple[str, str]]) -> list[str]:
+    def _texts(
+        self,
+        tx: Cursor,
+        targets: Iterable[tuple[str, str]],
+        known: dict[tuple[str, str], str],
+    ) -> list[str]:
         texts: list[str] = []
-        for target_type, target_id in sorted(targets):
+        for target in targets:
+            if target in known:
+                texts.append(known[target])
+                continue
             row = tx.execute(
                 "SELECT v.body FROM resources r JOIN versions v"
                 " ON v.rid = r.rid AND v.version = r.version"
                 " WHERE r.type = ? AND r.id = ? AND r.deleted = 0",
-                (target_type, target_id),
+                target,
             ).fetchone()
             if row:
                 texts.append(text_document(orjson.loads(row[0])))
         return texts
 
-    def _refresh_referrers(self, tx: Cursor, resource_type: str, resource_id: str) -> None:
-        referrers = tx.execute(
-            "SELECT DISTINCT x.rid FROM idx_ref x JOIN resources r ON r.rid = x.rid"
-            " WHERE x.ttype = ? AND x.tid = ? AND r.type IN (?, ?)",
-            (resource_type, resource_id, *sorted(LINKED_TEXT_TYPES)),
-        ).fetchall()
-        for (rid,) in referrers:
-            (stored,) = self.by_rids(tx, [int(rid)])
-            resource = stored.resource()
-            rows = index_resource(resource)
-            if self.dialect == "sqlite":
-                tx.execute("DELETE FROM fts WHERE rowid = ?", (rid,))
-            else:
-                tx.execute("DELETE FROM fts WHERE rid = ?", (rid,))
-            self._write_text(tx, int(rid), stored.type, rows)
+    def _refresh_referrers(
+        self, tx: Cursor, targets: Sequence[tuple[str, str]], *, skip: set[int] | None = None
+    ) -> None:
+        """Rebuild the documents that embed the text of ``targets`` (except ``skip``)."""
+        if not targets:
+            return
+        referrers: set[int] = set()
+        linked = sorted(LINKED_TEXT_TYPES)
+        for target in targets:
+            rows = tx.execute(
+                "SELECT x.rid FROM idx_ref x JOIN resources r ON r.rid = x.rid"
+                " WHERE x.ttype = ? AND x.tid = ? AND r.type IN (?, ?)",
+                (*target, *linked),
+            ).fetchall()
+            referrers.update(int(r[0]) for r in rows)
+        referrers -= skip or set()
+        if not referrers:
+            return
+        stale = [
+            (stored, index_resource(stored.resource()))
+            for stored in self.by_rids(tx, sorted(referrers))
+        ]
+        column = "rowid" if self.dialect == "sqlite" else "rid"
+        tx.executemany(f"DELETE FROM fts WHERE {column} = ?", [(s.rid,) for s, _ in stale])
+        self._write_texts(tx, stale, {})
+
+
+def _same(stored: dict[str, Any], resource: dict[str, Any]) -> bool:
+    """Equal apart from ``meta.versionId``/``meta.lastUpdated``."""
+
+    def strip(r: dict[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in r.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+        return {**r, "meta": meta}
+
+    return strip(stored) == strip(resource)

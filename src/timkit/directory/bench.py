@@ -1,0 +1,339 @@
+"""``timkit bench directory``: the FHIR-Directory at the size of Germany's directory.
+
+1. Bulk load: synthetic resources (:mod:`timkit.directory.generate`) streamed through the
+   loader (validation and indexing in worker processes, one writer) into a fresh database.
+2. A real directory process (``python -m timkit.directory``) on a free loopback port.
+3. Over HTTP with keep-alive connections: read by id, the six typical TI-M client
+   searches (:data:`SEARCHES`) one client at a time (p50/p99), then 8 concurrent clients
+   running the searches round-robin (searches/s).
+4. Baseline in the same run: ``GET /health`` on the same server, i.e. the HTTP floor.
+5. Database size on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import psutil
+
+from timkit.core.db import Database
+from timkit.core.process import free_port
+from timkit.directory.generate import generate
+from timkit.directory.load import load
+from timkit.directory.service import open_directory
+
+CLIENTS = 8
+TELEMATIK_ID = "https://gematik.de/fhir/sid/telematik-id"
+_INCLUDES_HS = (
+    "&_include=HealthcareService:organization&_include=HealthcareService:location"
+    "&_include=HealthcareService:endpoint"
+)
+_INCLUDES_PR = (
+    "&_include=PractitionerRole:practitioner&_include=PractitionerRole:location"
+    "&_include=PractitionerRole:endpoint"
+)
+
+
+@dataclass
+class Samples:
+    """Values drawn from the generated data, so every search has real hits."""
+
+    ids: list[str] = field(default_factory=list)
+    org_names: list[str] = field(default_factory=list)
+    telematik_ids: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+    cities: list[str] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+    qualifications: list[str] = field(default_factory=list)
+
+
+# The six typical TI-M client searches (FHIR_VZD_HOWTO_Search, app-vzd-cli defaults).
+SEARCHES: dict[str, Callable[[Samples, int], str]] = {
+    "HealthcareService by name (_text) + org active + includes": lambda s, i: (
+        "/HealthcareService?organization.active=true&_text="
+        + quote(s.org_names[i % len(s.org_names)])
+        + _INCLUDES_HS
+    ),
+    "HealthcareService by organization TelematikID + includes": lambda s, i: (
+        "/HealthcareService?organization.identifier="
+        + quote(TELEMATIK_ID + "|" + s.telematik_ids[i % len(s.telematik_ids)])
+        + _INCLUDES_HS
+    ),
+    "PractitionerRole by practitioner.name + active + includes": lambda s, i: (
+        "/PractitionerRole?practitioner.active=true&practitioner.name="
+        + quote(s.families[i % len(s.families)])
+        + _INCLUDES_PR
+    ),
+    "PractitionerRole by city + qualification + TI-M endpoint (HOWTO sample)": lambda s, i: (
+        "/PractitionerRole?practitioner.active=true&location.address-city="
+        + quote(s.cities[i % len(s.cities)])
+        + "&practitioner.qualification="
+        + quote(s.qualifications[i % len(s.qualifications)])
+        + "&endpoint.payload-type=tim-chat&endpoint.status=active"
+        + _INCLUDES_PR
+    ),
+    "HealthcareService by location.address-city, _count=20": lambda s, i: (
+        "/HealthcareService?organization.active=true&location.address-city="
+        + quote(s.cities[i % len(s.cities)])
+        + "&_count=20"
+    ),
+    "Endpoint by MXID address + _revinclude": lambda s, i: (
+        "/Endpoint?address="
+        + quote(s.addresses[i % len(s.addresses)])
+        + "&_revinclude=HealthcareService:endpoint&_revinclude=PractitionerRole:endpoint"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Latency:
+    """p50/p99 in milliseconds and hits of the last request."""
+
+    p50: float
+    p99: float
+    hits: int
+
+
+@dataclass(frozen=True)
+class DirectoryBenchResult:
+    """Everything ``timkit bench directory`` measured."""
+
+    database: str
+    resources: int
+    load_seconds: float
+    read: Latency
+    searches: dict[str, Latency]
+    searches_per_second: float
+    baseline_health: Latency
+    baseline_health_per_second: float
+    size_bytes: int
+
+    def markdown(self) -> str:
+        """The result as a Markdown section for ``docs/benchmarks.md``."""
+        rate = self.resources / self.load_seconds
+        lines = [
+            f"### `timkit bench directory` — {dt.date.today().isoformat()}, {self.database}",
+            "",
+            f"Machine: {machine()}",
+            "",
+            "| measurement | value |",
+            "|---|---|",
+            f"| resources loaded | {self.resources:,} |",
+            f"| bulk load | {self.load_seconds:.0f} s = **{rate:,.0f} resources/s** |",
+            f"| read by id, p50 / p99 | **{self.read.p50:.2f}** / {self.read.p99:.2f} ms |",
+        ]
+        for name, latency in self.searches.items():
+            lines.append(
+                f"| {name}: p50 / p99 ({latency.hits} hits) |"
+                f" **{latency.p50:.2f}** / **{latency.p99:.2f}** ms |"
+            )
+        lines += [
+            f"| six searches round-robin, {CLIENTS} concurrent clients |"
+            f" **{self.searches_per_second:,.0f} searches/s** |",
+            f"| baseline: `GET /health` p50 / p99, same server | {self.baseline_health.p50:.2f}"
+            f" / {self.baseline_health.p99:.2f} ms |",
+            f"| baseline: `GET /health`, {CLIENTS} concurrent clients |"
+            f" {self.baseline_health_per_second:,.0f} requests/s |",
+            f"| database size on disk | {self.size_bytes / 2**20:,.0f} MiB |",
+        ]
+        return "\n".join(lines)
+
+
+def machine() -> str:
+    """CPU count, model and memory of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = psutil.virtual_memory().total / 2**30
+    python = platform.python_version()
+    return f"{os.cpu_count()} CPUs ({cpu}), {memory:.0f} GiB RAM, Python {python}"
+
+
+def _samples(organizations: int, practitioners: int) -> Samples:
+    """Draw search values from the same deterministic data the load used."""
+    samples = Samples()
+    step = max(1, (organizations + practitioners) // 500)
+    for n, resource in enumerate(_sample_stream(organizations, practitioners)):
+        if n % step:
+            continue
+        _collect(samples, resource)
+    return samples
+
+
+def _sample_stream(organizations: int, practitioners: int) -> Iterator[dict[str, Any]]:
+    # Units are independent and ordered; the first few thousand cover every value kind.
+    limit = 20_000
+    for n, resource in enumerate(generate(organizations, practitioners)):
+        if n >= limit:
+            return
+        yield resource
+
+
+def _collect(samples: Samples, resource: dict[str, Any]) -> None:
+    kind = resource["resourceType"]
+    samples.ids.append(f"{kind}/{resource['id']}")
+    if kind == "Organization" and resource.get("active", True):
+        samples.org_names.append(resource["name"])
+        samples.telematik_ids.append(resource["identifier"][0]["value"])
+    elif kind == "Practitioner" and resource.get("active", True):
+        samples.families.append(resource["name"][0]["family"])
+        samples.qualifications.extend(
+            c["code"] for q in resource.get("qualification", ()) for c in q["code"]["coding"]
+        )
+    elif kind == "Location":
+        samples.cities.append(resource["address"]["city"])
+    elif kind == "Endpoint":
+        samples.addresses.append(resource["address"])
+
+
+class _Client:
+    """One keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, port: int) -> None:
+        self._connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def get(self, path: str) -> tuple[float, bytes]:
+        started = time.perf_counter()
+        self._connection.request("GET", path, headers={"Accept": "application/fhir+json"})
+        response = self._connection.getresponse()
+        body = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status} {body[:300]!r}")
+        return elapsed, body
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _latency(client: _Client, paths: list[str]) -> Latency:
+    for path in paths[:5]:
+        client.get(path)  # warm-up
+    times: list[float] = []
+    hits = 0
+    for path in paths:
+        elapsed, body = client.get(path)
+        times.append(elapsed)
+        hits = len(orjson.loads(body).get("entry", ())) if body.startswith(b"{") else 0
+    times.sort()
+    return Latency(
+        statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))], hits
+    )
+
+
+def _throughput(port: int, paths: list[str], seconds: float) -> float:
+    done = [0] * CLIENTS
+    stop = time.perf_counter() + seconds
+
+    def worker(index: int) -> None:
+        client = _Client(port)
+        i = index
+        while time.perf_counter() < stop:
+            client.get(paths[i % len(paths)])
+            done[index] += 1
+            i += CLIENTS
+        client.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CLIENTS)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def _size(database: str, workdir: Path) -> int:
+    if database.startswith("sqlite:///"):
+        return sum(p.stat().st_size for p in workdir.glob("directory.db*"))
+    db = Database.open(database)
+    try:
+        with db.read() as cur:
+            return int(cur.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+    finally:
+        db.close()
+
+
+def _serve(database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = workdir / "directory.toml"
+    config.write_text(f'port = {port}\ndatabase = "{database}"\nlog_level = "WARNING"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "timkit.directory", "--config", str(config)],
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            _Client(port).get("/health")
+            return process, port
+        except (OSError, RuntimeError, http.client.HTTPException):
+            if process.poll() is not None:
+                raise RuntimeError("the directory process exited during start-up") from None
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("the directory did not become healthy within 60 s")
+
+
+def bench_directory(
+    resources: int, *, database: str | None = None, seconds: float = 10.0, rounds: int = 200
+) -> DirectoryBenchResult:
+    """Run the benchmark (see the module docstring) on ``database`` or a temporary SQLite."""
+    organizations = practitioners = max(1, resources // 8)
+    total = 4 * (organizations + practitioners)
+    with tempfile.TemporaryDirectory(prefix="timkit-bench-") as tmp:
+        workdir = Path(tmp)
+        url = database or f"sqlite:///{workdir / 'directory.db'}"
+        directory = open_directory(url)
+        try:
+            stats = load(directory, generate(organizations, practitioners))
+        finally:
+            directory.db.close()
+        samples = _samples(organizations, practitioners)
+        process, port = _serve(url, workdir)
+        try:
+            client = _Client(port)
+            reads = [f"/{samples.ids[i % len(samples.ids)]}" for i in range(rounds * 2)]
+            read = _latency(client, reads)
+            searches = {
+                name: _latency(client, [build(samples, i) for i in range(rounds)])
+                for name, build in SEARCHES.items()
+            }
+            health = _latency(client, ["/health"] * rounds * 2)
+            client.close()
+            mixed = [build(samples, i) for i in range(rounds) for build in SEARCHES.values()]
+            per_second = _throughput(port, mixed, seconds)
+            health_per_second = _throughput(port, ["/health"], seconds / 2)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        return DirectoryBenchResult(
+            database="PostgreSQL" if database else "embedded SQLite",
+            resources=total,
+            load_seconds=stats.seconds,
+            read=read,
+            searches=searches,
+            searches_per_second=per_second,
+            baseline_health=health,
+            baseline_health_per_second=health_per_second,
+            size_bytes=_size(url, workdir),
+        )
