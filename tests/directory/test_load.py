@@ -88,10 +88,14 @@ def _contents(directory: Directory) -> dict[str, Any]:
             bodies.append((names[int(rid)], int(version), resource))
         contents: dict[str, Any] = {"versions": sorted(bodies, key=repr)}
         for table in INDEX_TABLES:
-            # every index table has the row id last, except idx_geo (rid, lat, lon)
+            # every index table has the row id first; idx_ref's target row id (trid) last
             sql = f"SELECT * FROM {table}"  # noqa: S608 - a constant table name
             rows = [tuple(r) for r in cur.execute(sql).fetchall()]
-            split = [(r[0], r[1:]) if table == "idx_geo" else (r[-1], r[:-1]) for r in rows]
+            if table == "idx_ref":
+                rows = [
+                    (*r[:-1], names.get(int(r[-1])) if r[-1] is not None else None) for r in rows
+                ]
+            split = [(r[0], r[1:]) for r in rows]
             contents[table] = sorted((names[int(rid)], values) for rid, values in split)
         contents["fts"] = sorted((names[int(rid)], doc) for rid, doc in cur.execute(fts).fetchall())
     return contents

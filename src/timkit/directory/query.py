@@ -36,9 +36,7 @@ _MODIFIERS = {
     "special": set(),
 }
 _DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
-_DATE = re.compile(
-    r"\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?\Z"
-)
+_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?\Z")
 _RESULT_PARAMS = frozenset(
     {"_count", "_sort", "_include", "_revinclude", "_summary", "_total", "_cursor"}
 )

@@ -65,9 +65,15 @@ class _Sql:
     def alias(self) -> str:
         return f"t{next(self._aliases)}"
 
-    def criterion(self, criterion: Criterion, alias: str) -> str:
+    def criterion(self, criterion: Criterion, alias: str, *, drive: bool = False) -> str:  # noqa: PLR0911
+        """SQL for ``criterion`` on the resources row ``alias``.
+
+        ``drive`` compiles an uncorrelated ``rid IN (…)`` sub-select, the set the planner
+        starts from; otherwise a correlated ``EXISTS`` probe through the ``(rid, key)``
+        indexes, which costs per candidate row instead of per matching row.
+        """
         if isinstance(criterion, Match):
-            return self._match(criterion, alias)
+            return self._match(criterion, alias, drive=drive)
         if isinstance(criterion, Column):
             return self._column(criterion, alias)
         if isinstance(criterion, FullText):
@@ -76,25 +82,36 @@ class _Sql:
             return self._near(criterion, alias)
         if isinstance(criterion, Chain):
             inner = self.alias()
+            join = f"FROM idx_ref x JOIN resources {inner} ON {inner}.rid = x.trid"
             self.params.extend((criterion.via.key, criterion.target_type))
-            condition = self.criterion(criterion.inner, inner)
+            condition = self.criterion(criterion.inner, inner, drive=drive)
+            if drive:
+                return (
+                    f"{alias}.rid IN (SELECT x.rid {join} WHERE x.key = ? AND x.ttype = ?"
+                    f" AND {inner}.deleted = 0 AND {condition})"
+                )
             return (
-                f"{alias}.rid IN (SELECT x.rid FROM idx_ref x JOIN resources {inner}"
-                f" ON {inner}.type = x.ttype AND {inner}.id = x.tid"
-                f" WHERE x.key = ? AND x.ttype = ? AND {inner}.deleted = 0 AND {condition})"
+                f"EXISTS (SELECT 1 {join} WHERE x.rid = {alias}.rid AND x.key = ?"
+                f" AND x.ttype = ? AND {inner}.deleted = 0 AND {condition})"
             )
         if isinstance(criterion, Has):
             source = self.alias()
             self.params.append(criterion.via.key)
-            condition = self.criterion(criterion.inner, source)
+            condition = self.criterion(criterion.inner, source, drive=drive)
+            if drive:
+                return (
+                    f"{alias}.rid IN (SELECT x.trid FROM idx_ref x"
+                    f" JOIN resources {source} ON {source}.rid = x.rid"
+                    f" WHERE x.key = ? AND {source}.deleted = 0 AND {condition})"
+                )
             return (
                 f"EXISTS (SELECT 1 FROM idx_ref x JOIN resources {source} ON {source}.rid = x.rid"
-                f" WHERE x.ttype = {alias}.type AND x.tid = {alias}.id AND x.key = ?"
+                f" WHERE x.key = ? AND x.trid = {alias}.rid"
                 f" AND {source}.deleted = 0 AND {condition})"
             )
         raise TypeError(criterion)  # pragma: no cover - exhaustive
 
-    def _match(self, match: Match, alias: str) -> str:
+    def _match(self, match: Match, alias: str, *, drive: bool) -> str:
         param = match.param
         table = {
             "token": "idx_token",
@@ -113,17 +130,21 @@ class _Sql:
         if match.modifier == "missing":
             self.params.append(param.key)
             negate = "NOT " if match.values[0] == "true" else ""
-            return f"{alias}.rid {negate}IN (SELECT rid FROM {table} WHERE key = ?)"
+            return f"{negate}EXISTS (SELECT 1 FROM {table} WHERE rid = {alias}.rid AND key = ?)"
         conditions = [
             self._value(param.type, match.modifier, param.targets, v) for v in match.values
         ]
         values_sql = " OR ".join(c for c, _ in conditions)
-        params: list[Any] = [param.key]
+        self.params.append(param.key)
         for _, p in conditions:
-            params.extend(p)
-        self.params.extend(params)
+            self.params.extend(p)
         negate = "NOT " if match.modifier == "not" else ""
-        return f"{alias}.rid {negate}IN (SELECT rid FROM {table} WHERE key = ? AND ({values_sql}))"
+        if drive and not negate:
+            return f"{alias}.rid IN (SELECT rid FROM {table} WHERE key = ? AND ({values_sql}))"
+        return (
+            f"{negate}EXISTS (SELECT 1 FROM {table} WHERE rid = {alias}.rid AND key = ?"
+            f" AND ({values_sql}))"
+        )
 
     def _value(
         self, kind: str, modifier: str | None, targets: Sequence[str], value: str
@@ -224,6 +245,32 @@ def last_updated_bounds(value: str) -> tuple[str, str]:
     return f"{stem}.{digits.ljust(3, '0')}+00:00", f"{stem}.{digits.ljust(3, '9')}+00:00"
 
 
+_UNSELECTIVE_CODES = frozenset(
+    {"active", "status", "payload-type", "connection-type", "_tag", "_profile", "address-use"}
+)
+
+
+def rank(criterion: Criterion) -> int:
+    """Estimated selectivity, lower = fewer matches; the lowest drives the query."""
+    if isinstance(criterion, Column):
+        return 0 if criterion.column == "id" else 5
+    if isinstance(criterion, FullText):
+        return 1
+    if isinstance(criterion, Near):
+        return 3
+    if isinstance(criterion, Chain | Has):
+        return rank(criterion.inner) + 1
+    if isinstance(criterion, Match):
+        if criterion.modifier in ("not", "missing"):
+            return 9
+        if criterion.param.code in _UNSELECTIVE_CODES:
+            return 8
+        if criterion.modifier == "contains" or criterion.param.type == "date":
+            return 6
+        return 2
+    return 9
+
+
 def _date_condition(
     low: str,
     high: str,
@@ -277,6 +324,7 @@ def _sort_expression(query: SearchQuery) -> list[tuple[str, bool]]:
 
 def _keyset(keys: list[tuple[str, bool]], after: Sequence[Any]) -> tuple[str, list[Any]]:
     """``(k1 > a1) OR (k1 = a1 AND k2 > a2) …`` honouring each key's direction."""
+    keys = [("+r.rid" if expr == "r.rid" else expr, descending) for expr, descending in keys]
     ors: list[str] = []
     params: list[Any] = []
     for i, (expr, descending) in enumerate(keys):
@@ -292,7 +340,9 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
     sql = _Sql(store.dialect)
     where = ["r.type = ?", "r.deleted = 0"]
     sql.params.append(query.resource_type)
-    where.extend(sql.criterion(c, "r") for c in query.criteria)
+    ordered = sorted(query.criteria, key=rank)
+    for position, criterion in enumerate(ordered):
+        where.append(sql.criterion(criterion, "r", drive=position == 0 and rank(criterion) < 8))
     base_params = list(sql.params)
     base_where = " AND ".join(where)
     total: int | None = None
@@ -307,7 +357,9 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
     else:
         max_rid = query.cursor.max_rid
     keys = _sort_expression(query)
-    page_where = f"{base_where} AND r.rid <= ?"
+    # "+r.rid": the snapshot and keyset bounds filter rows but must not steer the planner
+    # into a range scan of every resource of the type (unary plus hides the column).
+    page_where = f"{base_where} AND +r.rid <= ?"
     page_params = [*base_params, max_rid]
     if query.cursor is not None:
         after = query.cursor.after
@@ -376,7 +428,7 @@ def _include_rids(cur: DbCursor, sources: list[Stored], include: Include) -> lis
     key_marks = ",".join("?" * len(keys))
     target = " AND x.ttype = ?" if include.target_type else ""
     rows = cur.execute(
-        "SELECT t.rid FROM idx_ref x JOIN resources t ON t.type = x.ttype AND t.id = x.tid"
+        "SELECT t.rid FROM idx_ref x JOIN resources t ON t.rid = x.trid"
         f" WHERE x.rid IN ({rid_marks}) AND x.key IN ({key_marks}) AND t.deleted = 0{target}"
         " ORDER BY t.rid",
         [*(s.rid for s in relevant), *keys, *([include.target_type] if target else [])],

@@ -189,6 +189,11 @@ class Store:
                 (Stored(rid, resource_type, resource_id, version, updated, False, body), rows)
             )
         self._index_many(tx, saved)
+        created = [(s.rid, s.type, s.id) for s, _ in saved if s.version == 1]
+        if created:
+            tx.executemany(
+                "UPDATE idx_ref SET trid = ? WHERE ttype = ? AND tid = ? AND trid IS NULL", created
+            )
         self._write_texts(tx, saved, texts)
         self._refresh_referrers(
             tx, [(s.type, s.id) for s, _ in saved], skip={s.rid for s, _ in saved}
@@ -254,16 +259,26 @@ class Store:
             tx.execute("DELETE FROM fts WHERE rid = ?", (rid,))
 
     def _index_many(self, tx: Cursor, saved: Sequence[tuple[Stored, IndexRows]]) -> None:
-        tokens = [(*t, s.rid) for s, rows in saved for t in rows.tokens]
-        strings = [(*v, s.rid) for s, rows in saved for v in rows.strings]
-        references = [(*r, s.rid) for s, rows in saved for r in rows.references]
-        dates = [(*d, s.rid) for s, rows in saved for d in rows.dates]
+        """Insert the index rows (deduplicated: the tables are keyed by ``rid`` first)."""
+        tokens = dict.fromkeys(
+            (s.rid, k, c, y, t) for s, rows in saved for k, y, c, t in rows.tokens
+        )
+        strings = dict.fromkeys((s.rid, *v) for s, rows in saved for v in rows.strings)
+        refs = dict.fromkeys((s.rid, *r) for s, rows in saved for r in rows.references)
+        dates = dict.fromkeys((s.rid, *d) for s, rows in saved for d in rows.dates)
         positions = [(s.rid, *rows.position) for s, rows in saved if rows.position]
         for sql, values in (
-            ("INSERT INTO idx_token (key, system, code, text, rid) VALUES (?, ?, ?, ?, ?)", tokens),
-            ("INSERT INTO idx_string (key, norm, exact, rid) VALUES (?, ?, ?, ?)", strings),
-            ("INSERT INTO idx_ref (key, ttype, tid, rid) VALUES (?, ?, ?, ?)", references),
-            ("INSERT INTO idx_date (key, low, high, rid) VALUES (?, ?, ?, ?)", dates),
+            (
+                "INSERT INTO idx_token (rid, key, code, system, text) VALUES (?, ?, ?, ?, ?)",
+                list(tokens),
+            ),
+            ("INSERT INTO idx_string (rid, key, norm, exact) VALUES (?, ?, ?, ?)", list(strings)),
+            (
+                "INSERT INTO idx_ref (rid, key, ttype, tid, trid) VALUES (?, ?, ?, ?,"
+                " (SELECT rid FROM resources WHERE type = ? AND id = ?))",
+                [(*r, r[2], r[3]) for r in refs],
+            ),
+            ("INSERT INTO idx_date (rid, key, low, high) VALUES (?, ?, ?, ?)", list(dates)),
             ("INSERT INTO idx_geo (rid, lat, lon) VALUES (?, ?, ?)", positions),
         ):
             if values:
