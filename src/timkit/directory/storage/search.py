@@ -65,7 +65,7 @@ class _Sql:
     def alias(self) -> str:
         return f"t{next(self._aliases)}"
 
-    def criterion(self, criterion: Criterion, alias: str, *, drive: bool = False) -> str:  # noqa: PLR0911
+    def criterion(self, criterion: Criterion, alias: str, *, drive: bool = False) -> str:
         """SQL for ``criterion`` on the resources row ``alias``.
 
         ``drive`` compiles an uncorrelated ``rid IN (…)`` sub-select, the set the planner
@@ -100,7 +100,7 @@ class _Sql:
             condition = self.criterion(criterion.inner, source, drive=drive)
             if drive:
                 return (
-                    f"{alias}.rid IN (SELECT x.trid FROM idx_ref x"
+                    f"{alias}.rid IN (SELECT x.trid AS rid FROM idx_ref x"
                     f" JOIN resources {source} ON {source}.rid = x.rid"
                     f" WHERE x.key = ? AND {source}.deleted = 0 AND {condition})"
                 )
@@ -200,7 +200,7 @@ class _Sql:
     def _fulltext(self, text: FullText, alias: str) -> str:
         if self.dialect == "sqlite":
             self.params.append(fts5_query(text.query, complex_syntax=text.complex))
-            return f"{alias}.rid IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
+            return f"{alias}.rid IN (SELECT rowid AS rid FROM fts WHERE fts MATCH ?)"
         self.params.append(tsquery(text.query, complex_syntax=text.complex))
         return f"{alias}.rid IN (SELECT rid FROM fts WHERE doc @@ to_tsquery('simple', ?))"
 
@@ -341,6 +341,16 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
     where = ["r.type = ?", "r.deleted = 0"]
     sql.params.append(query.resource_type)
     ordered = sorted(query.criteria, key=rank)
+    driver: tuple[str, list[Any]] | None = None
+    if ordered and not query.sort and rank(ordered[0]) < 8 and not isinstance(ordered[0], Column):
+        lead = _Sql(store.dialect)
+        fragment = lead.criterion(ordered[0], "r", drive=True)
+        driver = (fragment.removeprefix("r.rid IN (").removesuffix(")"), lead.params)
+        rest = _Sql(store.dialect)
+        rest.params.append(query.resource_type)
+        rest_where = ["r.type = ?", "r.deleted = 0"]
+        rest_where += [rest.criterion(c, "r") for c in ordered[1:]]
+        driven = (" AND ".join(rest_where), rest.params)
     for position, criterion in enumerate(ordered):
         where.append(sql.criterion(criterion, "r", drive=position == 0 and rank(criterion) < 8))
     base_params = list(sql.params)
@@ -379,10 +389,15 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
         page_params.extend(params)
     order = ", ".join(f"{e} {'DESC' if d else 'ASC'}" for e, d in keys)
     select = ", ".join(e for e, _ in keys)
-    rows = cur.execute(
-        f"SELECT {select} FROM resources r WHERE {page_where} ORDER BY {order} LIMIT ?",
-        [*page_params, query.count + 1],
-    ).fetchall()
+    if driver is not None:
+        after_rid = int(query.cursor.after[-1]) if query.cursor is not None else 0
+        found = _driven(cur, driver, driven, max_rid, after_rid, query.count + 1)
+        rows = [(rid,) for rid in found]
+    else:
+        rows = cur.execute(
+            f"SELECT {select} FROM resources r WHERE {page_where} ORDER BY {order} LIMIT ?",
+            [*page_params, query.count + 1],
+        ).fetchall()
     more = len(rows) > query.count
     rows = rows[: query.count]
     rids = [int(r[-1]) for r in rows]
@@ -392,6 +407,44 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
         total = len(matches)
     included = _includes(store, cur, matches, query.includes)
     return SearchResult(matches, included, total, next_cursor)
+
+
+def _driven(
+    cur: DbCursor,
+    driver: tuple[str, list[Any]],
+    rest: tuple[str, list[Any]],
+    max_rid: int,
+    after_rid: int,
+    limit: int,
+) -> list[int]:
+    """The first ``limit`` rids (ascending) of the driver set that pass the other criteria.
+
+    The driver (most selective criterion) yields its candidates in rid order; the other
+    criteria are probed on growing chunks of them, so a page costs per candidate looked at,
+    not per resource the whole search matches.
+    """
+    driver_sql, driver_params = driver
+    rows = cur.execute(
+        f"SELECT DISTINCT d.rid FROM ({driver_sql}) d WHERE d.rid <= ? AND d.rid > ?"
+        " ORDER BY d.rid",
+        [*driver_params, max_rid, after_rid],
+    ).fetchall()
+    candidates = [int(r[0]) for r in rows]
+    rest_where, rest_params = rest
+    found: list[int] = []
+    start, size = 0, 2 * limit
+    while start < len(candidates) and len(found) < limit:
+        chunk = candidates[start : start + size]
+        marks = ",".join("?" * len(chunk))
+        matched = cur.execute(
+            f"SELECT r.rid FROM resources r WHERE r.rid IN ({marks}) AND {rest_where}"
+            " ORDER BY r.rid",
+            [*chunk, *rest_params],
+        ).fetchall()
+        found.extend(int(m[0]) for m in matched)
+        start += size
+        size = min(size * 2, 4096)
+    return found[:limit]
 
 
 def _includes(
