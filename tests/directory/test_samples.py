@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from tests.directory.test_search import analyze
 from tests.support.postgres import PostgresServer
 from timkit.directory.handlers import Directory, searchset
 from timkit.directory.load import load
@@ -157,8 +158,10 @@ def directories(
     for name in WITH_ENTRIES:
         own[name] = fresh(name)
         load(own[name], resources_of(name), workers=0)
+        analyze(own[name])
     union = fresh("all")
     load(union, all_resources(), workers=0)
+    analyze(union)
     yield Directories(own, union)
     for opened in [*own.values(), union]:
         opened.db.close()

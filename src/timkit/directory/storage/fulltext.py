@@ -1,7 +1,9 @@
 """Translate VZD full-text queries (``_text``, ``_content``) to SQLite FTS5 and PostgreSQL.
 
 Simple mode (the default, as the live VZD): ``-`` and ``,`` count as spaces and every word
-must occur as a word prefix, so ``Sonnensch prax`` finds "Praxis Sonnenschein".
+must occur; the last word may be the start of a word (type-ahead), so ``Praxis Sonnensch``
+finds "Praxis Sonnenschein". Earlier words match whole words only: a prefix of a common word
+("dr", "praxis") would expand to hundreds of terms at national scale.
 Complex mode (``_complexSearch=true``, the HAPI/Elasticsearch syntax the VZD documents):
 ``"a phrase"``, ``+`` or space = AND, ``|`` or ``,`` = OR, a leading ``-`` = NOT, a trailing
 ``*`` = prefix and ``~N`` (fuzzy) is accepted and matched exactly. Terms are folded and split
@@ -63,7 +65,8 @@ def _complex(query: str) -> list[list[tuple[bool, str, bool]]]:
 def fts5_query(query: str, *, complex_syntax: bool) -> str:
     """An FTS5 MATCH expression for ``query``."""
     if not complex_syntax:
-        return " AND ".join(f'"{w}"*' for w in _simple_terms(query))
+        words = _simple_terms(query)
+        return " AND ".join([*(f'"{w}"' for w in words[:-1]), f'"{words[-1]}"*'])
     ors = []
     for group in _complex(query):
         positive = [f'"{w}"{"*" if p else ""}' for n, w, p in group if not n]
@@ -78,7 +81,8 @@ def fts5_query(query: str, *, complex_syntax: bool) -> str:
 def tsquery(query: str, *, complex_syntax: bool) -> str:
     """A ``to_tsquery('simple', …)`` expression for ``query``."""
     if not complex_syntax:
-        return " & ".join(f"{w}:*" for w in _simple_terms(query))
+        words = _simple_terms(query)
+        return " & ".join([*words[:-1], f"{words[-1]}:*"])
     ors = []
     for group in _complex(query):
         terms = []

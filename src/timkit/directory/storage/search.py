@@ -54,6 +54,11 @@ class SearchResult:
     next_cursor: Cursor | None
 
 
+def _rid(alias: str) -> str:
+    """The row-id expression of ``alias``: a table alias, or already a column (``x1.trid``)."""
+    return alias if "." in alias else f"{alias}.rid"
+
+
 class _Sql:
     """Accumulates a WHERE clause and its parameters."""
 
@@ -81,18 +86,24 @@ class _Sql:
         if isinstance(criterion, Near):
             return self._near(criterion, alias)
         if isinstance(criterion, Chain):
-            inner = self.alias()
-            join = f"FROM idx_ref x JOIN resources {inner} ON {inner}.rid = x.trid"
+            ref = f"x{next(self._aliases)}"
             self.params.extend((criterion.via.key, criterion.target_type))
-            condition = self.criterion(criterion.inner, inner, drive=drive)
+            if isinstance(criterion.inner, Column):  # needs the target's resources row
+                inner = self.alias()
+                source = f"FROM idx_ref {ref} JOIN resources {inner} ON {inner}.rid = {ref}.trid"
+                condition = self.criterion(criterion.inner, inner, drive=drive)
+                condition = f"{inner}.deleted = 0 AND {condition}"
+            else:  # index rows exist for live resources only: no visit to the target row
+                source = f"FROM idx_ref {ref}"
+                condition = self.criterion(criterion.inner, f"{ref}.trid", drive=drive)
             if drive:
                 return (
-                    f"{alias}.rid IN (SELECT x.rid {join} WHERE x.key = ? AND x.ttype = ?"
-                    f" AND {inner}.deleted = 0 AND {condition})"
+                    f"{_rid(alias)} IN (SELECT {ref}.rid {source} WHERE {ref}.key = ?"
+                    f" AND {ref}.ttype = ? AND {condition})"
                 )
             return (
-                f"EXISTS (SELECT 1 {join} WHERE x.rid = {alias}.rid AND x.key = ?"
-                f" AND x.ttype = ? AND {inner}.deleted = 0 AND {condition})"
+                f"EXISTS (SELECT 1 {source} WHERE {ref}.rid = {_rid(alias)} AND {ref}.key = ?"
+                f" AND {ref}.ttype = ? AND {condition})"
             )
         if isinstance(criterion, Has):
             source = self.alias()
@@ -100,13 +111,13 @@ class _Sql:
             condition = self.criterion(criterion.inner, source, drive=drive)
             if drive:
                 return (
-                    f"{alias}.rid IN (SELECT x.trid AS rid FROM idx_ref x"
+                    f"{_rid(alias)} IN (SELECT x.trid AS rid FROM idx_ref x"
                     f" JOIN resources {source} ON {source}.rid = x.rid"
                     f" WHERE x.key = ? AND {source}.deleted = 0 AND {condition})"
                 )
             return (
                 f"EXISTS (SELECT 1 FROM idx_ref x JOIN resources {source} ON {source}.rid = x.rid"
-                f" WHERE x.key = ? AND x.trid = {alias}.rid"
+                f" WHERE x.key = ? AND x.trid = {_rid(alias)}"
                 f" AND {source}.deleted = 0 AND {condition})"
             )
         raise TypeError(criterion)  # pragma: no cover - exhaustive
@@ -130,7 +141,7 @@ class _Sql:
         if match.modifier == "missing":
             self.params.append(param.key)
             negate = "NOT " if match.values[0] == "true" else ""
-            return f"{negate}EXISTS (SELECT 1 FROM {table} WHERE rid = {alias}.rid AND key = ?)"
+            return f"{negate}EXISTS (SELECT 1 FROM {table} WHERE rid = {_rid(alias)} AND key = ?)"
         conditions = [
             self._value(param.type, match.modifier, param.targets, v) for v in match.values
         ]
@@ -140,9 +151,9 @@ class _Sql:
             self.params.extend(p)
         negate = "NOT " if match.modifier == "not" else ""
         if drive and not negate:
-            return f"{alias}.rid IN (SELECT rid FROM {table} WHERE key = ? AND ({values_sql}))"
+            return f"{_rid(alias)} IN (SELECT rid FROM {table} WHERE key = ? AND ({values_sql}))"
         return (
-            f"{negate}EXISTS (SELECT 1 FROM {table} WHERE rid = {alias}.rid AND key = ?"
+            f"{negate}EXISTS (SELECT 1 FROM {table} WHERE rid = {_rid(alias)} AND key = ?"
             f" AND ({values_sql}))"
         )
 
@@ -200,9 +211,9 @@ class _Sql:
     def _fulltext(self, text: FullText, alias: str) -> str:
         if self.dialect == "sqlite":
             self.params.append(fts5_query(text.query, complex_syntax=text.complex))
-            return f"{alias}.rid IN (SELECT rowid AS rid FROM fts WHERE fts MATCH ?)"
+            return f"{_rid(alias)} IN (SELECT rowid AS rid FROM fts WHERE fts MATCH ?)"
         self.params.append(tsquery(text.query, complex_syntax=text.complex))
-        return f"{alias}.rid IN (SELECT rid FROM fts WHERE doc @@ to_tsquery('simple', ?))"
+        return f"{_rid(alias)} IN (SELECT rid FROM fts WHERE doc @@ to_tsquery('simple', ?))"
 
     def _near(self, near: Near, alias: str) -> str:
         dlat = near.km / 111.0
@@ -219,7 +230,7 @@ class _Sql:
             )
         )
         return (
-            f"{alias}.rid IN (SELECT rid FROM idx_geo WHERE lat BETWEEN ? AND ?"
+            f"{_rid(alias)} IN (SELECT rid FROM idx_geo WHERE lat BETWEEN ? AND ?"
             " AND lon BETWEEN ? AND ? AND tk_distance(lat, lon, ?, ?) <= ?)"
         )
 
@@ -391,7 +402,9 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
     select = ", ".join(e for e, _ in keys)
     if driver is not None:
         after_rid = int(query.cursor.after[-1]) if query.cursor is not None else 0
-        found = _driven(cur, driver, driven, max_rid, after_rid, query.count + 1)
+        found = _driven(
+            cur, query.resource_type, driver, driven, max_rid, after_rid, query.count + 1
+        )
         rows = [(rid,) for rid in found]
     else:
         rows = cur.execute(
@@ -411,6 +424,7 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
 
 def _driven(
     cur: DbCursor,
+    resource_type: str,
     driver: tuple[str, list[Any]],
     rest: tuple[str, list[Any]],
     max_rid: int,
@@ -425,9 +439,9 @@ def _driven(
     """
     driver_sql, driver_params = driver
     rows = cur.execute(
-        f"SELECT DISTINCT d.rid FROM ({driver_sql}) d WHERE d.rid <= ? AND d.rid > ?"
-        " ORDER BY d.rid",
-        [*driver_params, max_rid, after_rid],
+        f"SELECT DISTINCT d.rid FROM ({driver_sql}) d JOIN resources c ON c.rid = d.rid"
+        " WHERE c.type = ? AND d.rid <= ? AND d.rid > ? ORDER BY d.rid",
+        [*driver_params, resource_type, max_rid, after_rid],
     ).fetchall()
     candidates = [int(r[0]) for r in rows]
     rest_where, rest_params = rest
