@@ -81,8 +81,8 @@ def fts5_query(query: str, *, complex_syntax: bool) -> str:
 def tsquery(query: str, *, complex_syntax: bool) -> str:
     """A ``to_tsquery('simple', …)`` expression for ``query``."""
     if not complex_syntax:
-        words = _simple_terms(query)
-        return " & ".join([*words[:-1], f"{words[-1]}:*"])
+        simple = _simple_terms(query)
+        return " & ".join([*simple[:-1], f"{simple[-1]}:*"])
     ors = []
     for group in _complex(query):
         terms = []
