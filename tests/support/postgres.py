@@ -6,10 +6,13 @@ the tests run as root, the server runs as the ``postgres`` user, since PostgreSQ
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,7 +22,10 @@ from pathlib import Path
 
 import psycopg2
 
+from tests.support.wait import wait_until
 from timkit.core.process import free_port
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _bindir() -> Path:
@@ -70,6 +76,36 @@ class PostgresServer:
         return self.dsn(name)
 
 
+def _server_preexec(demote: Callable[[], None] | None) -> Callable[[], None]:
+    """Drop to the postgres user, then die (fast shutdown) with the test process.
+
+    A test run killed outright must not leave a cluster running queries behind; the
+    parent-death signal is set after the user change, which would otherwise clear it.
+    """
+
+    def preexec() -> None:
+        if demote is not None:
+            demote()
+        name = ctypes.util.find_library("c")
+        if name is not None:
+            ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+
+    return preexec
+
+
+def _wait_ready(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    def ready() -> bool:
+        if server.poll() is not None:
+            raise RuntimeError(f"PostgreSQL exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            psycopg2.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres").close()
+        except psycopg2.OperationalError:
+            return False
+        return True
+
+    wait_until(ready, "PostgreSQL to accept connections", timeout=60)
+
+
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     """Start a fresh cluster in a temporary directory; stop and remove it afterwards."""
@@ -89,21 +125,36 @@ def postgres_server() -> Iterator[PostgresServer]:
 
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(root / "log"),
-            "-w",
-            "start",
+        log = (root / "log").open("ab")
+        server = subprocess.Popen(
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-k",
+                str(root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_server_preexec(demote),
+            cwd=root,
         )
+        log.close()  # the server holds its own copy of the descriptor
         try:
+            _wait_ready(server, port, root / "log")
             yield PostgresServer(port)
         finally:
-            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+            server.send_signal(signal.SIGINT)  # fast shutdown: ends every backend
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     finally:
         shutil.rmtree(root, ignore_errors=True)
