@@ -529,12 +529,27 @@ _WORDS_OF_DOCUMENT = st.lists(st.sampled_from(_DOCUMENT.split()), min_size=1, ma
 
 @settings(max_examples=50, deadline=None)
 @given(_WORDS_OF_DOCUMENT, st.sampled_from([" ", "-", ",", " , ", "+"]), st.booleans())
-def test_ml_123880_simple_query_of_indexed_words_and_prefixes_matches(
+def test_ml_123880_simple_query_of_indexed_words_and_a_typed_ahead_last_word_matches(
     sqlite_fts: Database, words: list[str], separator: str, cut: bool
 ) -> None:
-    """Every word of a document, or its prefix, finds it in simple mode on SQLite."""
-    text = separator.join(w[: max(1, len(w) // 2)] if cut else w for w in words).upper()
+    """Words of a document, the last one possibly cut short, find it in simple mode."""
+    text = separator.join([*words[:-1], _cut(words[-1]) if cut else words[-1]]).upper()
     assert _sqlite_matches(sqlite_fts, fts5_query(text, complex_syntax=False))
+
+
+def _cut(word: str) -> str:
+    return word[: max(1, len(word) // 2)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(_WORDS_OF_DOCUMENT)
+def test_ml_123880_simple_query_words_before_the_last_are_whole_words(
+    sqlite_fts: Database, words: list[str]
+) -> None:
+    """Only the last word is a prefix: a cut-short earlier word does not match."""
+    cut = [w for w in _DOCUMENT.split() if len(w) > 3][len(words) % 3]
+    text = " ".join([_cut(cut), *words])
+    assert not _sqlite_matches(sqlite_fts, fts5_query(text, complex_syntax=False))
 
 
 @settings(max_examples=10, deadline=None)
@@ -542,8 +557,10 @@ def test_ml_123880_simple_query_of_indexed_words_and_prefixes_matches(
 def test_ml_123880_simple_query_of_indexed_words_matches_on_postgres(
     postgres_fts: Database, words: list[str], cut: bool
 ) -> None:
-    text = " ".join(w[: max(1, len(w) // 2)] if cut else w for w in words)
+    text = " ".join([*words[:-1], _cut(words[-1]) if cut else words[-1]])
     assert _postgres_matches(postgres_fts, tsquery(text, complex_syntax=False))
+    cut_first = " ".join([_cut("mustermann"), *words])
+    assert not _postgres_matches(postgres_fts, tsquery(cut_first, complex_syntax=False))
 
 
 def test_ml_123880_text_words_fold_and_split_like_the_index() -> None:
@@ -561,8 +578,9 @@ def test_ml_123880_text_words_fold_and_split_like_the_index() -> None:
 @pytest.mark.parametrize(
     ("text", "fts5", "ts"),
     [
-        ("Sonnensch prax", '"sonnensch"* AND "prax"*', "sonnensch:* & prax:*"),
-        ("Karl-Marx,Str", '"karl"* AND "marx"* AND "str"*', "karl:* & marx:* & str:*"),
+        # every word must occur; only the last may be the start of a word (type-ahead)
+        ("Praxis Sonnensch", '"praxis" AND "sonnensch"*', "praxis & sonnensch:*"),
+        ("Karl-Marx,Str", '"karl" AND "marx" AND "str"*', "karl & marx & str:*"),
     ],
 )
 def test_ml_123880_simple_syntax_translation(text: str, fts5: str, ts: str) -> None:
@@ -575,19 +593,27 @@ def test_ml_123880_simple_syntax_translation(text: str, fts5: str, ts: str) -> N
     [
         ('"Franz Wallraff"', '("franz wallraff")', "((franz <-> wallraff))"),
         ('"Aachen"+Wallraf*', '("aachen" AND "wallraf"*)', "((aachen) & (wallraf:*))"),
-        ("a | b,c", '("a") OR ("b") OR ("c")', "((a)) | ((b)) | ((c))"),
+        # without a quotation mark plain words are prefixes (the HOWTO's HAPI examples)
+        ("a | b,c", '("a"*) OR ("b"*) OR ("c"*)', "((a:*)) | ((b:*)) | ((c:*))"),
         (
             "Niedersachsen -Hannover",
-            '(("niedersachsen") NOT "hannover")',
-            "((niedersachsen) & !(hannover))",
+            '(("niedersachsen"*) NOT "hannover"*)',
+            "((niedersachsen:*) & !(hannover:*))",
         ),
+        (
+            "Franz+Wallraf+Str",
+            '("franz"* AND "wallraf"* AND "str"*)',
+            "((franz:*) & (wallraf:*) & (str:*))",
+        ),
+        # … with one, only a trailing * makes a prefix
+        ('"Aachen"+Wallraf', '("aachen" AND "wallraf")', "((aachen) & (wallraf))"),
         # A negated phrase was read as a positive one (the "-" was lost before the quote).
         (
             'Berlin -"Bad Hannover"',
             '(("berlin") NOT "bad hannover")',
             "((berlin) & !(bad <-> hannover))",
         ),
-        ("Coppenbruegge~1", '("coppenbruegge")', "((coppenbruegge))"),
+        ("Coppenbruegge~1", '("coppenbruegge"*)', "((coppenbruegge:*))"),
         ('"Wallraf*"', '("wallraf")', "((wallraf))"),
     ],
 )

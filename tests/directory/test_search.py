@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -93,7 +93,10 @@ def _error(directory: Directory, resource_type: str, query: str | Pairs, **kw: A
 
 
 def _walk(
-    directory: Directory, resource_type: str, query: str | Pairs, between: Any = None
+    directory: Directory,
+    resource_type: str,
+    query: str | Pairs,
+    between: Callable[[int], None] | None = None,
 ) -> list[list[str]]:
     """Follow ``next`` links from the first page; ``between(page_number)`` runs after each."""
     pages: list[list[str]] = []
@@ -740,6 +743,28 @@ def test_ml_123880_chain_ignores_deleted_targets(directory: Directory) -> None:
     )
 
 
+def test_ml_123880_negated_chain_needs_a_live_target(directory: Directory) -> None:
+    """``endpoint.status:not=active``: some live endpoint that is not active.
+
+    A reference to a deleted or never-created endpoint has no index rows, so a bare
+    ``NOT EXISTS`` probe on the target's rows would wrongly take it for one.
+    """
+    load(directory, network_resources(), workers=0)
+    dangling = practitioner_role("role-dangling", "pr-anna", endpoints=("no-such-endpoint",))
+    directory.update("PractitionerRole", "role-dangling", dangling)
+    assert _ids(directory, "PractitionerRole", "endpoint.status:not=active") == {"role-bernd"}
+    assert _ids(directory, "PractitionerRole", "endpoint.name:missing=true") == set()
+    assert _ids(directory, "PractitionerRole", "endpoint.name:missing=false") == {
+        "role-anna",
+        "role-bernd",
+    }
+    directory.delete("Endpoint", "ep-old")
+    assert _ids(directory, "PractitionerRole", "endpoint.status:not=active") == set()
+    assert _ids(directory, "PractitionerRole", "endpoint.name:missing=true") == set()
+    assert _ids(directory, "PractitionerRole", "endpoint._id=ep-old") == set()
+    assert _ids(directory, "HealthcareService", "location.organization.name:missing=true") == set()
+
+
 def test_ml_123880_chain_and_include_reach_targets_created_after_the_referrer(
     directory: Directory,
 ) -> None:
@@ -1013,7 +1038,9 @@ def test_ml_123880_fulltext_search(
     [
         ('"Theodor Stern Kai"', {"PharmacyHealthCareServiceExample"}),
         ('"Stern Theodor"', set()),  # a phrase keeps its order
-        ("Rathaus", {"HealthcareServiceExample"}),  # a whole word: "Praxis am Rathaus"
+        ("Rathaus", {"HealthcareServiceExample", "PharmacyHealthCareServiceExample"}),
+        ('"Rathaus"', {"HealthcareServiceExample"}),  # a whole word: "Praxis am Rathaus"
+        ('"Rathaus" Messenger', {"HealthcareServiceExample"}),
         ("Rathaus*", {"HealthcareServiceExample", "PharmacyHealthCareServiceExample"}),
         ('"Rathaus*"', {"HealthcareServiceExample"}),  # no wildcard inside quotes
         (
@@ -1053,12 +1080,93 @@ def test_ml_123880_complex_fulltext_syntax(
     assert _ids(examples, "HealthcareService", pairs) == expected
 
 
+def _howto_resources() -> list[dict[str, Any]]:
+    """The addresses and Telematik-IDs the HOWTO's full-text examples search for."""
+    return [
+        organization("org-aachen", "Praxis Dr. Beispiel", telematik_id="1-2arvtst-ap104233"),
+        organization("org-bremen", "Praxis am Deich", telematik_id="1-2arvtst-ap051582"),
+        location("loc-aachen", "Aachen", "52078", "Franz-Wallraff-Str. 2"),
+        location("loc-bremen", "Bremen", "28777", "Bessinger Str. 42"),
+        endpoint("ep-aachen", "Aachen Chat", "@aachen:x.de"),
+        healthcare_service(
+            "hcs-aachen",
+            "org-aachen",
+            "Hausarzt",
+            locations=("loc-aachen",),
+            endpoints=("ep-aachen",),
+        ),
+        healthcare_service("hcs-bremen", "org-bremen", "Hausarzt", locations=("loc-bremen",)),
+    ]
+
+
+HOWTO_COMPLEX_EXAMPLES = [
+    ('"Bessinger Str. 42"', {"hcs-bremen"}),
+    ('Bessinger "Str." 42', {"hcs-bremen"}),
+    ("Bessinger Str 42", {"hcs-bremen"}),
+    ("Franz*+Wallraf*+Str*", {"hcs-aachen"}),
+    ("Franz+Wallraf+Str", {"hcs-aachen"}),  # implicitly the beginning of a word
+    ('"Franz Wallraf Str"', set()),
+    ('"Franz Wallraff Str"', {"hcs-aachen"}),
+    ('"Franz-Wallraff-Str."', {"hcs-aachen"}),
+    ('"Franz"\\+"Wallraff"+"Str."', {"hcs-aachen"}),
+    ("Aachen+Wallraf", {"hcs-aachen"}),
+    ('"Aachen"+Wallraf', set()),  # a quotation mark makes every word exact
+    ('"Aachen"+"Wallraf"', set()),
+    ('"Aachen"+Wallraf*', {"hcs-aachen"}),
+    ('"Aachen"+"Wallraf*"', set()),  # no wildcard inside quotes
+    ('"aAChen"+wALlraf*', {"hcs-aachen"}),
+    ('Berlin "Organisation 1-2arvtst-ap000139"', set()),
+    ('"1-2arvtst-ap104233" | "1-2arvtst-ap051582"', {"hcs-aachen", "hcs-bremen"}),
+    ('"1-2arvtst-ap104233","1-2arvtst-ap051582"', {"hcs-aachen", "hcs-bremen"}),
+    ("Hausarzt -Aachen", {"hcs-bremen"}),
+]
+
+
+def test_ml_123880_howto_fulltext_examples(directory: Directory) -> None:
+    """The HOWTO's table of full-text searches (complex syntax) and its other examples.
+
+    Where the live VZD finds nothing because "." or an inner "-" is an operator to it
+    (``Bessinger Str. 42``, ``Franz+Wallraff+Str.``, ``Franz-Wallraff-Str``), we find the
+    address: both characters only separate words here.
+    """
+    load(directory, _howto_resources(), workers=0)
+    for text, expected in HOWTO_COMPLEX_EXAMPLES:
+        pairs = [("_text", text), ("_complexSearch", "true")]
+        assert _ids(directory, "HealthcareService", pairs) == expected, text
+    # simple syntax: "-" and "," are spaces
+    for text in ("Franz-Wallraff-Str", "franz,wallraff", "1-2arvtst-ap104233"):
+        assert _ids(directory, "HealthcareService", [("_text", text)]) == {"hcs-aachen"}, text
+    bundle = _bundle(
+        directory,
+        "HealthcareService",
+        "organization.active=true&_include=HealthcareService:organization"
+        '&_include=HealthcareService:endpoint&_include=HealthcareService:location&_text="1-2arvtst-ap104233"'
+        "&endpoint.status=active",
+    )
+    assert _entries(bundle) == {
+        ("HealthcareService", "hcs-aachen", "match"),
+        ("Organization", "org-aachen", "include"),
+        ("Location", "loc-aachen", "include"),
+        ("Endpoint", "ep-aachen", "include"),
+    }
+
+
 def test_ml_123880_simple_fulltext_treats_operators_as_words(examples: Directory) -> None:
     assert _ids(examples, "HealthcareService", [("_text", "Rathaus")]) == {
         "HealthcareServiceExample",
         "PharmacyHealthCareServiceExample",
     }
     assert _ids(examples, "HealthcareService", [("_text", "Theodor-Stern,Kai")]) == {
+        "PharmacyHealthCareServiceExample"
+    }
+
+
+def test_ml_123880_simple_fulltext_types_ahead_on_the_last_word(examples: Directory) -> None:
+    assert _ids(examples, "HealthcareService", [("_text", "Theodor Ste")]) == {
+        "PharmacyHealthCareServiceExample"
+    }
+    assert _ids(examples, "HealthcareService", [("_text", "Theo Stern")]) == set()
+    assert _ids(examples, "HealthcareService", [("_text", "Frankfurt am M")]) == {
         "PharmacyHealthCareServiceExample"
     }
 
@@ -1289,7 +1397,6 @@ def test_ml_123880_paging_is_stable_under_concurrent_writes(
 def test_ml_123880_paging_is_stable_with_sort_under_concurrent_writes(directory: Directory) -> None:
     load(directory, _paging_endpoints(), workers=0)
     initial = {f"ep-{i:02d}" for i in range(25)}
-    seen: list[str] = []
     removed: set[str] = set()
 
     def write(page: int) -> None:
@@ -1302,9 +1409,12 @@ def test_ml_123880_paging_is_stable_with_sort_under_concurrent_writes(directory:
 
     pages = _walk(directory, "Endpoint", "status=active&_count=4&_sort=name", between=write)
     seen = [i for page in pages for i in page]
-    assert len(seen) == len(set(seen))
-    assert set(seen) >= initial - removed - {i for i in removed if i not in seen}
-    assert set(seen) <= initial
+    before = {i for page in pages[:2] for i in page}  # seen when the writes happened
+    assert len(seen) == len(set(seen)), "a resource was returned twice"
+    assert set(seen) >= initial - removed, "an unchanged resource was skipped"
+    assert removed - before, "the scenario did delete ahead of the walk"
+    assert not set(seen) & (removed - before)
+    assert set(seen) <= initial  # the page set is pinned to the first page
 
 
 def test_ml_123880_foreign_or_malformed_cursor_is_400(examples: Directory) -> None:

@@ -38,7 +38,14 @@ def _simple_terms(query: str) -> list[str]:
 
 
 def _complex(query: str) -> list[list[tuple[bool, str, bool]]]:
-    """OR-groups of AND-ed ``(negated, phrase words, prefix)`` terms."""
+    """OR-groups of AND-ed ``(negated, phrase words, prefix)`` terms.
+
+    As the HOWTO's examples show the live VZD (HAPI) doing: without any quotation mark in the
+    query a plain word matches the start of a word (``Franz+Wallraf+Str`` finds
+    "Franz-Wallraff-Str."); once the query quotes something, plain words match whole words
+    only (``"Aachen"+Wallraf`` finds nothing) unless they end in ``*``.
+    """
+    implicit_prefix = '"' not in query
     groups: list[list[tuple[bool, str, bool]]] = [[]]
     for token in _TOKEN.findall(query):
         if token in ("|", ","):
@@ -46,7 +53,7 @@ def _complex(query: str) -> list[list[tuple[bool, str, bool]]]:
             continue
         negated = token.startswith("-")
         token = token.lstrip("-")
-        prefix = token.endswith("*")
+        prefix = token.endswith("*") or implicit_prefix
         token = re.sub(r"~\d*$", "", token.rstrip("*"))
         words = " ".join(_words(token))
         if words:

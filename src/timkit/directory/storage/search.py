@@ -59,6 +59,21 @@ def _rid(alias: str) -> str:
     return alias if "." in alias else f"{alias}.rid"
 
 
+def _needs_target_row(inner: Criterion) -> bool:
+    """Whether a chain must join the target's ``resources`` row to test ``inner``.
+
+    Columns live there. A negation (``:not``, ``:missing=true``) holds where index rows are
+    absent, which they also are for a deleted target or one never created (``trid`` NULL),
+    so it must be tested on a live target row; positive criteria need index rows, which
+    exist for live resources only.
+    """
+    if isinstance(inner, Column):
+        return True
+    return isinstance(inner, Match) and (
+        inner.modifier == "not" or (inner.modifier == "missing" and inner.values[0] == "true")
+    )
+
+
 class _Sql:
     """Accumulates a WHERE clause and its parameters."""
 
@@ -88,7 +103,7 @@ class _Sql:
         if isinstance(criterion, Chain):
             ref = f"x{next(self._aliases)}"
             self.params.extend((criterion.via.key, criterion.target_type))
-            if isinstance(criterion.inner, Column):  # needs the target's resources row
+            if _needs_target_row(criterion.inner):
                 inner = self.alias()
                 source = f"FROM idx_ref {ref} JOIN resources {inner} ON {inner}.rid = {ref}.trid"
                 condition = self.criterion(criterion.inner, inner, drive=drive)
