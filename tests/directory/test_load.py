@@ -234,3 +234,14 @@ def test_worker_processes_refuse_a_batch_with_an_invalid_resource(directory: Dir
     assert caught.value.extra["expression"] == ["Endpoint.name"]
     assert "resource #5" in caught.value.message
     assert _ids(directory, "Endpoint") == ["w0", "w1", "w2"]
+
+
+def test_the_same_resource_twice_in_one_batch_is_stored_as_two_versions(
+    directory: Directory,
+) -> None:
+    first = json.loads((EXAMPLES / "Endpoint-PharmacyEndpointTIMExample.json").read_text())
+    second = {**first, "name": "Renamed endpoint"}
+    load(directory, [first, second], workers=0)
+    stored = directory.read("Endpoint", first["id"])
+    assert stored.version == 2
+    assert stored.resource()["name"] == "Renamed endpoint"

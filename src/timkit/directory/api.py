@@ -136,7 +136,7 @@ async def read(request: web.Request) -> web.Response:
     """``GET [base]/Type/id``."""
     info = request.match_info
     stored = await _run(request, partial(_directory(request).read, info["type"], info["id"]))
-    return _json(stored.resource(), headers=_version_headers(stored, _base(request)))
+    return _json(orjson.Fragment(stored.body), headers=_version_headers(stored, _base(request)))
 
 
 async def vread(request: web.Request) -> web.Response:
@@ -169,7 +169,7 @@ async def search(request: web.Request) -> web.Response:
         strict=_strict(request),
     )
     query, result = await _run(request, function)
-    return _json(searchset(query, result, _base(request)))
+    return _json(searchset(query, result, _base(request), raw=True))
 
 
 async def create(request: web.Request) -> web.Response:

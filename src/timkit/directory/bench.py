@@ -38,6 +38,8 @@ from timkit.directory.load import load
 from timkit.directory.service import open_directory
 
 CLIENTS = 8
+PROCESSES = os.cpu_count() or 1
+"""Serving processes of the benchmarked directory: one per CPU, as in production."""
 TELEMATIK_ID = "https://gematik.de/fhir/sid/telematik-id"
 _INCLUDES_HS = (
     "&_include=HealthcareService:organization&_include=HealthcareService:location"
@@ -143,7 +145,8 @@ class DirectoryBenchResult:
                 f" **{latency.p50:.2f}** / **{latency.p99:.2f}** ms |"
             )
         lines += [
-            f"| six searches round-robin, {CLIENTS} concurrent clients |"
+            f"| six searches round-robin, {CLIENTS} concurrent clients,"
+            f" {PROCESSES} serving processes |"
             f" **{self.searches_per_second:,.0f} searches/s** |",
             f"| baseline: `GET /health` p50 / p99, same server | {self.baseline_health.p50:.2f}"
             f" / {self.baseline_health.p99:.2f} ms |",
@@ -275,7 +278,9 @@ def _size(database: str, workdir: Path) -> int:
 def _serve(database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     config = workdir / "directory.toml"
-    config.write_text(f'port = {port}\ndatabase = "{database}"\nlog_level = "WARNING"\n')
+    config.write_text(
+        f'port = {port}\ndatabase = "{database}"\nprocesses = {PROCESSES}\nlog_level = "WARNING"\n'
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "timkit.directory", "--config", str(config)],
     )

@@ -23,7 +23,8 @@ class DirectoryConfig(StrictModel):
         base_url: public base URL used in ``fullUrl`` and paging links; empty = derived
             from each request.
         seed_files: Bundles or NDJSON files loaded (idempotently, by id) at start-up.
-        workers: threads serving database reads.
+        processes: serving processes sharing the port; use the number of CPUs in production.
+        workers: threads per process serving database work.
         log_level: Python log level.
     """
 
@@ -32,5 +33,6 @@ class DirectoryConfig(StrictModel):
     database: str = "sqlite:///var/directory/directory.db"
     base_url: str = ""
     seed_files: tuple[Path, ...] = ()
+    processes: int = Field(default=1, ge=1, le=64)
     workers: int = Field(default=8, ge=1, le=64)
     log_level: str = "INFO"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
+
 from timkit.core.db import Cursor
 from timkit.core.errors import IssueType, TimkitError
 from timkit.directory.query import SearchQuery, parse_search
@@ -470,11 +472,20 @@ def searchset(
     base_url: str,
     *,
     encode: Callable[[list[tuple[str, str]]], str] = urlencode,
+    raw: bool = False,
 ) -> dict[str, Any]:
-    """The ``searchset`` Bundle for one page, with ``self``/``next`` links."""
+    """The ``searchset`` Bundle for one page, with ``self``/``next`` links.
+
+    With ``raw``, each entry's resource is the stored JSON as an ``orjson.Fragment`` (the
+    HTTP edge serialises it without parsing it first); otherwise a parsed dict.
+    """
     url = f"{base_url}/{query.resource_type}"
     params = list(query.used)
-    links = [{"relation": "self", "url": f"{url}?{encode(params)}"}]
+    page = params
+    if query.cursor is not None:
+        page = [p for p in params if p[0] != "_count"]
+        page += [("_count", str(query.count)), ("_cursor", query.cursor.encode())]
+    links = [{"relation": "self", "url": f"{url}?{encode(page)}"}]
     if result.next_cursor is not None:
         next_params = [p for p in params if p[0] != "_count"]
         next_params += [("_count", str(query.count)), ("_cursor", result.next_cursor.encode())]
@@ -483,16 +494,16 @@ def searchset(
     if result.total is not None:
         bundle["total"] = result.total
     bundle["link"] = links
-    entries = [_search_entry(s, "match", base_url) for s in result.matches]
-    entries += [_search_entry(s, "include", base_url) for s in result.included]
+    entries = [_search_entry(s, "match", base_url, raw=raw) for s in result.matches]
+    entries += [_search_entry(s, "include", base_url, raw=raw) for s in result.included]
     if entries:
         bundle["entry"] = entries
     return bundle
 
 
-def _search_entry(stored: Stored, mode: str, base_url: str) -> dict[str, Any]:
+def _search_entry(stored: Stored, mode: str, base_url: str, *, raw: bool) -> dict[str, Any]:
     return {
         "fullUrl": f"{base_url}/{stored.type}/{stored.id}",
-        "resource": stored.resource(),
+        "resource": orjson.Fragment(stored.body) if raw else stored.resource(),
         "search": {"mode": mode},
     }

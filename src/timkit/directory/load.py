@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -130,42 +132,89 @@ def load(
     directory: Directory,
     resources: Iterable[dict[str, Any]],
     *,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> LoadStats:
-    """Upsert ``resources`` (see the module docstring); ``progress`` gets batch sizes."""
+    """Upsert ``resources`` (see the module docstring); ``progress`` gets batch sizes.
+
+    Worker processes validate and index; a writer thread stores each batch in one
+    transaction while the next batches are prepared (SQLite works without the GIL).
+    """
     started = time.perf_counter()
     workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
+    writer = _Writer(directory)
     total = 0
-    with _executor(workers) as pool:
-        pending: list[Future[Prepared | _Rejected]] = []
-        batches = _batches(resources, batch_size)
-        for batch in itertools.islice(batches, workers + 1):
-            pending.append(pool.submit(_prepare_batch, batch))
-        offset = 0
-        while pending:
-            prepared = pending.pop(0).result()
-            if isinstance(prepared, _Rejected):
-                raise TimkitError(
-                    prepared.status,
-                    prepared.errcode,
-                    f"resource #{offset + prepared.position + 1} (in the batch starting at"
-                    f" #{offset + 1}, none of which was stored): {prepared.message}",
-                    requirement=prepared.requirement,
-                    extra=prepared.extra,
-                )
-            next_batch = next(batches, None)
-            if next_batch is not None:
-                pending.append(pool.submit(_prepare_batch, next_batch))
-            _write(directory, prepared)
-            offset += len(prepared)
-            total += len(prepared)
-            if progress is not None:
-                progress(len(prepared))
+    try:
+        with _executor(workers) as pool:
+            pending: list[Future[Prepared | _Rejected]] = []
+            batches = _batches(resources, batch_size)
+            for batch in itertools.islice(batches, workers + 1):
+                pending.append(pool.submit(_prepare_batch, batch))
+            offset = 0
+            while pending:
+                prepared = pending.pop(0).result()
+                if isinstance(prepared, _Rejected):
+                    writer.finish()
+                    raise TimkitError(
+                        prepared.status,
+                        prepared.errcode,
+                        f"resource #{offset + prepared.position + 1} (in the batch starting at"
+                        f" #{offset + 1}, none of which was stored): {prepared.message}",
+                        requirement=prepared.requirement,
+                        extra=prepared.extra,
+                    )
+                next_batch = next(batches, None)
+                if next_batch is not None:
+                    pending.append(pool.submit(_prepare_batch, next_batch))
+                writer.put(prepared)
+                offset += len(prepared)
+                total += len(prepared)
+                if progress is not None:
+                    progress(len(prepared))
+    finally:
+        writer.finish()
     if total >= ANALYZE_AFTER:
         directory.db.analyze()
     return LoadStats(total, time.perf_counter() - started)
+
+
+class _Writer:
+    """Stores prepared batches on its own thread, in order; re-raises its first error."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+        self._queue: queue.Queue[Prepared | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="directory-load-writer")
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = self._directory.db
+        with db.bulk():
+            while (prepared := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        _write(self._directory, prepared)
+                    except BaseException as e:
+                        self._error = e
+
+    def put(self, prepared: Prepared) -> None:
+        """Queue a batch (blocks while two are waiting); raise an earlier write's error."""
+        self._raise()
+        self._queue.put(prepared)
+
+    def finish(self) -> None:
+        """Wait for every queued batch; raise the first write error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def _write(directory: Directory, prepared: Prepared) -> None:

@@ -1,14 +1,24 @@
-"""Composition root of the FHIR-Directory process."""
+"""Composition root of the FHIR-Directory process.
+
+With ``processes > 1`` the directory serves from several processes sharing the port
+(``SO_REUSEPORT``): the first loads the seed files, then starts the others, which die with
+it. Every process reads the database in parallel; writes stay serialised by the database
+(one SQLite writer lock, PostgreSQL transactions).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import signal
+from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 
 from timkit.core.db import Database
+from timkit.core.logging import setup_logging
+from timkit.core.process import die_with_parent
 from timkit.directory.api import create_app
 from timkit.directory.config import DirectoryConfig
 from timkit.directory.handlers import Directory
@@ -23,18 +33,13 @@ def open_directory(database: str) -> Directory:
     return Directory(Store(Database.open(database)))
 
 
-async def serve(config: DirectoryConfig) -> None:
-    """Load the seed files, then serve until SIGTERM or SIGINT."""
-    directory = open_directory(config.database)
-    if config.seed_files:
-        stats = await asyncio.to_thread(load_files, directory, config.seed_files)
-        log.info("seed data: %s", stats.summary())
+async def _serve_http(config: DirectoryConfig, directory: Directory) -> None:
+    """Serve ``directory`` until SIGTERM or SIGINT."""
     app = create_app(directory, workers=config.workers, base_url=config.base_url)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.bind, config.port)
+    site = web.TCPSite(runner, config.bind, config.port, reuse_port=config.processes > 1)
     await site.start()
-    log.info("FHIR-Directory on http://%s:%s (%s)", config.bind, config.port, directory.db.dialect)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -44,3 +49,38 @@ async def serve(config: DirectoryConfig) -> None:
     finally:
         await runner.cleanup()
         directory.db.close()
+
+
+def _child(config: DirectoryConfig) -> None:
+    """Entry point of an additional serving process."""
+    die_with_parent()
+    setup_logging(config.log_level)
+    asyncio.run(_serve_http(config, open_directory(config.database)))
+
+
+async def serve(config: DirectoryConfig) -> None:
+    """Load the seed files, start the other serving processes, serve until stopped."""
+    directory = open_directory(config.database)
+    if config.seed_files:
+        stats = await asyncio.to_thread(load_files, directory, config.seed_files)
+        log.info("seed data: %s", stats.summary())
+    context = multiprocessing.get_context("spawn")
+    children: list[BaseProcess] = []
+    for _ in range(config.processes - 1):
+        child = context.Process(target=_child, args=(config,), daemon=True)
+        child.start()
+        children.append(child)
+    log.info(
+        "FHIR-Directory on http://%s:%s (%s, %d processes)",
+        config.bind,
+        config.port,
+        directory.db.dialect,
+        config.processes,
+    )
+    try:
+        await _serve_http(config, directory)
+    finally:
+        for process in children:
+            process.terminate()
+        for process in children:
+            process.join(timeout=10)

@@ -156,6 +156,18 @@ class Store:
         With ``skip_unchanged``, a resource equal to its current version (apart from
         ``meta.versionId``/``lastUpdated``) is not stored again and not returned.
         """
+        seen: set[tuple[str, str]] = set()
+        for index, (resource, _rows) in enumerate(items):
+            key = (resource["resourceType"], resource["id"])
+            if key in seen:  # the same resource again: store the earlier entries first
+                first = self.save_many(
+                    tx, items[:index], method=method, skip_unchanged=skip_unchanged
+                )
+                rest = self.save_many(
+                    tx, items[index:], method=method, skip_unchanged=skip_unchanged
+                )
+                return first + rest
+            seen.add(key)
         saved: list[tuple[Stored, IndexRows]] = []
         texts: dict[tuple[str, str], str] = {}
         for resource, rows in items:
