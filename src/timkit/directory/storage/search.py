@@ -368,10 +368,13 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
     sql.params.append(query.resource_type)
     ordered = sorted(query.criteria, key=rank)
     driver: tuple[str, list[Any]] | None = None
+    driver_type: str | None = None
     if ordered and not query.sort and rank(ordered[0]) < 8 and not isinstance(ordered[0], Column):
         lead = _Sql(store.dialect)
         fragment = lead.criterion(ordered[0], "r", drive=True)
         driver = (fragment.removeprefix("r.rid IN (").removesuffix(")"), lead.params)
+        # index rows are keyed per resource type: only a full-text driver mixes types
+        driver_type = None if isinstance(ordered[0], FullText) else query.resource_type
         rest = _Sql(store.dialect)
         rest.params.append(query.resource_type)
         rest_where = ["r.type = ?", "r.deleted = 0"]
@@ -418,7 +421,14 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
     if driver is not None:
         after_rid = int(query.cursor.after[-1]) if query.cursor is not None else 0
         found = _driven(
-            cur, query.resource_type, driver, driven, max_rid, after_rid, query.count + 1
+            cur,
+            query.resource_type,
+            driver_type,
+            driver,
+            driven,
+            max_rid,
+            after_rid,
+            query.count + 1,
         )
         rows = [(rid,) for rid in found]
     else:
@@ -440,6 +450,7 @@ def run_search(store: Store, cur: DbCursor, query: SearchQuery) -> SearchResult:
 def _driven(
     cur: DbCursor,
     resource_type: str,
+    typed: str | None,
     driver: tuple[str, list[Any]],
     rest: tuple[str, list[Any]],
     max_rid: int,
@@ -455,8 +466,13 @@ def _driven(
     driver_sql, driver_params = driver
     rows = cur.execute(
         f"SELECT DISTINCT d.rid FROM ({driver_sql}) d JOIN resources c ON c.rid = d.rid"
-        " WHERE c.type = ? AND d.rid <= ? AND d.rid > ? ORDER BY d.rid",
-        [*driver_params, resource_type, max_rid, after_rid],
+        " WHERE c.type = ? AND d.rid <= ? AND d.rid > ? ORDER BY d.rid"
+        if typed is None
+        else f"SELECT DISTINCT d.rid FROM ({driver_sql}) d WHERE d.rid <= ? AND d.rid > ?"
+        " ORDER BY d.rid",
+        [*driver_params, resource_type, max_rid, after_rid]
+        if typed is None
+        else [*driver_params, max_rid, after_rid],
     ).fetchall()
     candidates = [int(r[0]) for r in rows]
     rest_where, rest_params = rest
