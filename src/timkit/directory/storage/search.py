@@ -111,6 +111,12 @@ class _Sql:
             else:  # index rows exist for live resources only: no visit to the target row
                 source = f"FROM idx_ref {ref}"
                 condition = self.criterion(criterion.inner, f"{ref}.trid", drive=drive)
+                lookup = f"{ref}.trid IN ("
+                if drive and self.dialect == "postgresql" and condition.startswith(lookup):
+                    # PostgreSQL would hash-join every reference row of the parameter; an
+                    # array of the (few) target rids makes it look each one up in the index.
+                    inner = condition.removeprefix(lookup).removesuffix(")")
+                    condition = f"{ref}.trid = ANY(ARRAY({inner}))"
             if drive:
                 return (
                     f"{_rid(alias)} IN (SELECT {ref}.rid {source} WHERE {ref}.key = ?"
