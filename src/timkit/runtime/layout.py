@@ -14,6 +14,7 @@ class Layout:
     logs/<component>.log one log file per component, plus supervisor.log
     run/                 plan.json, state.json, supervisor.lock
     services/<domain>/   per Messenger-Service: component configs, Synapse's files
+    fhir-directory/      the FHIR-Directory's config, SQLite database and demo data
     """
 
     root: Path
