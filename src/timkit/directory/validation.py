@@ -45,9 +45,9 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from timkit.core.errors import IssueType, TimkitError
+from timkit.directory.searchparams import PACKAGE, RESOURCE_TYPES
 
 REQUIREMENT = "ML-123880"
-PACKAGE = Path(__file__).parent / "package"
 
 _MODELS: Mapping[str, type[FHIRResourceModel]] = MappingProxyType(
     {
@@ -59,7 +59,9 @@ _MODELS: Mapping[str, type[FHIRResourceModel]] = MappingProxyType(
         "Endpoint": Endpoint,
     }
 )
-DIRECTORY_TYPES: frozenset[str] = frozenset(_MODELS)
+DIRECTORY_TYPES: frozenset[str] = frozenset(RESOURCE_TYPES)
+if frozenset(_MODELS) != DIRECTORY_TYPES:  # pragma: no cover - a wiring mistake
+    raise ImportError("validation models and directory resource types differ")
 TYPE_ALIASES: Mapping[str, str] = MappingProxyType(
     {"TIOrganization": "Organization", "TIPractitioner": "Practitioner"}
 )
