@@ -33,10 +33,11 @@ def test_generate_to_ndjson_then_load_it(tmp_path: Path) -> None:
     assert "loaded 28 resources" in loaded.stdout
     directory = open_directory(database)
     try:
-        query, result = directory.search("PractitionerRole", [("_summary", "count")])
+        _, result = directory.search("PractitionerRole", [("_summary", "count")])
         assert result.total == 4
         _, services = directory.search("HealthcareService", [("organization.active", "true")])
-        assert services.total is not None and services.total >= 1
+        assert services.total is not None
+        assert services.total >= 1
     finally:
         directory.db.close()
 
