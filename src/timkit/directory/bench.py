@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,9 +28,9 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-import psutil
 
 from timkit.core.db import Database
+from timkit.core.machine import describe_machine
 from timkit.core.process import free_port
 from timkit.directory.generate import generate
 from timkit.directory.load import load
@@ -131,7 +130,7 @@ class DirectoryBenchResult:
         lines = [
             f"### `timkit bench directory` — {dt.date.today().isoformat()}, {self.database}",
             "",
-            f"Machine: {machine()}",
+            f"Machine: {describe_machine()}",
             "",
             "| measurement | value |",
             "|---|---|",
@@ -155,21 +154,6 @@ class DirectoryBenchResult:
             f"| database size on disk | {self.size_bytes / 2**20:,.0f} MiB |",
         ]
         return "\n".join(lines)
-
-
-def machine() -> str:
-    """CPU count, model and memory of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = psutil.virtual_memory().total / 2**30
-    python = platform.python_version()
-    return f"{os.cpu_count()} CPUs ({cpu}), {memory:.0f} GiB RAM, Python {python}"
 
 
 def _samples(organizations: int, practitioners: int) -> Samples:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import signal
 from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 
 from timkit.core.db import Database
+from timkit.core.lifecycle import wait_for_stop
 from timkit.core.logging import setup_logging
 from timkit.core.process import die_with_parent
 from timkit.directory.api import create_app
@@ -40,12 +40,8 @@ async def _serve_http(config: DirectoryConfig, directory: Directory) -> None:
     await runner.setup()
     site = web.TCPSite(runner, config.bind, config.port, reuse_port=config.processes > 1)
     await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop()
     finally:
         await runner.cleanup()
         directory.db.close()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-
+from timkit.core.lifecycle import wait_for_stop
 from timkit.proxy.config import ProxyConfig
 from timkit.proxy.outbound.forward import ForwardProxy
 
@@ -13,11 +11,7 @@ async def serve(config: ProxyConfig) -> None:
     """Run the proxy until SIGTERM or SIGINT."""
     forward = ForwardProxy(config.forward)
     await forward.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop()
     finally:
         await forward.close()

@@ -9,8 +9,6 @@ difference.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,6 +20,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from timkit.core.machine import describe_machine
 from timkit.core.process import free_port
 from timkit.core.tls import client_ssl_context
 from timkit.runtime import control
@@ -48,7 +47,7 @@ class UpBenchResult:
             [
                 f"### `timkit bench up` — {dt.date.today().isoformat()}",
                 "",
-                f"Machine: {machine()}",
+                f"Machine: {describe_machine()}",
                 "",
                 "| measurement | value |",
                 "|---|---|",
@@ -62,23 +61,6 @@ class UpBenchResult:
                 f"| RSS per Synapse after `up` | {rss} MiB |",
             ]
         )
-
-
-def machine() -> str:
-    """A one-line description of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = psutil.virtual_memory().total / 2**30
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 def _bench_config(data_dir: Path, services: int) -> TimkitConfig:
