@@ -45,6 +45,8 @@ from itertools import accumulate
 from math import sqrt
 from typing import Any, Generic, TypeVar
 
+from timkit.directory.capability import PROFILE
+
 T = TypeVar("T")
 Resource = dict[str, Any]
 
@@ -62,13 +64,12 @@ SPECIALIST_QUALIFICATION = "urn:oid:1.2.276.0.76.5.114"  # KBV Facharzt-/Schwerp
 PHARMACY_TYPE = "https://gematik.de/fhir/directory/CodeSystem/PharmacyTypeCS"
 PHARMACY_SPECIALTY = "https://gematik.de/fhir/directory/CodeSystem/PharmacyHealthcareSpecialtyCS"
 SERVICE_SPECIALTY = "https://gematik.de/fhir/directory/CodeSystem/HealthcareServiceSpecialtyCS"
-_PROFILE = "https://gematik.de/fhir/directory/StructureDefinition/{}Directory"
-ORGANIZATION_PROFILE = _PROFILE.format("Organization")
-LOCATION_PROFILE = _PROFILE.format("Location")
-ENDPOINT_PROFILE = _PROFILE.format("Endpoint")
-HEALTHCARE_SERVICE_PROFILE = _PROFILE.format("HealthcareService")
-PRACTITIONER_PROFILE = _PROFILE.format("Practitioner")
-PRACTITIONER_ROLE_PROFILE = _PROFILE.format("PractitionerRole")
+ORGANIZATION_PROFILE = PROFILE.format("Organization")
+LOCATION_PROFILE = PROFILE.format("Location")
+ENDPOINT_PROFILE = PROFILE.format("Endpoint")
+HEALTHCARE_SERVICE_PROFILE = PROFILE.format("HealthcareService")
+PRACTITIONER_PROFILE = PROFILE.format("Practitioner")
+PRACTITIONER_ROLE_PROFILE = PROFILE.format("PractitionerRole")
 
 MATRIX_DOMAIN = "tim.test"  # reserved TLD: the homeserver domains are synthetic
 RESOURCES_PER_UNIT = 4

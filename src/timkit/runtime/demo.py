@@ -17,20 +17,24 @@ from typing import Any
 
 import orjson
 
-from timkit.directory.generate import generate
+from timkit.directory.capability import PROFILE
+from timkit.directory.generate import (
+    CONNECTION_TYPE,
+    ORIGIN,
+    PAYLOAD_TYPE,
+    TELEMATIK_ID,
+    generate,
+)
 from timkit.runtime.config import MessengerServiceConfig
 
 DEMO_ORGANIZATIONS = 20
 DEMO_PRACTITIONERS = 30
-_ORIGIN = "https://gematik.de/fhir/directory/CodeSystem/Origin"
-_PROFILE = "https://gematik.de/fhir/directory/StructureDefinition/{}Directory"
-_TELEMATIK = "https://gematik.de/fhir/sid/telematik-id"
 
 
 def _meta(resource_type: str, origin: str) -> dict[str, Any]:
     return {
-        "tag": [{"system": _ORIGIN, "code": origin}],
-        "profile": [_PROFILE.format(resource_type)],
+        "tag": [{"system": ORIGIN, "code": origin}],
+        "profile": [PROFILE.format(resource_type)],
     }
 
 
@@ -51,7 +55,7 @@ def service_entries(service: MessengerServiceConfig) -> list[dict[str, Any]]:
             "resourceType": "Organization",
             "id": org,
             "meta": _meta("Organization", "ldap"),
-            "identifier": [{"system": _TELEMATIK, "value": telematik_id}],
+            "identifier": [{"system": TELEMATIK_ID, "value": telematik_id}],
             "active": True,
             "name": service.organisation,
             "address": [address],
@@ -71,7 +75,7 @@ def service_entries(service: MessengerServiceConfig) -> list[dict[str, Any]]:
             "meta": _meta("Endpoint", "owner"),
             "status": "active",
             "connectionType": {
-                "system": "https://gematik.de/fhir/directory/CodeSystem/EndpointDirectoryConnectionType",
+                "system": CONNECTION_TYPE,
                 "code": "tim",
             },
             "name": f"Empfang {service.organisation}",
@@ -80,7 +84,7 @@ def service_entries(service: MessengerServiceConfig) -> list[dict[str, Any]]:
                 {
                     "coding": [
                         {
-                            "system": "https://gematik.de/fhir/directory/CodeSystem/EndpointDirectoryPayloadType",
+                            "system": PAYLOAD_TYPE,
                             "code": "tim-chat",
                         }
                     ]
