@@ -108,6 +108,27 @@ class TimkitError(Exception):
             issue["expression"] = list(expression)
         return {"resourceType": "OperationOutcome", "issue": [issue]}
 
+    def to_oauth(self) -> dict[str, Any]:
+        """Render as an OAuth 2.0 error body (RFC 6749 §5.2, RFC 6750 §3).
+
+        ``errcode`` is used when it is an OAuth code (lower-case ``snake_case``), else one is
+        derived from the status: 400 ``invalid_request``, 401 ``invalid_token``, 403
+        ``insufficient_scope``, 429 ``slow_down``, otherwise ``server_error``.
+        """
+        code = self.errcode
+        if not code.islower() or not code.replace("_", "").isalpha():
+            code = _OAUTH_BY_STATUS.get(self.status, "server_error")
+        return {"error": code, "error_description": self.describe(), **self.extra}
+
+
+_OAUTH_BY_STATUS = {
+    400: "invalid_request",
+    401: "invalid_token",
+    403: "insufficient_scope",
+    404: "invalid_request",
+    429: "slow_down",
+}
+
 
 class ConfigError(TimkitError):
     """Invalid configuration. ``path`` is the dotted key path, e.g. ``services.0.port``."""

@@ -215,6 +215,66 @@ class LocalPKI:
         _write_private(paths.key, _key_pem(key))
         _write_public(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
 
+    def ensure_signing_cert(
+        self, name: str, common_name: str, *, curve: ec.EllipticCurve | None = None
+    ) -> CertPaths:
+        """Return a component signing certificate (keyUsage digitalSignature, no host names).
+
+        Used for JWS signers such as the federation list signer (gematik's C.FD.SIG role).
+        Issued only when missing, expiring, from another CA or on another curve.
+
+        Args:
+            name: file stem under ``certs/``.
+            common_name: the certificate subject's CN.
+            curve: the key's curve; default P-256 (``brainpoolP256r1`` for gematik's BP256R1).
+        """
+        curve = curve or ec.SECP256R1()
+        ca_cert, ca_key = self.ensure_ca()
+        paths = CertPaths(self.dir / "certs" / f"{name}.crt", self.dir / "certs" / f"{name}.key")
+        if paths.cert.exists() and paths.key.exists():
+            cert = x509.load_pem_x509_certificate(paths.cert.read_bytes())
+            public = cert.public_key()
+            if (
+                not _expiring(cert)
+                and isinstance(public, ec.EllipticCurvePublicKey)
+                and public.curve.name == curve.name
+                and self._signed_by(cert, ca_cert)
+            ):
+                return paths
+        key = ec.generate_private_key(curve)
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + CERT_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_private(paths.key, _key_pem(key))
+        _write_public(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
+        return paths
+
 
 def client_ssl_context(ca_cert: Path) -> ssl.SSLContext:
     """An SSL context for clients that trusts exactly the local CA (hostname checks on)."""

@@ -1,0 +1,16 @@
+"""``python -m timkit.directory.fhirproxy --config fhir-proxy.toml``: run the FHIR-Proxy."""
+
+from __future__ import annotations
+
+from timkit.core.lifecycle import run_service
+from timkit.directory.fhirproxy.config import FhirProxyConfig
+from timkit.directory.fhirproxy.service import serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the config and serve until stopped."""
+    return run_service("timkit-fhir-proxy", __doc__, FhirProxyConfig, serve, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""HTTP edge of the FHIR-Proxy: route table, error rendering per protocol, audit of writes.
+
+The proxy speaks three protocols, and each error is rendered here and only here:
+
+* OAuth (RFC 6749/6750) on the token endpoints: ``{"error", "error_description"}`` plus
+  ``WWW-Authenticate`` on 401;
+* the VZD ``Error{message, errors}`` on ``/tim-provider-services`` (outside its FHIR part);
+* FHIR ``OperationOutcome`` everywhere else (``/search``, ``/owner``, ``/tim-search``,
+  ``/tim-provider-services/FHIR``).
+
+Every write (POST, PUT, PATCH, DELETE outside the token endpoints) is audited with the
+caller, the action, the target and the resulting status, whether it succeeded or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from timkit.core.errors import IssueType, TimkitError
+from timkit.directory.fhirproxy import auth, fhir, ldapsync, passport, provider_services
+from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
+from timkit.directory.fhirproxy.tokens import ACTOR_KEY
+
+log = logging.getLogger(__name__)
+
+OAUTH_PATHS = frozenset(
+    {
+        "/token",
+        "/ti-provider-authenticate",
+        "/tim-authenticate",
+        "/owner-authenticate",
+        "/signin-gematik-idp-dienst",
+    }
+)
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Protocol(Enum):
+    """How errors are rendered on a path."""
+
+    OAUTH = "oauth"
+    VZD = "vzd"
+    FHIR = "fhir"
+
+
+def protocol_of(path: str) -> Protocol:
+    """The protocol a path speaks (see the module docstring)."""
+    if path in OAUTH_PATHS:
+        return Protocol.OAUTH
+    if path.startswith("/tim-provider-services") and not path.startswith(
+        "/tim-provider-services/FHIR"
+    ):
+        return Protocol.VZD
+    return Protocol.FHIR
+
+
+def json_response(
+    body: Any,
+    status: int = 200,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """A JSON response serialised with orjson."""
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type=content_type, headers=headers
+    )
+
+
+def render_error(path: str, error: TimkitError) -> web.Response:
+    """``error`` in the protocol of ``path``."""
+    protocol = protocol_of(path)
+    headers: dict[str, str] = {}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="invalid_token", error_description="{error.message}"'
+            if protocol is not Protocol.OAUTH or path != "/token"
+            else 'Basic realm="vzd"'
+        )
+    if error.status == 429 and "retry_after" in error.extra:
+        headers["Retry-After"] = str(error.extra["retry_after"])
+    if protocol is Protocol.OAUTH:
+        body = error.to_oauth()
+        body.pop("retry_after", None)
+        return json_response(body, error.status, headers=headers)
+    if protocol is Protocol.VZD:
+        body = {"message": error.describe(), "errors": list(error.extra.get("errors", []))}
+        return json_response(body, error.status, headers=headers)
+    return json_response(
+        error.to_operation_outcome(),
+        error.status,
+        content_type="application/fhir+json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def _edge(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except TimkitError as e:
+        response = render_error(request.path, e)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = IssueType.NOT_FOUND if e.status == 404 else IssueType.NOT_SUPPORTED
+        error = TimkitError(e.status, code, f"{request.method} {request.path}: {e.reason}")
+        response = render_error(request.path, error)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        response = render_error(
+            request.path, TimkitError(500, IssueType.EXCEPTION, "internal server error")
+        )
+    if request.method in _WRITES and request.path not in OAUTH_PATHS:
+        await _audit(request, response.status)
+    return response
+
+
+async def _audit(request: web.Request, status: int) -> None:
+    ctx = context(request)
+    actor = str(request.get(ACTOR_KEY, "anonymous"))
+    action = f"{request.method} {request.path}"
+    target = request.path_qs
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(
+            ctx.executor, ctx.audit.record, actor, action, target, status, ""
+        )
+    except Exception:
+        log.exception("could not write the audit record for %s by %s", action, actor)
+
+
+async def health(_request: web.Request) -> web.Response:
+    """Liveness for the supervisor."""
+    return json_response({"status": "ok"})
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """The public keys that sign this proxy's access tokens."""
+    return json_response(context(request).tokens.jwks())
+
+
+def create_app(ctx: ProxyContext) -> web.Application:
+    """The aiohttp application of the FHIR-Proxy on ``ctx``."""
+    app = web.Application(middlewares=[_edge], client_max_size=16 * 1024 * 1024)
+    app[CONTEXT_KEY] = ctx
+    app.router.add_get("/health", health)
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    auth.setup(app)
+    provider_services.setup(app)
+    fhir.setup(app)
+    if ctx.config.passport.enabled:
+        passport.setup(app)
+    ldapsync.setup(app)
+    return app

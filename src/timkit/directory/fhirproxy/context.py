@@ -1,0 +1,51 @@
+"""Everything a FHIR-Proxy request handler may use, built once per process."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from timkit.core.db import Database
+from timkit.directory.fhirproxy.config import FhirProxyConfig
+from timkit.directory.fhirproxy.storage.audit import AuditLog
+from timkit.directory.fhirproxy.storage.providers import ProviderStore
+from timkit.directory.fhirproxy.tokens import TokenService
+
+
+@dataclass
+class ProxyContext:
+    """Shared state of one FHIR-Proxy process.
+
+    Attributes:
+        config: the proxy's configuration.
+        db: the proxy's own database (migrated).
+        providers: registered TI-M providers.
+        audit: the audit log.
+        tokens: issues and checks access tokens.
+        executor: threads for blocking database work.
+        http: the outbound HTTP client session (upstream FHIR-Directory, homeservers, IDPs).
+    """
+
+    config: FhirProxyConfig
+    db: Database
+    providers: ProviderStore
+    audit: AuditLog
+    tokens: TokenService
+    executor: ThreadPoolExecutor
+    http: aiohttp.ClientSession
+
+    @property
+    def base(self) -> str:
+        """The public base URL."""
+        return self.config.public_base()
+
+
+CONTEXT_KEY = web.AppKey("fhirproxy.context", ProxyContext)
+
+
+def context(request: web.Request) -> ProxyContext:
+    """The context of the app serving ``request``."""
+    return request.app[CONTEXT_KEY]

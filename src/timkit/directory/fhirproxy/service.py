@@ -1,0 +1,97 @@
+"""Composition root of the FHIR-Proxy process.
+
+Several instances may run against one database (seed 003 §7): all state (providers, domains,
+federation lists, audit) lives there, so every instance serves the same federation list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from timkit.core.db import Database
+from timkit.core.lifecycle import wait_for_stop
+from timkit.core.tls import CertPaths, server_ssl_context
+from timkit.directory.fhirproxy.api import create_app
+from timkit.directory.fhirproxy.config import FhirProxyConfig
+from timkit.directory.fhirproxy.context import ProxyContext
+from timkit.directory.fhirproxy.signers import load_signer
+from timkit.directory.fhirproxy.storage.audit import AuditLog
+from timkit.directory.fhirproxy.storage.migrations import MIGRATIONS
+from timkit.directory.fhirproxy.storage.providers import ProviderStore
+from timkit.directory.fhirproxy.tokens import Kind, TokenService
+
+log = logging.getLogger(__name__)
+
+
+def open_database(url: str) -> Database:
+    """The proxy database at ``url``, migrated."""
+    db = Database.open(url)
+    db.migrate("fhir-proxy", MIGRATIONS)
+    return db
+
+
+def token_service(config: FhirProxyConfig) -> TokenService:
+    """The token service for ``config`` (token signer loaded or issued)."""
+    signer = load_signer(
+        config.token_signer,
+        config.pki_dir,
+        name="fhir-proxy-token-signer",
+        common_name="VZD-FHIR-Proxy Token Signer",
+        curve=ec.SECP256R1(),
+        path="token_signer",
+    )
+    base = config.public_base()
+    extra = {Kind.SEARCH: [base + "/tim-search"]} if config.passport.enabled else {}
+    return TokenService(signer.key, signer.certificate, base, config.tokens, extra)
+
+
+@contextlib.asynccontextmanager
+async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
+    """Build the shared context; close database, threads and HTTP client afterwards."""
+    db = open_database(config.database)
+    executor = ThreadPoolExecutor(config.workers, thread_name_prefix="fhir-proxy")
+    connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=60)
+    http = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+    try:
+        yield ProxyContext(
+            config=config,
+            db=db,
+            providers=ProviderStore(db),
+            audit=AuditLog(db),
+            tokens=token_service(config),
+            executor=executor,
+            http=http,
+        )
+    finally:
+        await http.close()
+        executor.shutdown(wait=True)
+        db.close()
+
+
+def _ssl(config: FhirProxyConfig) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    return server_ssl_context(CertPaths(config.tls_cert, config.tls_key))
+
+
+async def serve(config: FhirProxyConfig) -> None:
+    """Serve the FHIR-Proxy until SIGTERM or SIGINT."""
+    async with open_context(config) as ctx:
+        app = create_app(ctx)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, config.bind, config.port, ssl_context=_ssl(config))
+        await site.start()
+        log.info("FHIR-Proxy on %s (upstream %s)", config.public_base(), config.upstream)
+        try:
+            await wait_for_stop()
+        finally:
+            await runner.cleanup()
