@@ -11,6 +11,7 @@ from aiohttp import web
 from timkit.core.db import Database
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.storage.audit import AuditLog
+from timkit.directory.fhirproxy.storage.domains import DomainStore
 from timkit.directory.fhirproxy.storage.providers import ProviderStore
 from timkit.directory.fhirproxy.tokens import TokenService
 
@@ -23,6 +24,7 @@ class ProxyContext:
         config: the proxy's configuration.
         db: the proxy's own database (migrated).
         providers: registered TI-M providers.
+        domains: registered TI-M domains.
         audit: the audit log.
         tokens: issues and checks access tokens.
         executor: threads for blocking database work.
@@ -32,6 +34,7 @@ class ProxyContext:
     config: FhirProxyConfig
     db: Database
     providers: ProviderStore
+    domains: DomainStore
     audit: AuditLog
     tokens: TokenService
     executor: ThreadPoolExecutor

@@ -24,6 +24,7 @@ from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.context import ProxyContext
 from timkit.directory.fhirproxy.signers import load_signer
 from timkit.directory.fhirproxy.storage.audit import AuditLog
+from timkit.directory.fhirproxy.storage.domains import DomainStore
 from timkit.directory.fhirproxy.storage.migrations import MIGRATIONS
 from timkit.directory.fhirproxy.storage.providers import ProviderStore
 from timkit.directory.fhirproxy.tokens import Kind, TokenService
@@ -65,6 +66,7 @@ async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
             config=config,
             db=db,
             providers=ProviderStore(db),
+            domains=DomainStore(db),
             audit=AuditLog(db),
             tokens=token_service(config),
             executor=executor,
