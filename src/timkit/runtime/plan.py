@@ -27,6 +27,7 @@ from timkit.runtime.demo import write_demo_data
 from timkit.runtime.layout import Layout
 
 DIRECTORY_KIND = "fhir-directory"
+FHIR_PROXY_DIR = "fhir-proxy"
 
 
 class ServiceEndpoints(BaseModel):
@@ -122,6 +123,13 @@ def directory_database(config: TimkitConfig) -> str:
     if config.directory.database == "sqlite":
         path = Layout(config.data_dir).root / DIRECTORY_KIND / "directory.db"
         return f"sqlite:///{path}"
+    return config.directory.database
+
+
+def fhir_proxy_database(config: TimkitConfig) -> str:
+    """Database URL of the local FHIR-Proxy's own state (beside the directory's tables on PG)."""
+    if config.directory.database == "sqlite":
+        return f"sqlite:///{Layout(config.data_dir).root / FHIR_PROXY_DIR / 'fhir-proxy.db'}"
     return config.directory.database
 
 
