@@ -110,6 +110,7 @@ def test_dump_and_load_round_trip(tmp_path: Path) -> None:
 )
 def test_every_sample_config_loads(sample: Path) -> None:
     from timkit.directory.config import DirectoryConfig
+    from timkit.directory.fhirproxy.config import FhirProxyConfig
     from timkit.homeserver.config import HomeserverConfig
     from timkit.proxy.config import ProxyConfig
 
@@ -118,6 +119,7 @@ def test_every_sample_config_loads(sample: Path) -> None:
         "proxy": ProxyConfig,
         "homeserver": HomeserverConfig,
         "directory": DirectoryConfig,
+        "fhir-proxy": FhirProxyConfig,
     }
     model = models[sample.name.split(".")[0]]
     load_toml(model, sample)

@@ -15,7 +15,7 @@ def test_status_json_describes_components_and_services(federation: Federation) -
     assert status["running"] is True
     assert status["ca_cert"].endswith("pki/ca.crt")
     kinds = sorted(c["kind"] for c in status["components"])
-    assert kinds == ["fhir-directory", "homeserver", "homeserver", "proxy", "proxy"]
+    assert kinds == ["directory", "fhir-directory", "homeserver", "homeserver", "proxy", "proxy"]
     for component in status["components"]:
         assert set(component) >= {"name", "kind", "url", "healthy", "pid"}
         assert component["healthy"] is True

@@ -32,7 +32,7 @@ def write_config(directory: Path, services: int, *, database: list[str] | None =
     config = {
         "data_dir": "var",
         "runtime": {"startup_timeout": 120.0, "log_level": "INFO"},
-        "directory": {"port": free_port()},
+        "directory": {"port": free_port(), "proxy_port": free_port()},
         "messenger_services": entries,
     }
     path = directory / "timkit.toml"

@@ -76,12 +76,15 @@ class DirectorySettings(StrictModel):
     """The VZD FHIR-Directory of the local federation.
 
     Attributes:
-        port: loopback HTTP port (the directory is never exposed beyond loopback).
-        database: ``sqlite`` (a file in the data directory) or a PostgreSQL DSN.
+        port: loopback HTTP port of the FHIR-Directory (never exposed beyond loopback).
+        proxy_port: HTTPS port of the FHIR-Proxy, the directory's only door.
+        database: ``sqlite`` (files in the data directory) or a PostgreSQL DSN (directory
+            and FHIR-Proxy tables side by side).
         demo_data: load the demo organisations plus synthetic practices and practitioners.
     """
 
     port: int = Field(default=8490, ge=1, le=65535)
+    proxy_port: int = Field(default=8480, ge=1, le=65535)
     database: DatabaseUrl = "sqlite"
     demo_data: bool = True
 
@@ -129,6 +132,13 @@ def load_config(path: Path | None) -> TimkitConfig:
 def _check_unique(config: TimkitConfig, *, source: str) -> None:
     domains: dict[str, str] = {}
     ports: dict[int, str] = {config.directory.port: "directory.port"}
+    if config.directory.proxy_port in ports:
+        raise ConfigError(
+            f"port {config.directory.proxy_port} is already used by directory.port",
+            path="directory.proxy_port",
+            source=source,
+        )
+    ports[config.directory.proxy_port] = "directory.proxy_port"
     for i, service in enumerate(config.messenger_services):
         key = f"messenger_services.{i}"
         if service.domain in domains:
@@ -155,7 +165,10 @@ def check_ports_free(config: TimkitConfig) -> None:
     Raises:
         ConfigError: for the first port that cannot be bound.
     """
-    wanted = [("directory.port", config.directory.port)]
+    wanted = [
+        ("directory.port", config.directory.port),
+        ("directory.proxy_port", config.directory.proxy_port),
+    ]
     for i, service in enumerate(config.messenger_services):
         for field in ("port", "forward_proxy_port"):
             wanted.append((f"messenger_services.{i}.{field}", getattr(service, field)))

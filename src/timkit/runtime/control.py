@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from timkit.core.errors import TimkitError
 from timkit.core.http import async_client
 from timkit.core.logging import setup_logging
 from timkit.core.process import pid_alive, signal_quietly
 from timkit.core.supervisor import Phase, Supervisor, SupervisorState, probe, read_state
+from timkit.runtime.bootstrap import ensure_demo_provider, register_demo_domains
 from timkit.runtime.config import TimkitConfig, check_ports_free
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import Plan, build_plan, endpoints
@@ -71,6 +74,7 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
     check_ports_free(config)
     layout = Layout(config.data_dir)
     plan = build_plan(config)
+    ensure_demo_provider(config)
     layout.run.mkdir(parents=True, exist_ok=True)
     layout.plan_file.write_text(plan.model_dump_json(indent=2), "utf-8")
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -91,6 +95,7 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
                 down(config)
                 raise RuntimeFailure(_failure_message(failed[0].name, failed[0].log_file))
             if all(c.healthy for c in state.components):
+                _register_domains(config)
                 return UpResult(started=True, state=state, seconds=time.monotonic() - begin)
         if supervisor.poll() is not None:
             raise RuntimeFailure(
@@ -105,6 +110,15 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
                 f" logs in {layout.logs}"
             )
         time.sleep(POLL)
+
+
+def _register_domains(config: TimkitConfig) -> None:
+    """Put the services' domains into the federation list; stop everything if that fails."""
+    try:
+        register_demo_domains(config)
+    except (TimkitError, OSError, httpx.HTTPError) as e:
+        down(config)
+        raise RuntimeFailure(f"registering the demo domains at the FHIR-Proxy failed: {e}") from e
 
 
 def _failure_message(name: str, log_file: str) -> str:

@@ -38,10 +38,14 @@ def _meta(resource_type: str, origin: str) -> dict[str, Any]:
     }
 
 
+def telematik_id(service: MessengerServiceConfig) -> str:
+    """The demo TelematikID of the organisation running ``service`` (stable per domain)."""
+    return f"1-{zlib.crc32(service.domain.encode()):010d}"
+
+
 def service_entries(service: MessengerServiceConfig) -> list[dict[str, Any]]:
     """Organization, Location, Endpoint and HealthcareService of one Messenger-Service."""
     key = service.domain.split(".")[0]
-    telematik_id = f"1-{zlib.crc32(service.domain.encode()):010d}"
     org, loc, ep, hs = (f"{key}-{kind}" for kind in ("org", "loc", "ep", "hs"))
     address = {
         "line": ["Friedrichstraße 136"],
@@ -55,7 +59,7 @@ def service_entries(service: MessengerServiceConfig) -> list[dict[str, Any]]:
             "resourceType": "Organization",
             "id": org,
             "meta": _meta("Organization", "ldap"),
-            "identifier": [{"system": TELEMATIK_ID, "value": telematik_id}],
+            "identifier": [{"system": TELEMATIK_ID, "value": telematik_id(service)}],
             "active": True,
             "name": service.organisation,
             "address": [address],

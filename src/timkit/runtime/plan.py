@@ -1,7 +1,10 @@
 """Turn the runtime config into component config files and process specs.
 
-The federation shares one ``fhir-directory`` (the VZD FHIR-Directory on loopback, seeded
-with the demo data set). For every Messenger-Service ``D`` the plan holds two components:
+The federation shares one VZD-FHIR-Directory: ``fhir-directory`` (the FHIR store on
+loopback, seeded with the demo data set) behind ``directory`` (the FHIR-Proxy over TLS, its
+only door; its signers are component certificates of the local PKI, and it reaches the
+local homeservers by name for ``/tim-authenticate``). For every Messenger-Service ``D`` the
+plan holds two components:
 
 * ``proxy@D``: the Messenger-Proxy's forward proxy; routes ``CONNECT <domain>:<any port>``
   of every local service to that service's HTTPS port on loopback.
@@ -20,6 +23,7 @@ from timkit.core.config import dump_toml
 from timkit.core.supervisor import ProcessSpec, RestartPolicy
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
 from timkit.directory.config import DirectoryConfig
+from timkit.directory.fhirproxy.config import FhirProxyConfig, MatrixConfig
 from timkit.homeserver.config import HomeserverConfig
 from timkit.proxy.config import ForwardProxyConfig, ProxyConfig
 from timkit.runtime.config import MessengerServiceConfig, TimkitConfig
@@ -27,7 +31,7 @@ from timkit.runtime.demo import write_demo_data
 from timkit.runtime.layout import Layout
 
 DIRECTORY_KIND = "fhir-directory"
-FHIR_PROXY_DIR = "fhir-proxy"
+FHIR_PROXY_KIND = "directory"
 
 
 class ServiceEndpoints(BaseModel):
@@ -129,7 +133,7 @@ def directory_database(config: TimkitConfig) -> str:
 def fhir_proxy_database(config: TimkitConfig) -> str:
     """Database URL of the local FHIR-Proxy's own state (beside the directory's tables on PG)."""
     if config.directory.database == "sqlite":
-        return f"sqlite:///{Layout(config.data_dir).root / FHIR_PROXY_DIR / 'fhir-proxy.db'}"
+        return f"sqlite:///{Layout(config.data_dir).root / FHIR_PROXY_KIND / 'fhir-proxy.db'}"
     return config.directory.database
 
 
@@ -153,6 +157,34 @@ def _directory(config: TimkitConfig, layout: Layout) -> ComponentPlan:
     return _component(layout, DIRECTORY_KIND, None, directory, url, module="directory")
 
 
+def fhir_proxy_url(config: TimkitConfig) -> str:
+    """The FHIR-Proxy's public base URL on this machine."""
+    return f"https://{config.runtime.bind}:{config.directory.proxy_port}"
+
+
+def _fhir_proxy(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
+    """The FHIR-Proxy over TLS in front of the FHIR-Directory."""
+    bind = config.runtime.bind
+    cert = pki.ensure_server_cert(FHIR_PROXY_KIND, list(LOOPBACK_NAMES))
+    url = fhir_proxy_url(config)
+    proxy = FhirProxyConfig(
+        bind=bind,
+        port=config.directory.proxy_port,
+        tls_cert=cert.cert,
+        tls_key=cert.key,
+        base_url=url,
+        upstream=f"http://{bind}:{config.directory.port}",
+        database=fhir_proxy_database(config),
+        pki_dir=layout.pki,
+        matrix=MatrixConfig(
+            routes={s.domain: f"{bind}:{s.port}" for s in config.messenger_services},
+            ca_file=layout.ca_cert,
+        ),
+        log_level=config.runtime.log_level,
+    )
+    return _component(layout, FHIR_PROXY_KIND, None, proxy, url, module="directory.fhirproxy")
+
+
 def build_plan(config: TimkitConfig) -> Plan:
     """Create the PKI and every component's config file; return the plan to supervise."""
     layout = Layout(config.data_dir)
@@ -160,7 +192,7 @@ def build_plan(config: TimkitConfig) -> Plan:
     pki.ensure_ca()
     bind = config.runtime.bind
     routes = {s.domain: f"{bind}:{s.port}" for s in config.messenger_services}
-    components: list[ComponentPlan] = [_directory(config, layout)]
+    components = [_directory(config, layout), _fhir_proxy(config, layout, pki)]
     for service in config.messenger_services:
         service_dir = layout.service_dir(service.domain)
         cert = pki.ensure_server_cert(service.domain, [service.domain, *LOOPBACK_NAMES])

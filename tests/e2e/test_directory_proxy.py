@@ -1,0 +1,154 @@
+"""The VZD-FHIR-Directory's FHIR-Proxy as ``timkit up`` runs it: TLS, real Synapse tokens.
+
+A user of a local Messenger-Service asks their Synapse for a Matrix OpenID token, exchanges
+it at ``/tim-authenticate`` (the proxy checks it at that Synapse over TLS) and searches the
+directory with the search-accesstoken. The demo provider's domains are in the signed
+federation list, whose signature and certificate chain are checked against the local CA.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
+
+from tests.support.federation import Federation
+
+A = "praxis-sonnenschein.tim.test"
+B = "klinikum-nord.tim.test"
+
+
+def _proxy(federation: Federation) -> dict[str, Any]:
+    (component,) = [c for c in federation.status()["components"] if c["kind"] == "directory"]
+    return component
+
+
+def _client(federation: Federation) -> httpx.Client:
+    return httpx.Client(verify=federation.ca_cert, timeout=30)
+
+
+def _openid_token(federation: Federation, domain: str, localpart: str) -> str:
+    mxid = federation.add_user(domain, localpart, "correct horse battery staple")
+    base = federation.client_url(domain)
+    with _client(federation) as client:
+        login = client.post(
+            f"{base}/_matrix/client/v3/login",
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": mxid},
+                "password": "correct horse battery staple",
+            },
+        )
+        login.raise_for_status()
+        access = login.json()["access_token"]
+        response = client.post(
+            f"{base}/_matrix/client/v3/user/{quote(mxid)}/openid/request_token",
+            json={},
+            headers={"Authorization": f"Bearer {access}"},
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+def _provider_token(federation: Federation, url: str) -> str:
+    data_dir = Path(federation.status()["data_dir"])
+    credentials = json.loads((data_dir / "directory" / "demo-provider.json").read_text())
+    with _client(federation) as client:
+        token = client.post(
+            f"{url}/token",
+            data={"grant_type": "client_credentials"},
+            auth=(credentials["client_id"], credentials["client_secret"]),
+        )
+        token.raise_for_status()
+        provider = client.get(
+            f"{url}/ti-provider-authenticate",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
+        provider.raise_for_status()
+        return str(provider.json()["access_token"])
+
+
+def test_fhir_proxy_runs_over_tls_in_front_of_the_directory(federation: Federation) -> None:
+    proxy = _proxy(federation)
+    assert proxy["healthy"] is True
+    assert proxy["url"].startswith("https://127.0.0.1:")
+    with _client(federation) as client:
+        assert client.get(f"{proxy['url']}/search/HealthcareService").status_code == 401
+
+
+@pytest.mark.timeout(120)
+def test_ml_123485_real_synapse_openid_token_buys_a_search_token(federation: Federation) -> None:
+    url = _proxy(federation)["url"]
+    openid = _openid_token(federation, A, "searcher")
+    with _client(federation) as client:
+        response = client.get(
+            f"{url}/tim-authenticate",
+            params={"mxId": A},
+            headers={"X-Matrix-OpenID-Token": openid},
+        )
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        found = client.get(
+            f"{url}/search/Endpoint",
+            params={
+                "address": f"matrix:u/empfang:{B}",
+                "_revinclude": "HealthcareService:endpoint",
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert found.status_code == 200, found.text
+        kinds = sorted(e["resource"]["resourceType"] for e in found.json()["entry"])
+        assert kinds == ["Endpoint", "HealthcareService"]
+        assert all(e["fullUrl"].startswith(f"{url}/search/") for e in found.json()["entry"])
+        # A token for one server is not accepted for another.
+        wrong = client.get(
+            f"{url}/tim-authenticate",
+            params={"mxId": B},
+            headers={"X-Matrix-OpenID-Token": openid},
+        )
+        assert wrong.status_code == 401
+
+
+def _verify_bp256r1(jws: str, ca_cert: str) -> dict[str, Any]:
+    def decode(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    header_b64, payload_b64, signature_b64 = jws.split(".")
+    header = json.loads(decode(header_b64))
+    assert header["alg"] == "BP256R1"
+    leaf = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+    ca = x509.load_pem_x509_certificate(Path(ca_cert).read_bytes())
+    leaf.verify_directly_issued_by(ca)
+    signature = decode(signature_b64)
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    public = leaf.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert public.curve.name == "brainpoolP256r1"
+    public.verify(der, f"{header_b64}.{payload_b64}".encode(), ec.ECDSA(SHA256()))
+    return dict(json.loads(decode(payload_b64)))
+
+
+def test_demo_domains_are_in_the_signed_federation_list(federation: Federation) -> None:
+    url = _proxy(federation)["url"]
+    token = _provider_token(federation, url)
+    with _client(federation) as client:
+        response = client.get(
+            f"{url}/tim-provider-services/FederationList/federationList.jws",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+    payload = _verify_bp256r1(response.text.strip(), federation.ca_cert)
+    domains = {entry["domain"] for entry in payload["domainList"]}
+    assert {A, B} <= domains
+    assert payload["version"] >= 1
