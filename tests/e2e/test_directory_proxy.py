@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +34,7 @@ def _proxy(federation: Federation) -> dict[str, Any]:
 
 
 def _client(federation: Federation) -> httpx.Client:
-    return httpx.Client(verify=federation.ca_cert, timeout=30)
+    return httpx.Client(verify=ssl.create_default_context(cafile=federation.ca_cert), timeout=30)
 
 
 def _openid_token(federation: Federation, domain: str, localpart: str) -> str:

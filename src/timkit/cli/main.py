@@ -10,6 +10,10 @@ Commands::
     timkit bench directory    measure the FHIR-Directory at national scale
     timkit directory load PATH...            load Bundles / NDJSON into the directory
     timkit directory generate -o N -p M      synthetic organisations and practitioners
+    timkit directory provider add ID --name N [--cert PEM]... [--secret S]   register a provider
+    timkit directory provider list|cert ID PEM                               providers, certs
+    timkit directory audit [--actor A] [--since T] [--target X] [--limit N] [--json]
+    timkit directory domains [--json]       the current federation list
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from timkit import __version__
-from timkit.cli.directory import directory_command
+from timkit.cli.directory import (
+    PROXY_COMMANDS,
+    add_proxy_parsers,
+    directory_command,
+    proxy_command,
+)
 from timkit.core.errors import ConfigError, TimkitError
 from timkit.directory.bench import bench_directory
 from timkit.runtime import bench, control
 from timkit.runtime.config import find_config_file, load_config
-from timkit.runtime.plan import directory_database
+from timkit.runtime.plan import directory_database, fhir_proxy_database
 from timkit.runtime.users import add_user
 
 
@@ -87,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--output", type=Path, help="write NDJSON here instead of loading")
     generate.add_argument("--database", help="database URL (default: the local federation's)")
+    add_proxy_parsers(directory)
     supervise = commands.add_parser("supervise")  # internal: the detached supervisor
     supervise.add_argument("--plan", type=Path, required=True)
     return parser
@@ -126,6 +136,8 @@ def _run(args: argparse.Namespace) -> int:
         print(measured.markdown())
         return 0
     config = load_config(find_config_file(args.config))
+    if args.command == "directory" and args.directory_command in PROXY_COMMANDS:
+        return proxy_command(args, args.proxy_database or fhir_proxy_database(config))
     if args.command == "directory":
         return directory_command(args, args.database or directory_database(config))
     if args.command == "up":

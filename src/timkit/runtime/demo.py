@@ -27,6 +27,10 @@ from timkit.directory.generate import (
 )
 from timkit.runtime.config import MessengerServiceConfig
 
+LDAP_ENTRIES = Path(__file__).parent / "ldap-entries.json"
+"""Base entries of the local run's stand-in VZD-LDAP-Directory (``samples/eGBR`` form); the
+FHIR-Proxy applies them at start-up as its LDAP sync would (``ldap.seed_file``)."""
+
 DEMO_ORGANIZATIONS = 20
 DEMO_PRACTITIONERS = 30
 

@@ -23,11 +23,11 @@ from timkit.core.config import dump_toml
 from timkit.core.supervisor import ProcessSpec, RestartPolicy
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
 from timkit.directory.config import DirectoryConfig
-from timkit.directory.fhirproxy.config import FhirProxyConfig, MatrixConfig
+from timkit.directory.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig
 from timkit.homeserver.config import HomeserverConfig
 from timkit.proxy.config import ForwardProxyConfig, ProxyConfig
 from timkit.runtime.config import MessengerServiceConfig, TimkitConfig
-from timkit.runtime.demo import write_demo_data
+from timkit.runtime.demo import LDAP_ENTRIES, write_demo_data
 from timkit.runtime.layout import Layout
 
 DIRECTORY_KIND = "fhir-directory"
@@ -180,6 +180,7 @@ def _fhir_proxy(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> Componen
             routes={s.domain: f"{bind}:{s.port}" for s in config.messenger_services},
             ca_file=layout.ca_cert,
         ),
+        ldap=LdapConfig(seed_file=LDAP_ENTRIES if config.directory.demo_data else None),
         log_level=config.runtime.log_level,
     )
     return _component(layout, FHIR_PROXY_KIND, None, proxy, url, module="directory.fhirproxy")

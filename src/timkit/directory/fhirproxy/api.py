@@ -79,8 +79,9 @@ def render_error(path: str, error: TimkitError) -> web.Response:
     protocol = protocol_of(path)
     headers: dict[str, str] = {}
     if error.status == 401:
+        description = error.message.replace("\\", "").replace('"', "'")
         headers["WWW-Authenticate"] = (
-            f'Bearer error="invalid_token", error_description="{error.message}"'
+            f'Bearer error="invalid_token", error_description="{description}"'
             if protocol is not Protocol.OAUTH or path != "/token"
             else 'Basic realm="vzd"'
         )

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from timkit.core.db import Database
 from timkit.directory.fhirproxy.config import FhirProxyConfig
+from timkit.directory.fhirproxy.federation import Federation
 from timkit.directory.fhirproxy.storage.audit import AuditLog
 from timkit.directory.fhirproxy.storage.domains import DomainStore
 from timkit.directory.fhirproxy.storage.providers import ProviderStore
@@ -25,6 +26,7 @@ class ProxyContext:
         db: the proxy's own database (migrated).
         providers: registered TI-M providers.
         domains: registered TI-M domains.
+        federation: domain changes and the signed federation list.
         audit: the audit log.
         tokens: issues and checks access tokens.
         executor: threads for blocking database work.
@@ -35,6 +37,7 @@ class ProxyContext:
     db: Database
     providers: ProviderStore
     domains: DomainStore
+    federation: Federation
     audit: AuditLog
     tokens: TokenService
     executor: ThreadPoolExecutor

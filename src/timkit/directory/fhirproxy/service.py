@@ -22,6 +22,7 @@ from timkit.core.tls import CertPaths, server_ssl_context
 from timkit.directory.fhirproxy.api import create_app
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.context import ProxyContext
+from timkit.directory.fhirproxy.federation import Federation
 from timkit.directory.fhirproxy.signers import load_signer
 from timkit.directory.fhirproxy.storage.audit import AuditLog
 from timkit.directory.fhirproxy.storage.domains import DomainStore
@@ -67,6 +68,7 @@ async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
             db=db,
             providers=ProviderStore(db),
             domains=DomainStore(db),
+            federation=Federation.open(config, db),
             audit=AuditLog(db),
             tokens=token_service(config),
             executor=executor,

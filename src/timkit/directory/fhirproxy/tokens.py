@@ -34,10 +34,10 @@ from timkit.core import jwt
 from timkit.core.errors import TimkitError
 from timkit.directory.fhirproxy.config import TokenLifetimes
 
-ACTOR_KEY = "timkit.actor"
+ACTOR_KEY = web.RequestKey("timkit.actor", str)
 """Request key holding who is calling (``provider:<id>``, ``owner:<tid>``, ``user:<mxid>``)."""
 
-CLAIMS_KEY = "timkit.claims"
+CLAIMS_KEY = web.RequestKey("timkit.claims", dict[str, Any])
 """Request key holding the verified token claims."""
 
 

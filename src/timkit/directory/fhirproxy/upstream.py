@@ -1,4 +1,14 @@
-"""Calls from the FHIR-Proxy to the FHIR-Directory behind it (pooled HTTP, JSON bodies)."""
+"""Calls from the FHIR-Proxy to the FHIR-Directory behind it (pooled HTTP, JSON bodies).
+
+Two ways in. :func:`relay` forwards a request as raw bytes for the pass-through paths
+(``/search`` reads), where the proxy must add as little as possible. :func:`fhir`,
+:func:`fhir_json` and :func:`read` serve the rule-checking paths (``/owner``, provider FHIR).
+
+The directory builds ``fullUrl``, ``link.url`` and ``Location`` from the Host it is called
+with, which is the upstream URL. :func:`rebase` swaps that prefix for the public base plus the
+proxy path. This requires the directory to run without a ``base_url`` of its own, which is how
+``timkit up`` runs it; otherwise links keep the directory's configured base.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +16,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from yarl import URL
 
 from timkit.core.errors import TemporaryUpstreamError, UpstreamError
 from timkit.directory.fhirproxy.context import ProxyContext
 
 FHIR_JSON = "application/fhir+json"
+RELAYED_HEADERS = ("ETag", "Last-Modified", "Location")
+"""Response headers of the directory passed on to the client (after :func:`rebase`)."""
 
 
 async def fhir(
@@ -46,6 +59,41 @@ async def fhir(
         raise UpstreamError(f"FHIR-Directory request failed: {e}") from e
 
 
+async def relay(ctx: ProxyContext, path_qs: str) -> tuple[int, dict[str, str], bytes]:
+    """GET ``path_qs`` (path plus already-encoded query) from the directory, unparsed.
+
+    Returns status, the :data:`RELAYED_HEADERS` present, and the raw body. The URL is not
+    re-quoted, so the client's encoding reaches the directory unchanged.
+    """
+    url = URL(ctx.config.upstream + path_qs, encoded=True)
+    try:
+        async with ctx.http.get(url, headers={"Accept": FHIR_JSON}) as response:
+            raw = await response.read()
+            kept = {h: response.headers[h] for h in RELAYED_HEADERS if h in response.headers}
+            return response.status, kept, raw
+    except OSError as e:
+        raise TemporaryUpstreamError(f"FHIR-Directory unreachable: {e}") from e
+    except Exception as e:
+        raise UpstreamError(f"FHIR-Directory request failed: {e}") from e
+
+
+def rebase(ctx: ProxyContext, raw: bytes, prefix: str) -> bytes:
+    """``raw`` with every ``<upstream>/`` replaced by ``<public base><prefix>/``."""
+    upstream = ctx.config.upstream.encode() + b"/"
+    if upstream not in raw:
+        return raw
+    return raw.replace(upstream, (ctx.base + prefix).encode() + b"/")
+
+
+def rebase_headers(ctx: ProxyContext, headers: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """The :data:`RELAYED_HEADERS` of ``headers``, ``Location`` rebased like :func:`rebase`."""
+    kept = {h: headers[h] for h in RELAYED_HEADERS if h in headers}
+    if "Location" in kept and kept["Location"].startswith(ctx.config.upstream + "/"):
+        tail = kept["Location"][len(ctx.config.upstream) :]
+        kept["Location"] = ctx.base + prefix + tail
+    return kept
+
+
 async def fhir_json(
     ctx: ProxyContext,
     path: str,
@@ -57,3 +105,32 @@ async def fhir_json(
         raise UpstreamError(f"FHIR-Directory answered {status} to GET {path}")
     result: dict[str, Any] = orjson.loads(raw)
     return result
+
+
+async def read(ctx: ProxyContext, reference: str) -> tuple[dict[str, Any], str] | None:
+    """The resource at ``reference`` (``Type/id``) and its ETag; ``None`` if absent or deleted.
+
+    Raises:
+        UpstreamError: the directory failed otherwise (502).
+    """
+    status, headers, raw = await fhir(ctx, "GET", "/" + reference)
+    if status in (404, 410):
+        return None
+    if status != 200:
+        raise UpstreamError(f"FHIR-Directory answered {status} to GET /{reference}")
+    resource: dict[str, Any] = orjson.loads(raw)
+    return resource, headers.get("ETag", "")
+
+
+async def search_all(
+    ctx: ProxyContext, resource_type: str, params: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """The matching resources (first page, at most 100) of a search on the directory."""
+    bundle = await fhir_json(ctx, "/" + resource_type, [*params, ("_count", "100")])
+    return [
+        e["resource"]
+        for e in bundle.get("entry", [])
+        if isinstance(e, dict)
+        and isinstance(e.get("resource"), dict)
+        and e.get("search", {}).get("mode", "match") == "match"
+    ]

@@ -5,7 +5,9 @@ The proxy's tables live beside the FHIR-Directory's (same database or a separate
 * ``providers``/``provider_certs``: registered TI-M providers (OAuth client credentials, the
   RegService signing certificates whose tokens ``/owner-authenticate`` accepts);
 * ``domains``: the TI-M domains providers registered via ``/federation``;
-* ``federation_lists``: every signed federation list, by strictly increasing ``version``;
+* ``federation_lists``: every signed federation list, by strictly increasing ``version``
+  (the payload bytes and both signatures as detached compact JWS, RFC 7515 Appendix F);
+* ``domain_iks`` (3): each IK of an insurance domain once, so IKs are unique list-wide;
 * ``audit``: one row per write (who, what, when, result).
 """
 
@@ -59,7 +61,7 @@ CREATE INDEX audit_at ON audit (at);
 CREATE INDEX audit_actor ON audit (actor, at);
 """
 
-MIGRATIONS = (
+MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "providers, domains, federation lists, audit",
@@ -67,5 +69,59 @@ MIGRATIONS = (
             "sqlite": _SCHEMA.format(blob="BLOB", serial="INTEGER"),
             "postgresql": _SCHEMA.format(blob="BYTEA", serial="BIGSERIAL"),
         },
+    ),
+)
+
+# Migration 2 (AF_10047): state of the LDAP synchronisation. ``ldap_sync`` has one row: the
+# high-water mark (largest ``modifyTimestamp`` synchronised), the lease that lets one of several
+# proxy instances sync at a time, and the last run's outcome. ``ldap_entries``: every entry the
+# sync has written (source ``ldap`` or ``seed``), so entries gone from LDAP can be found.
+_LDAP_SCHEMA = """
+CREATE TABLE ldap_sync (
+    id INTEGER PRIMARY KEY,
+    high_water TEXT NOT NULL,
+    lease_holder TEXT NOT NULL,
+    lease_until DOUBLE PRECISION NOT NULL,
+    runs BIGINT NOT NULL,
+    last_run TEXT NOT NULL,
+    last_result TEXT NOT NULL
+);
+INSERT INTO ldap_sync (id, high_water, lease_holder, lease_until, runs, last_run, last_result)
+VALUES (1, '', '', 0, 0, '', '');
+CREATE TABLE ldap_entries (
+    telematik_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    present INTEGER NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE INDEX ldap_entries_source ON ldap_entries (source, present);
+"""
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        2,
+        "LDAP synchronisation state",
+        {"sqlite": _LDAP_SCHEMA, "postgresql": _LDAP_SCHEMA},
+    ),
+)
+
+# Migration 3 (AF_10048): every IK of an insurance domain once, so an IK is unique list-wide
+# even with several proxy instances writing.
+_DOMAIN_IKS = """
+CREATE TABLE domain_iks (
+    ik TEXT PRIMARY KEY,
+    domain TEXT NOT NULL REFERENCES domains (domain) ON DELETE CASCADE
+);
+CREATE INDEX domain_iks_domain ON domain_iks (domain);
+"""
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        3,
+        "IKs of insurance domains, unique list-wide",
+        {"sqlite": _DOMAIN_IKS, "postgresql": _DOMAIN_IKS},
     ),
 )

@@ -1,0 +1,101 @@
+"""The pure owner and visibility rules (:mod:`timkit.directory.fhirproxy.rules`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from timkit.directory.fhirproxy import rules
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def tagged(resource: dict[str, Any], origin: str) -> dict[str, Any]:
+    """``resource`` with Origin ``origin``."""
+    return rules.with_origin(resource, origin)
+
+
+def test_af_10036_hidden_endpoints() -> None:
+    active = {"resourceType": "Endpoint", "status": "active"}
+    assert not rules.hidden(active, insured=True)
+    assert rules.hidden({**active, "status": "off"}, insured=False)
+    assert rules.hidden({"resourceType": "Endpoint"}, insured=False)
+    hide = {
+        "url": rules.ENDPOINT_VISIBILITY,
+        "valueCoding": {"code": rules.HIDE_INSURED},
+    }
+    assert rules.hidden({**active, "extension": [hide]}, insured=True)
+    assert not rules.hidden({**active, "extension": [hide]}, insured=False)
+
+
+def test_af_10036_hidden_organizations() -> None:
+    hide = {"url": rules.ORGANIZATION_VISIBILITY, "valueCoding": {"code": rules.HIDE_INSURED}}
+    organization = {"resourceType": "Organization", "extension": [hide]}
+    assert rules.hidden(organization, insured=True)
+    assert not rules.hidden(organization, insured=False)
+    assert not rules.hidden({"resourceType": "HealthcareService"}, insured=True)
+
+
+def test_ml_123874_ownership_helpers() -> None:
+    resource = rules.with_owner_extension(
+        {
+            "resourceType": "HealthcareService",
+            "providedBy": {"reference": "https://x.example/search/Organization/o1/_history/2"},
+            "identifier": [{"system": rules.TELEMATIK_SYSTEM, "value": "1-1"}],
+        },
+        "2-2",
+    )
+    assert rules.direct_owner(resource, "1-1")
+    assert rules.direct_owner(resource, "2-2")
+    assert not rules.direct_owner(resource, "3-3")
+    assert rules.owner_links(resource) == ["Organization/o1"]
+    assert rules.owner_extension_ids(rules.with_owner_extension(resource, "4-4")) == {"4-4"}
+
+
+def test_ml_123874_ldap_base_entry_changes() -> None:
+    old = tagged(
+        {
+            "resourceType": "Organization",
+            "name": "A",
+            "telecom": [{"system": "other", "value": "cert"}],
+        },
+        "ldap",
+    )
+    allowed = {**old, "telecom": [*old["telecom"], {"system": "phone", "value": "1"}]}
+    assert rules.forbidden_changes(old, allowed) == []
+    assert rules.forbidden_changes(old, {**old, "telecom": []}) == ["Organization.telecom"]
+    assert rules.forbidden_changes(old, {**old, "name": "B"}) == ["Organization.name"]
+    assert rules.forbidden_changes(old, tagged(old, "owner")) == ["Organization.meta.tag:Origin"]
+    owned = tagged({"resourceType": "Organization", "name": "A"}, "owner")
+    assert rules.forbidden_changes(owned, {**owned, "name": "B"}) == []
+
+
+def test_ml_123874_ldap_derived_entry_only_endpoints() -> None:
+    old = tagged({"resourceType": "HealthcareService", "name": "A", "endpoint": []}, "ldap")
+    assert rules.forbidden_changes(old, {**old, "endpoint": [{"reference": "Endpoint/e"}]}) == []
+    assert rules.forbidden_changes(old, {**old, "comment": "x"}) == ["HealthcareService.comment"]
+    assert set(rules.LDAP_SYNCED["Organization"]) >= {"name", "alias", "address", "identifier"}
+
+
+def test_ml_123483_passport_targets() -> None:
+    endpoint = {"resourceType": "Endpoint", "address": "matrix:u/a:b.example"}
+    assert list(rules.passport_targets(endpoint, NOW)) == ["address"]
+    assert list(rules.passport_targets({**endpoint, "period": {"end": "2026-03-01"}}, NOW)) == [
+        "address"
+    ]
+    assert not list(rules.passport_targets({**endpoint, "period": {"end": "2026-02-28"}}, NOW))
+    assert not list(
+        rules.passport_targets({**endpoint, "period": {"end": "2026-03-01T11:00:00Z"}}, NOW)
+    )
+    assert not list(rules.passport_targets({**endpoint, "address": "@a:b.example"}, NOW))
+    assert not list(rules.passport_targets({**endpoint, "period": {"end": "garbage"}}, NOW))
+    practitioner = {
+        "resourceType": "Practitioner",
+        "telecom": [{"value": "mail@x"}, {"value": "matrix:u/p:b.example"}],
+    }
+    assert list(rules.passport_targets(practitioner, NOW)) == ["telecom/1"]
+
+
+def test_ml_123880_directory_types() -> None:
+    assert len(rules.DIRECTORY_TYPES) == 6
+    assert set(rules.OWNER_LINKS) == rules.DIRECTORY_TYPES
