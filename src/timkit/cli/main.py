@@ -8,6 +8,7 @@ Commands::
     timkit user add D L --password P    create @L:D (or report that it exists)
     timkit bench up           measure start-up time and memory (docs/benchmarks.md)
     timkit bench directory    measure the FHIR-Directory at national scale
+    timkit bench directory-proxy   what the FHIR-Proxy adds (latency, tokens, list signing)
     timkit directory load PATH...            load Bundles / NDJSON into the directory
     timkit directory generate -o N -p M      synthetic organisations and practitioners
     timkit directory provider add ID --name N [--cert PEM]... [--secret S]   register a provider
@@ -34,6 +35,7 @@ from timkit.cli.directory import (
 )
 from timkit.core.errors import ConfigError, TimkitError
 from timkit.directory.bench import bench_directory
+from timkit.directory.fhirproxy.bench import bench_directory_proxy
 from timkit.runtime import bench, control
 from timkit.runtime.config import find_config_file, load_config
 from timkit.runtime.plan import directory_database, fhir_proxy_database
@@ -84,6 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     bench_directory.add_argument(
         "--seconds", type=float, default=10.0, help="duration of each throughput phase"
     )
+    bench_proxy = bench.add_parser(
+        "directory-proxy",
+        help="added latency of the FHIR-Proxy, token issuance, federation list signing",
+    )
+    bench_proxy.add_argument(
+        "--resources", type=int, default=20_000, help="synthetic resources behind the proxy"
+    )
+    bench_proxy.add_argument("--rounds", type=int, default=300, help="requests per measurement")
+    bench_proxy.add_argument(
+        "--domains", type=int, default=100_000, help="domains in the signed federation list"
+    )
     directory = commands.add_parser("directory", help="VZD FHIR-Directory data").add_subparsers(
         dest="directory_command", required=True, metavar="ACTION"
     )
@@ -130,6 +143,10 @@ def _run(args: argparse.Namespace) -> int:
         return control.supervise(args.plan)
     if args.command == "bench" and args.bench_command == "up":
         print(bench.bench_up(services=args.services, runs=args.runs).markdown())
+        return 0
+    if args.command == "bench" and args.bench_command == "directory-proxy":
+        proxied = bench_directory_proxy(args.resources, rounds=args.rounds, domains=args.domains)
+        print(proxied.markdown())
         return 0
     if args.command == "bench":
         measured = bench_directory(args.resources, database=args.database, seconds=args.seconds)

@@ -251,3 +251,45 @@ async def test_af_10037_owner_search_is_capped_at_100(stack: Stack) -> None:
         assert all(e["fullUrl"].startswith(stack.url + "/owner/") for e in result["entry"])
     small = (await owner(stack, OWNER_A, "GET", "/Endpoint?_count=3")).json()
     assert len(small["entry"]) == 3
+
+
+async def test_ml_123482_put_to_a_new_id_is_an_owner_create(stack: Stack) -> None:
+    station = sub_organization(ORG_A, id="station-7")
+    response = await owner(stack, OWNER_A, "PUT", "/Organization/station-7", station)
+    made = await created(response)
+    assert made["id"] == "station-7"
+    assert {"system": ORIGIN_SYSTEM, "code": "owner"} in made["meta"]["tag"]
+    assert {"system": TELEMATIK_SYSTEM, "value": OWNER_A} in made["identifier"]
+    body = endpoint("ep-put", managingOrganization={"reference": ORG_A})
+    del body["meta"]
+    ep = await created(await owner(stack, OWNER_A, "PUT", "/Endpoint/ep-put", body))
+    assert {
+        "url": OWNER_EXTENSION,
+        "valueIdentifier": {"system": TELEMATIK_SYSTEM, "value": OWNER_A},
+    } in ep["extension"]
+    renamed = await owner(stack, OWNER_A, "PUT", "/Organization/station-7", {**made, "name": "7b"})
+    assert renamed.status_code == 200, renamed.text
+
+
+async def test_ml_123482_put_create_follows_the_create_rules(stack: Stack) -> None:
+    unlinked = sub_organization(None, id="orphan")
+    refused = await owner(stack, OWNER_A, "PUT", "/Organization/orphan", unlinked)
+    assert refused.status_code == 422
+    assert "ML-123482" in diagnostics(refused)
+    below_foreign = sub_organization(ORG_B, id="under-b")
+    assert (
+        await owner(stack, OWNER_A, "PUT", "/Organization/under-b", below_foreign)
+    ).status_code == 422
+    ldap_tagged = sub_organization(
+        ORG_A, id="fake-ldap", meta={"tag": [{"system": ORIGIN_SYSTEM, "code": "ldap"}]}
+    )
+    forged = await owner(stack, OWNER_A, "PUT", "/Organization/fake-ldap", ldap_tagged)
+    assert forged.status_code == 403
+    assert "ML-123874" in diagnostics(forged)
+    practitioner = {"resourceType": "Practitioner", "id": "new-doc"}
+    assert (
+        await owner(stack, OWNER_A, "PUT", "/Practitioner/new-doc", practitioner)
+    ).status_code == 403
+    for resource_id in ("orphan", "under-b", "fake-ldap"):
+        missing = await owner(stack, OWNER_A, "GET", f"/Organization/{resource_id}")
+        assert missing.status_code == 404

@@ -13,7 +13,7 @@ from cryptography import x509
 from jwcrypto import jwk, jws
 
 from tests.directory.fhirproxy.conftest import Stack, start_stack
-from tests.directory.fhirproxy.test_search import endpoint, put
+from tests.directory.fhirproxy.test_search import assert_read_only_capability, endpoint, put
 from timkit.directory.fhirproxy.federation import Federation
 from timkit.directory.fhirproxy.storage.domains import Domain
 from timkit.directory.fhirproxy.tokens import Kind
@@ -118,6 +118,9 @@ async def test_af_10036_tim_search_is_search(passport_stack: Stack) -> None:
     assert response.status_code == 404
     plain = await stack.request("GET", "/search/Endpoint/PharmacyEndpointTIMExample", token)
     assert "PASSporT" not in plain.json()["address"]
+    metadata = await stack.request("GET", "/tim-search/metadata", token)
+    assert metadata.status_code == 200
+    assert_read_only_capability(metadata.json(), stack.url + "/tim-search")
 
 
 async def test_ml_123483_mode_is_off_by_default(stack: Stack) -> None:

@@ -6,13 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.directory.fhirproxy.conftest import Stack
 from tests.directory.fhirproxy.test_search import endpoint
+from timkit.directory.fhirproxy.federation import Federation
 from timkit.directory.fhirproxy.rules import TELEMATIK_SYSTEM
+from timkit.directory.fhirproxy.storage.domains import Domain
 from timkit.directory.fhirproxy.tokens import Kind
 
 PREFIX = "/tim-provider-services/FHIR"
+TIDS = {"provider-a": "9-2.58.00000077", "provider-b": "9-2.58.00000078"}
+"""The TelematikID each test provider registered a domain for."""
+
+
+@pytest.fixture(autouse=True)
+def domains(stack: Stack) -> None:
+    """Each provider of :data:`TIDS` registers one TI-M domain for its TelematikID."""
+    federation = Federation.open(stack.ctx.config, stack.ctx.db)
+    for client_id, tid in TIDS.items():
+        federation.add(Domain(f"{client_id}.example", tid, tim_anbieter=client_id))
 
 
 async def provider(
@@ -24,11 +37,12 @@ async def provider(
     return await stack.request(method, PREFIX + path, token, **kwargs)
 
 
-def organization(alias: list[str]) -> dict[str, Any]:
-    """A provider's Organization."""
+def organization(alias: list[str], tid: str | None = None) -> dict[str, Any]:
+    """A provider's Organization: TelematikID ``tid``, by default that of the alias's provider."""
+    tid = tid or next((TIDS[a] for a in alias if a in TIDS), "9-2.58.00000099")
     return {
         "resourceType": "Organization",
-        "identifier": [{"system": TELEMATIK_SYSTEM, "value": "9-2.58.00000077"}],
+        "identifier": [{"system": TELEMATIK_SYSTEM, "value": tid}],
         "name": "Klinikum Nord",
         "alias": alias,
         "active": True,
@@ -109,3 +123,32 @@ async def test_ml_123881_provider_fhir_needs_a_provider_token(stack: Stack) -> N
     other_type = await provider(stack, "provider-a", "GET", "/HealthcareService")
     assert other_type.status_code == 403
     assert other_type.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_ml_123881_provider_organization_needs_a_registered_telematik_id(
+    stack: Stack,
+) -> None:
+    foreign = await provider(
+        stack,
+        "provider-a",
+        "POST",
+        "/Organization",
+        organization(["provider-a"], TIDS["provider-b"]),
+    )
+    assert foreign.status_code == 403
+    outcome = foreign.json()["issue"][0]
+    assert "ML-123881" in outcome["diagnostics"]
+    assert outcome["expression"] == ["Organization.identifier"]
+    anonymous = {**organization(["provider-a"]), "identifier": []}
+    assert (
+        await provider(stack, "provider-a", "POST", "/Organization", anonymous)
+    ).status_code == 403
+    made = await create(stack, "provider-a", organization(["provider-a"]))
+    path = f"/Organization/{made['id']}"
+    second = {"system": TELEMATIK_SYSTEM, "value": TIDS["provider-b"]}
+    widened = {**made, "identifier": [*made["identifier"], second]}
+    refused = await provider(stack, "provider-a", "PUT", path, widened)
+    assert refused.status_code == 403
+    assert TIDS["provider-b"] in refused.json()["issue"][0]["diagnostics"]
+    renamed = await provider(stack, "provider-a", "PUT", path, {**made, "name": "Klinikum Süd"})
+    assert renamed.status_code == 200, renamed.text

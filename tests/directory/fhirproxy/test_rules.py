@@ -99,3 +99,20 @@ def test_ml_123483_passport_targets() -> None:
 def test_ml_123880_directory_types() -> None:
     assert len(rules.DIRECTORY_TYPES) == 6
     assert set(rules.OWNER_LINKS) == rules.DIRECTORY_TYPES
+
+
+def test_af_10036_services_share_their_organizations_visibility() -> None:
+    hidden = frozenset({"Organization/o1"})
+    service = {"resourceType": "HealthcareService", "providedBy": {"reference": "Organization/o1"}}
+    role = {"resourceType": "PractitionerRole", "organization": {"reference": "Organization/o1"}}
+    alone = {"resourceType": "PractitionerRole", "practitioner": {"reference": "Practitioner/p"}}
+    for resource in (service, role):
+        assert rules.hidden(resource, insured=True, hidden_organizations=hidden)
+        assert not rules.hidden(resource, insured=False, hidden_organizations=hidden)
+        assert not rules.hidden(resource, insured=True)
+    assert not rules.hidden(alone, insured=True, hidden_organizations=hidden)
+    location = {
+        "resourceType": "Location",
+        "managingOrganization": {"reference": "Organization/o1"},
+    }
+    assert not rules.hidden(location, insured=True, hidden_organizations=hidden)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from tests.directory.fhirproxy.conftest import Stack
+from timkit.directory.fhirproxy import rules
 from timkit.directory.fhirproxy.federation import Federation
 from timkit.directory.fhirproxy.storage.domains import Domain
 from timkit.directory.fhirproxy.tokens import Kind
@@ -78,6 +80,17 @@ async def test_af_10036_search_relays_with_public_links(stack: Stack) -> None:
     assert any(link["relation"] == "next" for link in bundle["link"])
 
 
+async def test_af_10036_search_passes_encoded_values_unchanged(stack: Stack) -> None:
+    identifier = "https%3A%2F%2Fgematik.de%2Ffhir%2Fsid%2Ftelematik-id%7C2-2.58.00000040"
+    by_identifier = await search(stack, f"/Organization?identifier={identifier}")
+    assert by_identifier.status_code == 200, by_identifier.text
+    assert ids(by_identifier.json()) == {"Organization/OrganizationExample"}
+    name = (await search(stack, "/Organization/OrganizationExample")).json()["name"]
+    by_name = await search(stack, f"/Organization?name:exact={quote(name)}")
+    assert by_name.status_code == 200, by_name.text
+    assert "Organization/OrganizationExample" in ids(by_name.json())
+
+
 async def test_af_10036_search_read_by_id(stack: Stack) -> None:
     response = await search(stack, "/Organization/OrganizationExample")
     assert response.status_code == 200
@@ -88,10 +101,28 @@ async def test_af_10036_search_read_by_id(stack: Stack) -> None:
     assert missing.json()["resourceType"] == "OperationOutcome"
 
 
-async def test_af_10036_search_metadata(stack: Stack) -> None:
+def assert_read_only_capability(statement: dict[str, Any], url: str) -> None:
+    """``statement`` advertises read and search-type only, for the six directory types."""
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert statement["implementation"]["url"] == url
+    (rest,) = statement["rest"]
+    assert "interaction" not in rest
+    types = {r["type"] for r in rest["resource"]}
+    assert types == rules.DIRECTORY_TYPES
+    for resource in rest["resource"]:
+        assert resource["interaction"] == [{"code": "read"}, {"code": "search-type"}]
+        assert "updateCreate" not in resource
+        assert "conditionalCreate" not in resource
+        assert resource["searchParam"]
+
+
+async def test_af_10036_search_metadata_is_read_only(stack: Stack) -> None:
     response = await search(stack, "/metadata")
     assert response.status_code == 200
-    assert response.json()["resourceType"] == "CapabilityStatement"
+    assert response.headers["Content-Type"].startswith("application/fhir+json")
+    assert_read_only_capability(response.json(), stack.url + "/search")
+    direct = (await stack.client.get(stack.directory_url + "/metadata")).json()
+    assert {"code": "create"} in direct["rest"][0]["resource"][0]["interaction"]
 
 
 @pytest.mark.parametrize(
@@ -207,3 +238,50 @@ async def test_af_10036_visibility_hides_entries_from_insured_persons(stack: Sta
             assert read.status_code == 200
     claimed = await search(stack, "/Organization/OrganizationExample001", USER, isInsurance=True)
     assert claimed.status_code == 404
+
+
+async def test_af_10036_services_of_hidden_organizations_are_hidden_from_insured(
+    stack: Stack,
+) -> None:
+    """OrganizationExample001 (api-vzd example) is ``hide-versicherte``; so are its services."""
+    federation = Federation.open(stack.ctx.config, stack.ctx.db)
+    federation.add(Domain("kasse.example", "5-2.58.00000099", True, ("101575519",), "provider-a"))
+    origin = {"tag": [{"system": rules.ORIGIN_SYSTEM, "code": "owner"}]}
+    hidden_org = {"reference": "Organization/OrganizationExample001"}
+    shown_org = {"reference": "Organization/OrganizationExample"}
+    practitioner = {"reference": "Practitioner/TIPractitionerExampleDentist"}
+    for resource in (
+        {"resourceType": "HealthcareService", "id": "hs-hidden", "providedBy": hidden_org},
+        {"resourceType": "HealthcareService", "id": "hs-shown", "providedBy": shown_org},
+        {
+            "resourceType": "PractitionerRole",
+            "id": "pr-hidden",
+            "practitioner": practitioner,
+            "organization": hidden_org,
+        },
+        {"resourceType": "PractitionerRole", "id": "pr-alone", "practitioner": practitioner},
+    ):
+        await put(stack, {**resource, "meta": origin})
+    hidden = {"HealthcareService/hs-hidden", "PractitionerRole/pr-hidden"}
+    for subject in (USER, INSURED):
+        services = (await search(stack, "/HealthcareService?_count=100", subject)).json()
+        roles = (await search(stack, "/PractitionerRole?_count=100", subject)).json()
+        revincluded = (
+            await search(
+                stack,
+                "/Organization?_id=OrganizationExample,OrganizationExample001"
+                "&_revinclude=HealthcareService:organization",
+                subject,
+            )
+        ).json()
+        seen = ids(services) | ids(roles) | ids(revincluded)
+        reads = [(await search(stack, f"/{ref}", subject)).status_code for ref in sorted(hidden)]
+        assert {"HealthcareService/hs-shown", "PractitionerRole/pr-alone"} <= seen
+        assert services["total"] == len(services["entry"])
+        assert roles["total"] == len(roles["entry"])
+        if subject == INSURED:
+            assert not hidden & seen
+            assert reads == [404, 404]
+        else:
+            assert hidden <= seen
+            assert reads == [200, 200]

@@ -10,7 +10,11 @@ Visibility (``/search``, see :func:`hidden`):
   client that forgets the filter;
 * an ``Endpoint`` with ``EndpointVisibility`` ``hide-versicherte``, and an ``Organization``
   with ``OrganizationVisibility`` ``hide-versicherte``, are hidden from insured persons
-  (callers whose homeserver domain is registered with ``isInsurance=true``).
+  (callers whose homeserver domain is registered with ``isInsurance=true``);
+* so are a ``HealthcareService`` and a ``PractitionerRole`` whose organisation link
+  (:data:`ORGANIZATION_LINKS`) references such an Organization: a service of a hidden
+  organisation would otherwise show what the organisation hides. The caller passes the
+  references of the hidden Organizations, since only they know them.
 
 Ownership (``/owner``, ML-123874): a resource belongs to a TelematikID when one of its
 ``identifier`` entries of system telematik-id, or its ``OwnerTelematikIdEx`` extension,
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +76,12 @@ LINK_ELEMENTS: Mapping[str, tuple[str, ...]] = {
     "Endpoint": ("managingOrganization",),
 }
 """Per type, the reference elements an owner may only point at resources they own."""
+
+ORGANIZATION_LINKS: Mapping[str, str] = {
+    "HealthcareService": "providedBy",
+    "PractitionerRole": "organization",
+}
+"""Per type, the element naming the Organization whose visibility the resource shares."""
 
 OWNER_EXTENSION_TYPES = frozenset({"HealthcareService", "PractitionerRole", "Location", "Endpoint"})
 """Types whose profile has the ``OwnerTelematikIdEx`` extension. The proxy sets it on those an
@@ -204,16 +215,30 @@ def forbidden_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
     return changed
 
 
-def hidden(resource: Mapping[str, Any], *, insured: bool) -> bool:
-    """Whether ``/search`` must not show ``resource`` (see the module docstring)."""
+def hidden(
+    resource: Mapping[str, Any],
+    *,
+    insured: bool,
+    hidden_organizations: AbstractSet[str] = frozenset(),
+) -> bool:
+    """Whether ``/search`` must not show ``resource`` (see the module docstring).
+
+    ``hidden_organizations`` holds ``Organization/<id>`` of the Organizations hidden from
+    insured persons; it matters only when ``insured``.
+    """
     resource_type = resource.get("resourceType")
     if resource_type == "Endpoint":
         if resource.get("status") != "active":
             return True
         return insured and _has_code(resource, ENDPOINT_VISIBILITY, HIDE_INSURED)
+    if not insured:
+        return False
     if resource_type == "Organization":
-        return insured and _has_code(resource, ORGANIZATION_VISIBILITY, HIDE_INSURED)
-    return False
+        return _has_code(resource, ORGANIZATION_VISIBILITY, HIDE_INSURED)
+    link = ORGANIZATION_LINKS.get(str(resource_type))
+    if link is None or not hidden_organizations:
+        return False
+    return any(ref in hidden_organizations for ref in references(resource, link))
 
 
 def passport_targets(resource: Mapping[str, Any], now: datetime | None = None) -> Iterator[str]:

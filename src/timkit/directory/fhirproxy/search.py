@@ -14,6 +14,19 @@ the directory's URL to ``<base>/search`` by a bytes replacement. Visibility
 * applied to every entry of the answer, including ``_include`` d ones. A hidden resource read
   by id is 404.
 
+For an insured caller, a ``HealthcareService`` or ``PractitionerRole`` of a hidden
+Organization is hidden too. ``HealthcareService`` searches get
+``organization.organizationVisibility:not=hide-versicherte`` (its profile makes ``providedBy``
+mandatory, so nothing visible is lost). ``PractitionerRole.organization`` is optional, so a
+chained filter would drop the roles without one: those are filtered from the answer instead,
+which corrects ``total`` for the dropped matches of that page only. Which Organizations are
+hidden is asked of the directory at most every :data:`HIDDEN_TTL` seconds per process
+(:class:`HiddenOrganizations`), and only when an insured caller's answer holds a
+HealthcareService or PractitionerRole. Other callers' answers are parsed as before.
+
+``/search/metadata`` is the directory's CapabilityStatement made to say what ``/search``
+does (:func:`read_only_capability`): ``read`` and ``search-type`` only.
+
 A caller is *insured* when the domain of the MXID in the token's ``sub`` is registered with
 ``isInsurance=true`` (the federation list). The answer is cached for :data:`INSURED_TTL`
 seconds. A search token carrying a boolean ``isInsurance`` claim is taken at its word.
@@ -32,17 +45,58 @@ from aiohttp import web
 from timkit.core.errors import IssueType, TimkitError
 from timkit.directory.fhirproxy import rules, upstream
 from timkit.directory.fhirproxy.context import ProxyContext, context
-from timkit.directory.fhirproxy.fhirhttp import filter_bundle, relayed, resource_type, with_params
+from timkit.directory.fhirproxy.fhirhttp import (
+    fhir_response,
+    filter_bundle,
+    relayed,
+    resource_type,
+    with_params,
+)
 from timkit.directory.fhirproxy.tokens import Kind, authorize
 
 PREFIX = "/search"
 INSURED_TTL = 60.0
+HIDDEN_TTL = 60.0
+READ_ONLY_INTERACTIONS = ("read", "search-type")
 
 Decorate = Callable[[dict[str, Any], dict[str, Any]], None]
 """Changes one shown resource in place, given the caller's token claims (PASSporT mode)."""
 
 INSURED_KEY = web.AppKey("fhirproxy.insured", dict)
 """Per app: ``{domain: (expires at (monotonic), is insurance)}``."""
+
+
+class HiddenOrganizations:
+    """``Organization/<id>`` of the Organizations hidden from insured persons, cached.
+
+    :meth:`get` asks the directory when the cached answer is older than ``ttl`` seconds; one
+    request at a time asks, the others wait for its answer. A directory failure is raised
+    (502), never answered with an empty set.
+    """
+
+    def __init__(self, ttl: float = HIDDEN_TTL) -> None:
+        self.ttl = ttl
+        self._references: frozenset[str] = frozenset()
+        self._expires = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def get(self, ctx: ProxyContext) -> frozenset[str]:
+        """The current set (at most ``ttl`` seconds old)."""
+        if time.monotonic() < self._expires:
+            return self._references
+        async with self._lock:
+            if time.monotonic() >= self._expires:
+                found = await upstream.search_every(
+                    ctx, "Organization", [("organizationVisibility", rules.HIDE_INSURED)]
+                )
+                self._references = frozenset(
+                    f"Organization/{r['id']}" for r in found if isinstance(r.get("id"), str)
+                )
+                self._expires = time.monotonic() + self.ttl
+        return self._references
+
+
+HIDDEN_KEY = web.AppKey("fhirproxy.hidden_organizations", HiddenOrganizations)
 
 
 async def insured(request: web.Request, ctx: ProxyContext, claims: dict[str, Any]) -> bool:
@@ -81,11 +135,31 @@ def pushdown(resource_type: str, insured: bool) -> list[tuple[str, str]]:
         return extra
     if resource_type == "Organization" and insured:
         return [("organizationVisibility:not", rules.HIDE_INSURED)]
+    if resource_type == "HealthcareService" and insured:
+        return [("organization.organizationVisibility:not", rules.HIDE_INSURED)]
     return []
 
 
-def _needs_parsing(raw: bytes, insured: bool, decorate: Decorate | None) -> bool:
-    return decorate is not None or b'"Endpoint"' in raw or (insured and b"Visibility" in raw)
+_ORGANIZATION_LINKED = (b'"HealthcareService"', b'"PractitionerRole"')
+
+
+async def _hidden_organizations(
+    request: web.Request, ctx: ProxyContext, raw: bytes, insured: bool
+) -> frozenset[str]:
+    """The hidden Organizations, when they matter for ``raw``; else an empty set (no I/O)."""
+    if not insured or not any(marker in raw for marker in _ORGANIZATION_LINKED):
+        return frozenset()
+    return await request.app[HIDDEN_KEY].get(ctx)
+
+
+def _needs_parsing(
+    raw: bytes, insured: bool, decorate: Decorate | None, hidden_organizations: frozenset[str]
+) -> bool:
+    return (
+        decorate is not None
+        or b'"Endpoint"' in raw
+        or (insured and (b"Visibility" in raw or bool(hidden_organizations)))
+    )
 
 
 async def search_view(
@@ -101,12 +175,19 @@ async def search_view(
     is_insured = await insured(request, ctx, claims)
     resource_id = request.match_info.get("id")
     if resource_id is None:
-        path_qs = f"/{name}" + with_params(request.query_string, pushdown(name, is_insured))
+        # The client's encoding, unchanged: ``query_string`` is decoded (a space in it would
+        # break the request line to the directory).
+        query = request.rel_url.raw_query_string
+        path_qs = f"/{name}" + with_params(query, pushdown(name, is_insured))
     else:
         path_qs = f"/{name}/{resource_id}"
     status, headers, raw = await upstream.relay(ctx, path_qs)
-    if status == 200 and _needs_parsing(raw, is_insured, decorate):
-        raw = _apply_visibility(raw, claims, is_insured, decorate, resource_id)
+    if status == 200:
+        hidden_organizations = await _hidden_organizations(request, ctx, raw, is_insured)
+        if _needs_parsing(raw, is_insured, decorate, hidden_organizations):
+            raw = _apply_visibility(
+                raw, claims, is_insured, hidden_organizations, decorate, resource_id
+            )
     return relayed(ctx, status, headers, raw, prefix)
 
 
@@ -114,12 +195,17 @@ def _apply_visibility(
     raw: bytes,
     claims: dict[str, Any],
     insured: bool,
+    hidden_organizations: frozenset[str],
     decorate: Decorate | None,
     resource_id: str | None,
 ) -> bytes:
     document = orjson.loads(raw)
+
+    def is_hidden(resource: dict[str, Any]) -> bool:
+        return rules.hidden(resource, insured=insured, hidden_organizations=hidden_organizations)
+
     if resource_id is not None:
-        if rules.hidden(document, insured=insured):
+        if is_hidden(document):
             raise TimkitError(
                 404,
                 IssueType.NOT_FOUND,
@@ -130,7 +216,7 @@ def _apply_visibility(
         return orjson.dumps(document)
 
     def keep(resource: dict[str, Any]) -> bool:
-        if rules.hidden(resource, insured=insured):
+        if is_hidden(resource):
             return False
         if decorate is not None:
             decorate(claims, resource)
@@ -141,11 +227,59 @@ def _apply_visibility(
 
 
 async def search_metadata(request: web.Request, prefix: str = PREFIX) -> web.Response:
-    """``GET <prefix>/metadata``: the directory's CapabilityStatement."""
+    """``GET <prefix>/metadata``: the directory's CapabilityStatement, made read-only.
+
+    See :func:`read_only_capability`. The directory's ``ETag`` is not passed on, since the
+    body is not the directory's.
+    """
     ctx = context(request)
     authorize(request, ctx.tokens, Kind.SEARCH)
     status, headers, raw = await upstream.relay(ctx, "/metadata")
-    return relayed(ctx, status, headers, raw, prefix)
+    if status != 200:
+        return relayed(ctx, status, headers, raw, prefix)
+    statement = read_only_capability(orjson.loads(raw), ctx.base + prefix)
+    return fhir_response(200, orjson.dumps(statement))
+
+
+_WRITE_CAPABILITIES = (
+    "versioning",
+    "readHistory",
+    "updateCreate",
+    "conditionalCreate",
+    "conditionalRead",
+    "conditionalUpdate",
+    "conditionalDelete",
+    "referencePolicy",
+)
+
+
+def read_only_capability(statement: dict[str, Any], url: str) -> dict[str, Any]:
+    """``statement`` (the directory's) as served at ``url``: read-only, directory types only.
+
+    Every ``rest`` entry loses its system interactions (``transaction``, ``batch``, history)
+    and operations. Every resource keeps its profile and search capabilities (parameters,
+    includes) and gets exactly :data:`READ_ONLY_INTERACTIONS`; what only matters for writes
+    or history (versioning, conditional writes) is removed. Types other than the six
+    directory types are removed. ``implementation.url`` becomes ``url``. The input is not
+    changed.
+    """
+    rests = []
+    for rest in statement.get("rest", []):
+        if not isinstance(rest, dict):
+            continue
+        resources = []
+        for resource in rest.get("resource", []):
+            if not isinstance(resource, dict) or resource.get("type") not in rules.DIRECTORY_TYPES:
+                continue
+            kept = {k: v for k, v in resource.items() if k not in _WRITE_CAPABILITIES}
+            kept["interaction"] = [{"code": code} for code in READ_ONLY_INTERACTIONS]
+            kept.pop("operation", None)
+            resources.append(kept)
+        read_only = {k: v for k, v in rest.items() if k not in ("interaction", "operation")}
+        read_only["resource"] = resources
+        rests.append(read_only)
+    implementation = {**statement.get("implementation", {}), "url": url}
+    return {**statement, "implementation": implementation, "rest": rests}
 
 
 async def read_only(request: web.Request) -> web.Response:
@@ -166,6 +300,7 @@ async def read_only(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Add ``/search`` to ``app`` (and the state :func:`search_view` needs under any prefix)."""
     app[INSURED_KEY] = {}
+    app[HIDDEN_KEY] = HiddenOrganizations()
     router = app.router
     router.add_get(PREFIX + "/metadata", search_metadata)
     router.add_get(PREFIX + "/{type}", search_view)

@@ -127,6 +127,42 @@ async def search_all(
 ) -> list[dict[str, Any]]:
     """The matching resources (first page, at most 100) of a search on the directory."""
     bundle = await fhir_json(ctx, "/" + resource_type, [*params, ("_count", "100")])
+    return _matches(bundle)
+
+
+async def search_every(
+    ctx: ProxyContext,
+    resource_type: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    page_size: int = 1000,
+    max_pages: int = 100,
+) -> list[dict[str, Any]]:
+    """Every matching resource of a search on the directory, following ``next`` links.
+
+    Raises:
+        UpstreamError: the directory failed, or there are more than ``max_pages`` pages
+            (an incomplete answer is never returned as a complete one).
+    """
+    bundle = await fhir_json(ctx, "/" + resource_type, [*params, ("_count", str(page_size))])
+    found = _matches(bundle)
+    for _ in range(max_pages - 1):
+        url = _next_url(bundle)
+        if url is None:
+            return found
+        if not url.startswith(ctx.config.upstream + "/"):
+            raise UpstreamError(f"FHIR-Directory sent a next link off its base: {url}")
+        status, _, raw = await relay(ctx, url[len(ctx.config.upstream) :])
+        if status != 200:
+            raise UpstreamError(f"FHIR-Directory answered {status} to a next page of {url}")
+        bundle = orjson.loads(raw)
+        found += _matches(bundle)
+    if _next_url(bundle) is None:
+        return found
+    raise UpstreamError(f"{resource_type} search has more than {max_pages} pages")
+
+
+def _matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         e["resource"]
         for e in bundle.get("entry", [])
@@ -134,3 +170,11 @@ async def search_all(
         and isinstance(e.get("resource"), dict)
         and e.get("search", {}).get("mode", "match") == "match"
     ]
+
+
+def _next_url(bundle: dict[str, Any]) -> str | None:
+    for link in bundle.get("link", []):
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            return url if isinstance(url, str) else None
+    return None
