@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from tests.support.federation import Federation
+from tests.support.federation import Federation, timkit
+from timkit.core import jwt
+from timkit.core.tls import LocalPKI
+from timkit.directory.generate import CONNECTION_TYPE, ORIGIN, PAYLOAD_TYPE
+from timkit.runtime.bootstrap import DEMO_PROVIDER
+from timkit.runtime.config import MessengerServiceConfig
+from timkit.runtime.demo import telematik_id
 
 A = "praxis-sonnenschein.tim.test"
 B = "klinikum-nord.tim.test"
@@ -153,3 +160,84 @@ def test_demo_domains_are_in_the_signed_federation_list(federation: Federation) 
     domains = {entry["domain"] for entry in payload["domainList"]}
     assert {A, B} <= domains
     assert payload["version"] >= 1
+
+
+def _owner_token(federation: Federation, url: str, tmp_path: Path, telematik_id: str) -> str:
+    """Register a RegService signing certificate for the demo provider (operator CLI), sign a
+    RegService-OpenID-Token with it and exchange it at ``/owner-authenticate``."""
+    signer = LocalPKI(tmp_path / "regservice-pki").ensure_signing_cert(
+        "regservice", "Registrierungs-Dienst timkit-demo"
+    )
+    timkit(federation.config, "directory", "provider", "cert", DEMO_PROVIDER, str(signer.cert))
+    now = int(time.time())
+    token = jwt.sign(
+        {
+            "sub": "org-admin@praxis-sonnenschein",
+            "iss": "https://registration.praxis-sonnenschein.tim.test",
+            "aud": f"{url}/owner-authenticate",
+            "professionOID": "1.2.276.0.76.4.50",
+            "idNummer": telematik_id,
+            "iat": now,
+            "exp": now + 300,
+        },
+        jwt.key_from_pem(signer.key.read_bytes()),
+        x5c=jwt.x5c_of([x509.load_pem_x509_certificate(signer.cert.read_bytes())]),
+    )
+    with _client(federation) as client:
+        response = client.get(
+            f"{url}/owner-authenticate", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+@pytest.mark.timeout(120)
+def test_ml_123876_use_cases_against_the_real_neighbour_systems(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """AF_10037 and AF_10036 through the running processes: the owner of the demo practice
+    publishes a new TI-M endpoint with a RegService-OpenID-Token; a user of the other
+    organisation, authenticated by their real Synapse, finds it; the audit log names the owner.
+    (AF_10048 is the federation list test above; AF_10047 runs against a real slapd.)"""
+    url = _proxy(federation)["url"]
+    service = MessengerServiceConfig(domain=A, organisation="-", port=1, forward_proxy_port=2)
+    tid = telematik_id(service)
+    owner = _owner_token(federation, url, tmp_path, tid)
+    endpoint = {
+        "resourceType": "Endpoint",
+        "status": "active",
+        "connectionType": {"system": CONNECTION_TYPE, "code": "tim"},
+        "name": "Sprechstunde Dr. Sonnenschein",
+        "payloadType": [{"coding": [{"system": PAYLOAD_TYPE, "code": "tim-chat"}]}],
+        "address": f"matrix:u/sprechstunde:{A}",
+        "managingOrganization": {"reference": "Organization/praxis-sonnenschein-org"},
+    }
+    with _client(federation) as client:
+        created = client.post(
+            f"{url}/owner/Endpoint",
+            json=endpoint,
+            headers={"Authorization": f"Bearer {owner}", "Content-Type": "application/fhir+json"},
+        )
+        assert created.status_code == 201, created.text
+        tags = created.json()["meta"]["tag"]
+        assert {"system": ORIGIN, "code": "owner"} in [
+            {"system": t["system"], "code": t["code"]} for t in tags
+        ]
+        search = client.get(
+            f"{url}/tim-authenticate",
+            params={"mxId": B},
+            headers={"X-Matrix-OpenID-Token": _openid_token(federation, B, "finder")},
+        ).json()["access_token"]
+        found = client.get(
+            f"{url}/search/Endpoint",
+            params={"address": f"matrix:u/sprechstunde:{A}"},
+            headers={"Authorization": f"Bearer {search}"},
+        ).json()
+        assert [e["resource"]["name"] for e in found["entry"]] == [endpoint["name"]]
+    audit = json.loads(timkit(federation.config, "directory", "audit", "--json").stdout)
+    assert any(
+        row["actor"] == f"owner:{tid}"
+        and row["action"] == "POST /owner/Endpoint"
+        and row["status"] == 201
+        for row in audit
+    )

@@ -9,7 +9,9 @@ The proxy speaks three protocols, and each error is rendered here and only here:
   ``/tim-provider-services/FHIR``).
 
 Every write (POST, PUT, PATCH, DELETE outside the token endpoints) is audited with the
-caller, the action, the target and the resulting status, whether it succeeded or not.
+caller, the action, the target and the resulting status, whether it succeeded or not. Every
+response carries ``X-Content-Type-Options: nosniff`` (and HSTS over TLS); 500s never carry
+internals (ML-123682, OWASP A05).
 """
 
 from __future__ import annotations
@@ -123,6 +125,9 @@ async def _edge(
         )
     if request.method in _WRITES and request.path not in OAUTH_PATHS:
         await _audit(request, response.status)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 
