@@ -187,33 +187,20 @@ class LocalPKI:
         ca_cert: x509.Certificate,
         ca_key: ec.EllipticCurvePrivateKey,
     ) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + CERT_LIFETIME)
-            .add_extension(
-                x509.SubjectAlternativeName([_san_entry(h) for h in hostnames]), critical=False
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-            .sign(ca_key, hashes.SHA256())
+        usage = x509.ExtendedKeyUsage(
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         )
-        _write_private(paths.key, _key_pem(key))
-        _write_public(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
+        _issue_leaf(
+            paths,
+            hostnames[0],
+            ec.SECP256R1(),
+            [
+                (x509.SubjectAlternativeName([_san_entry(h) for h in hostnames]), False),
+                (usage, False),
+            ],
+            ca_cert,
+            ca_key,
+        )
 
     def ensure_signing_cert(
         self, name: str, common_name: str, *, curve: ec.EllipticCurve | None = None
@@ -241,39 +228,54 @@ class LocalPKI:
                 and self._signed_by(cert, ca_cert)
             ):
                 return paths
-        key = ec.generate_private_key(curve)
-        now = _now()
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + CERT_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-            .sign(ca_key, hashes.SHA256())
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
         )
-        _write_private(paths.key, _key_pem(key))
-        _write_public(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
+        _issue_leaf(paths, common_name, curve, [(usage, True)], ca_cert, ca_key)
         return paths
+
+
+def _issue_leaf(
+    paths: CertPaths,
+    common_name: str,
+    curve: ec.EllipticCurve,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+) -> None:
+    """Issue an end-entity certificate for a new key on ``curve``; write both to ``paths``.
+
+    Every leaf gets ``BasicConstraints(ca=False)`` and the CA's key identifier, plus
+    ``extensions`` as ``(extension, critical)`` pairs.
+    """
+    key = ec.generate_private_key(curve)
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CERT_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    _write_private(paths.key, _key_pem(key))
+    _write_public(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def client_ssl_context(ca_cert: Path) -> ssl.SSLContext:

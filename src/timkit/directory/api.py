@@ -29,6 +29,7 @@ from timkit.directory.handlers import (
     searchset,
 )
 from timkit.directory.storage.store import Stored
+from timkit.directory.validation import parse_resource_json
 
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
@@ -91,14 +92,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
             IssueType.NOT_SUPPORTED,
             f"Content-Type {request.content_type!r} is not supported; send application/fhir+json",
         )
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise TimkitError(400, IssueType.STRUCTURE, f"body is not valid JSON: {e}") from e
-    if not isinstance(body, dict):
-        raise TimkitError(400, IssueType.STRUCTURE, "body must be a JSON object (a resource)")
-    return body
+    return parse_resource_json(await request.read())
 
 
 def _http_date(instant: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import os
+import ssl
 import statistics
 import subprocess
 import sys
@@ -191,27 +192,43 @@ def _collect(samples: Samples, resource: dict[str, Any]) -> None:
         samples.addresses.append(resource["address"])
 
 
-class _Client:
-    """One keep-alive HTTP/1.1 connection."""
+class BenchClient:
+    """One keep-alive HTTP/1.1 connection to ``127.0.0.1:port`` (TLS when ``context`` is set).
 
-    def __init__(self, port: int) -> None:
-        self._connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    Requests raise RuntimeError unless the answer is 200; they return the elapsed
+    milliseconds and the body.
+    """
 
-    def get(self, path: str) -> tuple[float, bytes]:
+    def __init__(self, port: int, context: ssl.SSLContext | None = None) -> None:
+        self._connection: http.client.HTTPConnection = (
+            http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=context)
+            if context
+            else http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        )
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: str = ""
+    ) -> tuple[float, bytes]:
+        """Send one request; (milliseconds, body)."""
         started = time.perf_counter()
-        self._connection.request("GET", path, headers={"Accept": "application/fhir+json"})
+        self._connection.request(method, path, body=body or None, headers=headers or {})
         response = self._connection.getresponse()
-        body = response.read()
+        data = response.read()
         elapsed = (time.perf_counter() - started) * 1000
         if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {body[:300]!r}")
-        return elapsed, body
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
+        return elapsed, data
+
+    def get(self, path: str) -> tuple[float, bytes]:
+        """``GET path`` accepting FHIR JSON."""
+        return self.request("GET", path, {"Accept": "application/fhir+json"})
 
     def close(self) -> None:
+        """Close the connection."""
         self._connection.close()
 
 
-def _latency(client: _Client, paths: list[str]) -> Latency:
+def _latency(client: BenchClient, paths: list[str]) -> Latency:
     for path in paths[:5]:
         client.get(path)  # warm-up
     times: list[float] = []
@@ -231,7 +248,7 @@ def _throughput(port: int, paths: list[str], seconds: float) -> float:
     stop = time.perf_counter() + seconds
 
     def worker(index: int) -> None:
-        client = _Client(port)
+        client = BenchClient(port)
         i = index
         while time.perf_counter() < stop:
             client.get(paths[i % len(paths)])
@@ -271,7 +288,7 @@ def _serve(database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            _Client(port).get("/health")
+            BenchClient(port).get("/health")
             return process, port
         except (OSError, RuntimeError, http.client.HTTPException):
             if process.poll() is not None:
@@ -298,7 +315,7 @@ def bench_directory(
         samples = _samples(organizations, practitioners)
         process, port = _serve(url, workdir)
         try:
-            client = _Client(port)
+            client = BenchClient(port)
             reads = [f"/{samples.ids[i % len(samples.ids)]}" for i in range(rounds * 2)]
             read = _latency(client, reads)
             searches = {

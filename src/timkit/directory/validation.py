@@ -34,6 +34,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import orjson
 from fhir.resources.R4B.endpoint import Endpoint
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.healthcareservice import HealthcareService
@@ -372,3 +373,14 @@ def _members(resource: dict[str, Any], slice_: _SystemSlice) -> list[dict[str, A
     if not isinstance(node, list):
         return []
     return [item for item in node if isinstance(item, dict) and item.get("system") == slice_.system]
+
+
+def parse_resource_json(raw: bytes) -> dict[str, Any]:
+    """A request body parsed as one JSON object; 400 (structure) when it is not one."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise TimkitError(400, IssueType.STRUCTURE, f"body is not valid JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise TimkitError(400, IssueType.STRUCTURE, "body must be a JSON object (a resource)")
+    return body

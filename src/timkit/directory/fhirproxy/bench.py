@@ -37,7 +37,7 @@ import tomli_w
 from timkit.core.machine import describe_machine
 from timkit.core.process import free_port
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
-from timkit.directory.bench import SEARCHES, Samples, _samples
+from timkit.directory.bench import SEARCHES, BenchClient, Samples, _samples
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.federation import regenerate
 from timkit.directory.fhirproxy.service import open_database, token_service
@@ -130,32 +130,6 @@ class ProxyBenchResult:
         return "\n".join(lines)
 
 
-class _Client:
-    """One keep-alive HTTP/1.1 connection (TLS when ``context`` is given)."""
-
-    def __init__(self, port: int, context: ssl.SSLContext | None = None) -> None:
-        self._connection: http.client.HTTPConnection = (
-            http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=context)
-            if context
-            else http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        )
-
-    def request(
-        self, method: str, path: str, headers: dict[str, str] | None = None, body: str = ""
-    ) -> tuple[float, bytes]:
-        started = time.perf_counter()
-        self._connection.request(method, path, body=body or None, headers=headers or {})
-        response = self._connection.getresponse()
-        data = response.read()
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status != 200:
-            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
-        return elapsed, data
-
-    def close(self) -> None:
-        self._connection.close()
-
-
 def _measure(call: Callable[[], float], rounds: int) -> Latency:
     for _ in range(5):
         call()
@@ -192,7 +166,7 @@ def _start(argv: list[str], port: int, context: ssl.SSLContext | None) -> subpro
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            _Client(port, context).request("GET", "/health")
+            BenchClient(port, context).request("GET", "/health")
             return process
         except (OSError, RuntimeError, http.client.HTTPException):
             if process.poll() is not None:
@@ -315,7 +289,7 @@ def bench_directory_proxy(
                 Kind.SEARCH, f"matrix:u/bench:{USERINFO_SERVER}"
             )
             auth = {"Authorization": f"Bearer {search_token.token}"}
-            direct, proxied = _Client(directory_port), _Client(proxy_port, context)
+            direct, proxied = BenchClient(directory_port), BenchClient(proxy_port, context)
             direct_latency: dict[str, Latency] = {}
             proxied_latency: dict[str, Latency] = {}
             for name, build in SEARCHES.items():
@@ -354,7 +328,7 @@ def bench_directory_proxy(
                 )[0],
                 rounds,
             )
-            userinfo_client = _Client(userinfo.server_address[1], context)
+            userinfo_client = BenchClient(userinfo.server_address[1], context)
             userinfo_latency = _measure(
                 lambda: userinfo_client.request(
                     "GET", "/_matrix/federation/v1/openid/userinfo?access_token=x"

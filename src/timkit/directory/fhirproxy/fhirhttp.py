@@ -22,12 +22,12 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from timkit.core.errors import IssueType, TimkitError
 from timkit.directory.fhirproxy import rules, upstream
 from timkit.directory.fhirproxy.context import ProxyContext
+from timkit.directory.validation import parse_resource_json
 
 FHIR_JSON = "application/fhir+json"
 REQ_TYPES = "ML-123880"
@@ -93,13 +93,7 @@ async def read_body(
     request: web.Request, resource_type: str, resource_id: str | None
 ) -> dict[str, Any]:
     """The request's resource; 400 unless it is a JSON ``resource_type`` (with ``resource_id``)."""
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise TimkitError(400, IssueType.STRUCTURE, f"body is not valid JSON: {e}") from e
-    if not isinstance(body, dict):
-        raise TimkitError(400, IssueType.STRUCTURE, "body must be a JSON object (a resource)")
+    body = parse_resource_json(await request.read())
     if body.get("resourceType") != resource_type:
         raise TimkitError(
             400,
