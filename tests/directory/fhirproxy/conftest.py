@@ -24,6 +24,7 @@ from timkit.directory.fhirproxy.api import create_app
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.context import ProxyContext
 from timkit.directory.fhirproxy.service import open_context
+from timkit.directory.fhirproxy.storage.domains import Domain, DomainStore
 from timkit.directory.fhirproxy.tokens import Kind
 from timkit.directory.load import load_files
 from timkit.directory.service import open_directory
@@ -63,6 +64,11 @@ class Stack:
         _, secret = self.ctx.providers.add(client_id, name)
         self.secrets[client_id] = secret
         return secret
+
+    def add_domain(self, domain: str, client_id: str, telematik_id: str) -> None:
+        """Register ``domain`` for ``client_id`` straight in the proxy database."""
+        with self.ctx.db.write() as tx:
+            DomainStore.insert(tx, Domain(domain, telematik_id, tim_anbieter=client_id))
 
     def token(self, kind: Kind, subject: str, **extra: Any) -> str:
         """An access token of ``kind`` for ``subject``, issued by the proxy's token service."""

@@ -32,17 +32,6 @@ TELEMATIK_B = "1-SMC-B-Testkarte-883110000092415"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def add_domain(stack: Stack, domain: str, client_id: str, telematik_id: str) -> None:
-    """Register ``domain`` for ``client_id`` directly in the proxy database."""
-    now = "2026-01-01T00:00:00+00:00"
-    with stack.ctx.db.write() as tx:
-        tx.execute(
-            "INSERT INTO domains (domain, client_id, telematik_id, is_insurance, ik,"
-            " redirect_domains, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (domain, client_id, telematik_id, 0, "[]", "[]", now, now),
-        )
-
-
 def basic(client_id: str, secret: str) -> dict[str, str]:
     """An HTTP Basic Authorization header."""
     return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
@@ -342,8 +331,8 @@ async def owner(stack: Stack, tmp_path: Path) -> OwnerSetup:
             stack.add_provider(service.client_id)
         pem = service.cert.public_bytes(serialization.Encoding.PEM)
         stack.ctx.providers.add_certificate(service.client_id, pem)
-    add_domain(stack, "org-a.timkit.test", "provider-a", TELEMATIK_A)
-    add_domain(stack, "org-b.timkit.test", "provider-b", TELEMATIK_B)
+    stack.add_domain("org-a.timkit.test", "provider-a", TELEMATIK_A)
+    stack.add_domain("org-b.timkit.test", "provider-b", TELEMATIK_B)
     return setup
 
 

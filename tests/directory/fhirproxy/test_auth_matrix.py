@@ -87,17 +87,6 @@ class MatrixSetup:
         )
 
 
-def add_domain(stack: Stack, domain: str, client_id: str, telematik_id: str) -> None:
-    """Register ``domain`` for ``client_id`` directly in the proxy database."""
-    now = "2026-01-01T00:00:00+00:00"
-    with stack.ctx.db.write() as tx:
-        tx.execute(
-            "INSERT INTO domains (domain, client_id, telematik_id, is_insurance, ik,"
-            " redirect_domains, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (domain, client_id, telematik_id, 0, "[]", "[]", now, now),
-        )
-
-
 @pytest.fixture
 def fed_pki(tmp_path: Path) -> LocalPKI:
     """The federation's local PKI (homeserver certificates)."""
@@ -134,7 +123,7 @@ async def matrix(
         "rate_limit": {"per_minute": 6000, "burst": 1000},
     }
     async for stack in start_stack(tmp_path, **settings):
-        add_domain(stack, SERVER, "provider-a", "1-SMC-B-Testkarte-883110000092414")
+        stack.add_domain(SERVER, "provider-a", "1-SMC-B-Testkarte-883110000092414")
         yield MatrixSetup(stack, homeserver)
 
 
@@ -202,7 +191,7 @@ async def test_ml_123485_malformed_mxid_is_400(matrix: MatrixSetup, mx_id: str) 
 
 
 async def test_ml_123485_unreachable_homeserver_is_503(matrix: MatrixSetup) -> None:
-    add_domain(matrix.stack, "dead.timkit.test", "provider-a", "1-SMC-B-Testkarte-1")
+    matrix.stack.add_domain("dead.timkit.test", "provider-a", "1-SMC-B-Testkarte-1")
     response = await matrix.authenticate("dead.timkit.test", "tok-alice")
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
@@ -213,7 +202,7 @@ async def test_ml_123485_untrusted_homeserver_certificate_fails_closed(
 ) -> None:
     settings = {"matrix": {"routes": {SERVER: f"127.0.0.1:{homeserver.port}"}, "timeout": 5}}
     async for stack in start_stack(tmp_path, **settings):
-        add_domain(stack, SERVER, "provider-a", "1-SMC-B-Testkarte-883110000092414")
+        stack.add_domain(SERVER, "provider-a", "1-SMC-B-Testkarte-883110000092414")
         response = await stack.request(
             "GET",
             "/tim-authenticate",

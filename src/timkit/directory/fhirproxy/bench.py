@@ -41,6 +41,7 @@ from timkit.directory.bench import SEARCHES, BenchClient, Samples, _samples
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.federation import regenerate
 from timkit.directory.fhirproxy.service import open_database, token_service
+from timkit.directory.fhirproxy.storage.domains import Domain, DomainStore
 from timkit.directory.fhirproxy.storage.providers import ProviderStore
 from timkit.directory.fhirproxy.tokens import Kind
 from timkit.directory.generate import generate
@@ -252,12 +253,9 @@ def bench_directory_proxy(
         )
         proxy_db = open_database(config.database)
         _, secret = ProviderStore(proxy_db).add("bench", "benchmark provider")
-        now = datetime.now(UTC).isoformat()
         with proxy_db.write() as tx:
-            tx.execute(
-                "INSERT INTO domains (domain, client_id, telematik_id, is_insurance, ik,"
-                " redirect_domains, created, updated) VALUES (?, ?, ?, 0, '[]', '[]', ?, ?)",
-                (USERINFO_SERVER, "bench", BENCH_TELEMATIK_ID, now, now),
+            DomainStore.insert(
+                tx, Domain(USERINFO_SERVER, BENCH_TELEMATIK_ID, tim_anbieter="bench")
             )
         proxy_db.close()
         processes = [
