@@ -112,6 +112,8 @@ def test_every_sample_config_loads(sample: Path) -> None:
     from timkit.directory.config import DirectoryConfig
     from timkit.directory.fhirproxy.config import FhirProxyConfig
     from timkit.homeserver.config import HomeserverConfig
+    from timkit.idp.config import IdpConfig
+    from timkit.mailbox.config import MailboxConfig
     from timkit.proxy.config import ProxyConfig
 
     models = {
@@ -120,6 +122,8 @@ def test_every_sample_config_loads(sample: Path) -> None:
         "homeserver": HomeserverConfig,
         "directory": DirectoryConfig,
         "fhir-proxy": FhirProxyConfig,
+        "idp": IdpConfig,
+        "mailbox": MailboxConfig,
     }
     model = models[sample.name.split(".")[0]]
     load_toml(model, sample)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from timkit.core.names import NameTable
 from timkit.core.process import free_port
 from timkit.core.tls import LocalPKI, client_ssl_context, server_ssl_context
 from timkit.proxy.config import ForwardProxyConfig, Unrouted
@@ -137,3 +138,36 @@ def test_bad_route_is_a_config_error() -> None:
 
     with pytest.raises(ValidationError, match="must be 'host:port'"):
         ForwardProxyConfig(routes={DOMAIN: "127.0.0.1"})
+
+
+async def test_routes_file_changes_apply_to_the_next_connect(
+    tls_upstream: tuple[LocalPKI, int], tmp_path: Path
+) -> None:
+    _, upstream_port = tls_upstream
+    names = NameTable(tmp_path / "names.json")
+    proxy = await _proxy(routes_file=names.path)
+    request = f"CONNECT {DOMAIN}:443 HTTP/1.1\r\n\r\n".encode()
+    try:
+        async with _ask(proxy.port, request) as (head, _, _):
+            assert head.startswith(b"HTTP/1.1 403")  # no file yet: unrouted
+        names.set(DOMAIN, f"127.0.0.1:{upstream_port}")  # a service joins
+        async with _ask(proxy.port, request) as (head, _, _):
+            assert head.startswith(b"HTTP/1.1 200")
+        names.remove(DOMAIN)  # and leaves again
+        async with _ask(proxy.port, request) as (head, _, _):
+            assert head.startswith(b"HTTP/1.1 403")
+    finally:
+        await proxy.close()
+
+
+def test_routes_file_entries_win_over_static_routes(tmp_path: Path) -> None:
+    names = NameTable(tmp_path / "names.json")
+    names.set(DOMAIN, "127.0.0.1:2000")
+    proxy = ForwardProxy(
+        ForwardProxyConfig(
+            routes={DOMAIN: "127.0.0.1:1000", "other.tim.test": "127.0.0.1:3000"},
+            routes_file=names.path,
+        )
+    )
+    assert proxy.route(DOMAIN, 443) == ("127.0.0.1", 2000)
+    assert proxy.route("other.tim.test", 443) == ("127.0.0.1", 3000)

@@ -31,7 +31,7 @@ def write_config(directory: Path, services: int, *, database: list[str] | None =
         entries.append(entry)
     config = {
         "data_dir": "var",
-        "runtime": {"startup_timeout": 120.0, "log_level": "INFO"},
+        "runtime": {"startup_timeout": 120.0, "log_level": "INFO", "control_port": free_port()},
         "directory": {"port": free_port(), "proxy_port": free_port()},
         "messenger_services": entries,
     }

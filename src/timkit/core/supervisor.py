@@ -10,6 +10,10 @@ Lifecycle of one component::
         │                          │
         └──────── process exits ───┴──▶ restarting (back-off) ──▶ starting …
                                              └── after max_restarts ──▶ failed
+
+Components can join and leave while the supervisor runs (:meth:`Supervisor.add`,
+:meth:`Supervisor.remove`); a component being removed is ``stopping`` until its process has
+ended, then it disappears from the state file.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
+from timkit.core.errors import Codes, TimkitError
 from timkit.core.http import async_client
 from timkit.core.process import die_with_parent, pid_alive, process_started
 
@@ -42,6 +47,7 @@ class Phase(StrEnum):
     UNHEALTHY = "unhealthy"
     RESTARTING = "restarting"
     FAILED = "failed"
+    STOPPING = "stopping"
     STOPPED = "stopped"
 
 
@@ -79,6 +85,7 @@ class ComponentState(BaseModel):
     healthy: bool
     restarts: int
     log_file: str
+    health_url: str = ""
 
 
 class SupervisorState(BaseModel):
@@ -125,6 +132,7 @@ class _Managed:
         self.phase = Phase.STARTING
         self.restarts = 0
         self.healthy_since: float | None = None
+        self.stopped = asyncio.Event()
 
     @property
     def pid(self) -> int | None:
@@ -169,11 +177,15 @@ class _Managed:
             healthy=self.phase is Phase.HEALTHY,
             restarts=self.restarts,
             log_file=str(self.spec.log_file),
+            health_url=self.spec.health_url,
         )
 
 
 class Supervisor:
     """Runs ``specs`` until :meth:`request_stop` or SIGTERM/SIGINT; keeps ``state_file`` current.
+
+    Components may be added and removed before and while :meth:`run` runs; names are unique.
+    Every change is reflected in the state file at once.
 
     Args:
         specs: the components, started in this order.
@@ -194,13 +206,20 @@ class Supervisor:
         health_interval: float = 0.25,
         stop_timeout: float = 15.0,
     ) -> None:
-        self._managed = [_Managed(spec) for spec in specs]
+        self._managed: dict[str, _Managed] = {}
+        for spec in specs:
+            if spec.name in self._managed:
+                raise TimkitError(500, Codes.UNKNOWN, f"component {spec.name!r} is listed twice")
+            self._managed[spec.name] = _Managed(spec)
         self._state_file = state_file
         self._ca_cert = ca_cert
         self._policy = policy or RestartPolicy()
         self._health_interval = health_interval
         self._stop_timeout = stop_timeout
         self._stop = asyncio.Event()
+        self._running = False
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._finished = False
         self._started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self._last_written = ""
 
@@ -208,24 +227,93 @@ class Supervisor:
         """Ask :meth:`run` to stop every component and return."""
         self._stop.set()
 
+    def component(self, name: str) -> ComponentState | None:
+        """The current state of component ``name``, or ``None`` when there is none."""
+        managed = self._managed.get(name)
+        return managed.snapshot() if managed is not None else None
+
+    def components(self) -> list[ComponentState]:
+        """The current state of every component, in start order."""
+        return [m.snapshot() for m in self._managed.values()]
+
+    async def add(self, spec: ProcessSpec) -> bool:
+        """Supervise ``spec`` too: started at once when :meth:`run` is running, else by it.
+
+        Returns:
+            True when added; False when a component of that name exists already (unchanged).
+
+        Raises:
+            TimkitError: 503 when the supervisor is stopping; OSError when the process
+                cannot be started (the component is then not added).
+        """
+        if self._stop.is_set():
+            raise TimkitError(503, Codes.UNKNOWN, "the supervisor is stopping")
+        if spec.name in self._managed:
+            return False
+        managed = _Managed(spec)
+        self._managed[spec.name] = managed
+        if self._running:
+            try:
+                await managed.start()
+            except BaseException:
+                self._managed.pop(spec.name, None)
+                raise
+            self._watchers[spec.name] = asyncio.create_task(self._watch(managed))
+            self._write_state(stopping=False)
+        return True
+
+    async def remove(self, name: str) -> bool:
+        """Stop component ``name`` (SIGTERM, SIGKILL after ``stop_timeout``) and forget it.
+
+        While its process ends the component is ``stopping`` in the state file; afterwards it
+        is gone from it. Returns False when there is no such component.
+        """
+        managed = self._managed.get(name)
+        if managed is None:
+            return False
+        if managed.phase is Phase.STOPPING:
+            await managed.stopped.wait()
+            return True
+        managed.phase = Phase.STOPPING
+        self._write_state(stopping=False)
+        watcher = self._watchers.pop(name, None)
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        try:
+            await managed.stop(self._stop_timeout)
+        finally:
+            if self._managed.get(name) is managed:
+                del self._managed[name]
+            managed.stopped.set()
+            self._write_state(stopping=self._stop.is_set())
+        return True
+
     async def run(self) -> None:
         """Start all components, supervise them, and stop them all when asked."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         try:
-            await asyncio.gather(*(m.start() for m in self._managed))
+            self._running = True  # from here on, add() starts what it adds itself
+            initial = list(self._managed.values())
+            await asyncio.gather(*(m.start() for m in initial))
             self._write_state(stopping=False)
             async with async_client(self._ca_cert, timeout=2.0) as client:
-                tasks = [asyncio.create_task(self._watch(m)) for m in self._managed]
-                tasks.append(asyncio.create_task(self._probe_loop(client)))
+                for managed in initial:
+                    self._watchers[managed.spec.name] = asyncio.create_task(self._watch(managed))
+                prober = asyncio.create_task(self._probe_loop(client))
                 await self._stop.wait()
+                tasks = [prober, *self._watchers.values()]
+                self._watchers.clear()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            self._running = False
             self._write_state(stopping=True)
-            await asyncio.gather(*(m.stop(self._stop_timeout) for m in self._managed))
+            await asyncio.gather(*(m.stop(self._stop_timeout) for m in self._managed.values()))
+            self._finished = True
             self._state_file.unlink(missing_ok=True)
             logger.info("all components stopped")
 
@@ -234,7 +322,7 @@ class Supervisor:
         while True:
             assert managed.proc is not None
             code = await managed.proc.wait()
-            if self._stop.is_set():
+            if self._stop.is_set() or managed.phase is Phase.STOPPING:
                 return
             if managed.restarts >= self._policy.max_restarts:
                 managed.phase = Phase.FAILED
@@ -266,14 +354,18 @@ class Supervisor:
     async def _probe_loop(self, client: httpx.AsyncClient) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.gather(*(self._probe(client, m, loop.time()) for m in self._managed))
+            managed = list(self._managed.values())
+            await asyncio.gather(*(self._probe(client, m, loop.time()) for m in managed))
             self._write_state(stopping=False)
             await asyncio.sleep(self._health_interval)
 
     async def _probe(self, client: httpx.AsyncClient, managed: _Managed, now: float) -> None:
-        if managed.pid is None or managed.phase in (Phase.RESTARTING, Phase.FAILED):
+        skip = (Phase.RESTARTING, Phase.FAILED, Phase.STOPPING)
+        if managed.pid is None or managed.phase in skip:
             return
         healthy = await probe(client, managed.spec.health_url)
+        if managed.phase is Phase.STOPPING:
+            return
         if healthy and managed.phase is not Phase.HEALTHY:
             logger.info("%s is healthy", managed.spec.name)
             managed.phase = Phase.HEALTHY
@@ -290,12 +382,14 @@ class Supervisor:
             managed.restarts = 0
 
     def _write_state(self, *, stopping: bool) -> None:
+        if self._finished:
+            return
         state = SupervisorState(
             supervisor_pid=os.getpid(),
             supervisor_started=process_started(os.getpid()),
             started_at=self._started_at,
             stopping=stopping,
-            components=[m.snapshot() for m in self._managed],
+            components=self.components(),
         )
         text = state.model_dump_json(indent=2)
         if text == self._last_written:

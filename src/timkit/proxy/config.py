@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 from pydantic import Field, field_validator
 
 from timkit.core.config import StrictModel
+from timkit.core.names import check_target
 
 
 class Unrouted(StrEnum):
@@ -25,6 +27,8 @@ class ForwardProxyConfig(StrictModel):
         bind: address to listen on; keep it on loopback next to Synapse.
         port: port to listen on.
         routes: server name → ``host:port`` that a CONNECT to that name (any port) is sent to.
+        routes_file: JSON route file (``{name: "host:port"}``, see :mod:`timkit.core.names`)
+            re-read when it changes; its entries take precedence over ``routes``. Empty = none.
         unrouted: what to do with names that have no route.
         connect_timeout: seconds to wait for the upstream TCP connection.
     """
@@ -32,6 +36,7 @@ class ForwardProxyConfig(StrictModel):
     bind: str = "127.0.0.1"
     port: int = Field(default=8491, ge=0, le=65535)
     routes: dict[str, str] = Field(default_factory=dict)
+    routes_file: Path | None = None
     unrouted: Unrouted = Unrouted.REJECT
     connect_timeout: float = Field(default=5.0, gt=0)
 
@@ -39,9 +44,12 @@ class ForwardProxyConfig(StrictModel):
     @classmethod
     def _check_routes(cls, routes: dict[str, str]) -> dict[str, str]:
         for name, target in routes.items():
-            host, sep, port = target.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"route for {name!r} must be 'host:port', got {target!r}")
+            try:
+                check_target(target)
+            except ValueError:
+                raise ValueError(
+                    f"route for {name!r} must be 'host:port', got {target!r}"
+                ) from None
         return {name.lower(): target for name, target in routes.items()}
 
 

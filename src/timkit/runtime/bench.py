@@ -24,7 +24,12 @@ from timkit.core.machine import describe_machine
 from timkit.core.process import free_port
 from timkit.core.tls import client_ssl_context
 from timkit.runtime import control
-from timkit.runtime.config import MessengerServiceConfig, RuntimeSettings, TimkitConfig
+from timkit.runtime.config import (
+    DirectorySettings,
+    MessengerServiceConfig,
+    RuntimeSettings,
+    TimkitConfig,
+)
 from timkit.runtime.layout import Layout
 
 
@@ -76,7 +81,8 @@ def _bench_config(data_dir: Path, services: int) -> TimkitConfig:
     )
     return TimkitConfig(
         data_dir=data_dir,
-        runtime=RuntimeSettings(log_level="WARNING"),
+        runtime=RuntimeSettings(log_level="WARNING", control_port=free_port()),
+        directory=DirectorySettings(port=free_port(), proxy_port=free_port()),
         messenger_services=entries,
     )
 

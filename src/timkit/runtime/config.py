@@ -47,6 +47,8 @@ class RuntimeSettings(StrictModel):
         max_restarts: consecutive restarts of a crashed component before it is marked failed.
         health_interval: seconds between health probes.
         log_level: log level of timkit's own processes and Synapse.
+        control_port: loopback HTTP port of the supervisor's control API (the embedded
+            provisioning backend: Messenger-Services are added and removed through it).
     """
 
     bind: str = "127.0.0.1"
@@ -54,6 +56,7 @@ class RuntimeSettings(StrictModel):
     max_restarts: int = Field(default=5, ge=0)
     health_interval: float = Field(default=0.25, gt=0)
     log_level: str = "INFO"
+    control_port: int = Field(default=8400, ge=1, le=65535)
 
 
 DEMO_SERVICES = (
@@ -131,14 +134,13 @@ def load_config(path: Path | None) -> TimkitConfig:
 
 def _check_unique(config: TimkitConfig, *, source: str) -> None:
     domains: dict[str, str] = {}
-    ports: dict[int, str] = {config.directory.port: "directory.port"}
-    if config.directory.proxy_port in ports:
-        raise ConfigError(
-            f"port {config.directory.proxy_port} is already used by directory.port",
-            path="directory.proxy_port",
-            source=source,
-        )
-    ports[config.directory.proxy_port] = "directory.proxy_port"
+    ports: dict[int, str] = {config.runtime.control_port: "runtime.control_port"}
+    for key, port in shared_ports(config)[1:]:
+        if port in ports:
+            raise ConfigError(
+                f"port {port} is already used by {ports[port]}", path=key, source=source
+            )
+        ports[port] = key
     for i, service in enumerate(config.messenger_services):
         key = f"messenger_services.{i}"
         if service.domain in domains:
@@ -159,16 +161,22 @@ def _check_unique(config: TimkitConfig, *, source: str) -> None:
             ports[port] = f"{key}.{field}"
 
 
+def shared_ports(config: TimkitConfig) -> list[tuple[str, int]]:
+    """(key, port) of every port the runtime itself and its shared components use."""
+    return [
+        ("runtime.control_port", config.runtime.control_port),
+        ("directory.port", config.directory.port),
+        ("directory.proxy_port", config.directory.proxy_port),
+    ]
+
+
 def check_ports_free(config: TimkitConfig) -> None:
     """Fail early, naming the key, when a configured port is already taken on this machine.
 
     Raises:
         ConfigError: for the first port that cannot be bound.
     """
-    wanted = [
-        ("directory.port", config.directory.port),
-        ("directory.proxy_port", config.directory.proxy_port),
-    ]
+    wanted = shared_ports(config)
     for i, service in enumerate(config.messenger_services):
         for field in ("port", "forward_proxy_port"):
             wanted.append((f"messenger_services.{i}.{field}", getattr(service, field)))

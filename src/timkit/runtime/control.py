@@ -1,8 +1,11 @@
 """``timkit up``, ``down``, ``status`` and the supervisor process they control.
 
-``up`` writes the plan, starts a detached supervisor (``timkit supervise``) and waits until
-the supervisor's state file shows every component healthy. ``down`` signals the supervisor,
-which stops its children; whatever survives a grace period is killed.
+``up`` writes the plan of the shared components, starts a detached supervisor
+(``timkit supervise``, which also serves the control API and brings back every Messenger-Service
+provisioned before), provisions the configured Messenger-Services through the control API
+(:class:`~timkit.runtime.services.ServiceControl`, as the Registrierungs-Dienst will) and waits
+until the supervisor's state file shows every component healthy. ``down`` signals the
+supervisor, which stops its children; whatever survives a grace period is killed.
 """
 
 from __future__ import annotations
@@ -27,10 +30,17 @@ from timkit.core.http import async_client
 from timkit.core.logging import setup_logging
 from timkit.core.process import pid_alive, signal_quietly
 from timkit.core.supervisor import Phase, Supervisor, SupervisorState, probe, read_state
+from timkit.runtime.backend import EmbeddedBackend, component_names, read_records
 from timkit.runtime.bootstrap import ensure_demo_provider, register_demo_domains
 from timkit.runtime.config import TimkitConfig, check_ports_free
+from timkit.runtime.control_api import start_control_api
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import Plan, build_plan, endpoints
+from timkit.runtime.services import (
+    ServiceControl,
+    control_url,
+    ensure_control_token,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +72,9 @@ def running_state(config: TimkitConfig) -> SupervisorState | None:
 def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
     """Start the federation in the background and wait until every component is healthy.
 
+    The configured Messenger-Services are provisioned through the control API as soon as it
+    answers; services provisioned earlier come back with the supervisor.
+
     Raises:
         ConfigError: when a configured port is taken.
         RuntimeFailure: when a component fails or does not become healthy in time; the
@@ -76,6 +89,7 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
     plan = build_plan(config)
     ensure_demo_provider(config)
     layout.run.mkdir(parents=True, exist_ok=True)
+    ensure_control_token(layout)
     layout.plan_file.write_text(plan.model_dump_json(indent=2), "utf-8")
     layout.logs.mkdir(parents=True, exist_ok=True)
     with open(layout.supervisor_log, "ab") as log:
@@ -87,6 +101,14 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
             start_new_session=True,
         )
     deadline = begin + (timeout or config.runtime.startup_timeout)
+    try:
+        asyncio.run(_provision_configured(config, supervisor, deadline))
+    except TimkitError as e:
+        down(config)
+        raise RuntimeFailure(f"provisioning the configured Messenger-Services failed: {e}") from e
+    expected = {c.name for c in plan.components}
+    for service in config.messenger_services:
+        expected.update(component_names(service.domain))
     while True:
         state = read_state(layout.state_file)
         if state is not None and state.supervisor_pid == supervisor.pid:
@@ -94,14 +116,11 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
             if failed:
                 down(config)
                 raise RuntimeFailure(_failure_message(failed[0].name, failed[0].log_file))
-            if all(c.healthy for c in state.components):
+            present = {c.name for c in state.components}
+            if expected <= present and all(c.healthy for c in state.components):
                 _register_domains(config)
                 return UpResult(started=True, state=state, seconds=time.monotonic() - begin)
-        if supervisor.poll() is not None:
-            raise RuntimeFailure(
-                f"the supervisor exited with code {supervisor.returncode}; "
-                f"see {layout.supervisor_log}"
-            )
+        _check_supervisor(supervisor, layout)
         if time.monotonic() > deadline:
             pending = [c.name for c in state.components if not c.healthy] if state else []
             down(config)
@@ -110,6 +129,35 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
                 f" logs in {layout.logs}"
             )
         time.sleep(POLL)
+
+
+def _check_supervisor(supervisor: subprocess.Popen[bytes], layout: Layout) -> None:
+    if supervisor.poll() is not None:
+        raise RuntimeFailure(
+            f"the supervisor exited with code {supervisor.returncode}; see {layout.supervisor_log}"
+        )
+
+
+async def _provision_configured(
+    config: TimkitConfig, supervisor: subprocess.Popen[bytes], deadline: float
+) -> None:
+    """Wait for the control API, then ``ensure`` every configured Messenger-Service.
+
+    This is what the Registrierungs-Dienst's bootstrap will do; until it exists, ``up`` does
+    it (the services' health is awaited through the state file, with the failing log).
+    """
+    async with ServiceControl.for_config(config) as control:
+        while not await control.health():
+            _check_supervisor(supervisor, Layout(config.data_dir))
+            if time.monotonic() > deadline:
+                raise TimkitError(
+                    504,
+                    "TIMKIT_RUNTIME",
+                    f"the control API at {control_url(config)} never answered",
+                )
+            await asyncio.sleep(POLL)
+        for service in config.messenger_services:
+            await control.ensure(service.domain, service.organisation)
 
 
 def _register_domains(config: TimkitConfig) -> None:
@@ -162,16 +210,29 @@ async def _live_health(urls: list[str], ca_cert: Path) -> list[bool]:
         return list(await asyncio.gather(*(probe(client, url) for url in urls)))
 
 
+async def _live_services(config: TimkitConfig) -> list[dict[str, Any]] | None:
+    """The control API's service list, or ``None`` when it cannot be asked."""
+    try:
+        async with ServiceControl.for_config(config, timeout=5.0) as control:
+            return [s.model_dump() for s in await control.services()]
+    except TimkitError:
+        return None
+
+
 def status(config: TimkitConfig) -> dict[str, Any]:
-    """The status document printed by ``timkit status --json`` (health probed live)."""
+    """The status document printed by ``timkit status --json`` (health probed live).
+
+    ``components`` lists every supervised process, the Messenger-Services' included;
+    ``services`` comes from the control API while the federation runs (with ``phase`` and
+    ``healthy``), else from the services' persisted records.
+    """
     layout = Layout(config.data_dir)
     state = read_state(layout.state_file)
     components: list[dict[str, Any]] = []
+    services: list[dict[str, Any]] | None = None
     if state is not None:
-        plan = Plan.model_validate_json(layout.plan_file.read_text("utf-8"))
-        health_urls = {c.name: c.health_url for c in plan.components}
         healthy = asyncio.run(
-            _live_health([health_urls[c.name] for c in state.components], layout.ca_cert)
+            _live_health([c.health_url for c in state.components], layout.ca_cert)
         )
         for component, ok in zip(state.components, healthy, strict=True):
             components.append(
@@ -186,21 +247,29 @@ def status(config: TimkitConfig) -> dict[str, Any]:
                     "log_file": component.log_file,
                 }
             )
+        services = asyncio.run(_live_services(config))
+    if services is None:
+        services = [endpoints(config, r).model_dump() for r in read_records(layout)]
     return {
         "data_dir": str(config.data_dir),
         "ca_cert": str(layout.ca_cert),
         "running": state is not None,
         "supervisor_pid": state.supervisor_pid if state else None,
+        "control_url": control_url(config),
         "components": components,
-        "services": [endpoints(config, s).model_dump() for s in config.messenger_services],
+        "services": services,
     }
 
 
 def supervise(plan_file: Path) -> int:
     """Body of the detached supervisor process: run the plan until SIGTERM.
 
+    Besides the plan's shared components it serves the control API (the embedded
+    provisioning backend) and restarts every Messenger-Service recorded in the data directory.
+
     Returns:
-        0 after a clean stop, 3 when another supervisor holds the data directory's lock.
+        0 after a clean stop, 3 when another supervisor holds the data directory's lock,
+        4 when the control API's port cannot be bound.
     """
     plan = Plan.model_validate_json(plan_file.read_text("utf-8"))
     setup_logging(plan.log_level)
@@ -211,13 +280,31 @@ def supervise(plan_file: Path) -> int:
         except BlockingIOError:
             logger.error("another supervisor is running for %s", plan.data_dir)
             return 3
-        supervisor = Supervisor(
-            [c.spec() for c in plan.components],
-            plan.state_file,
-            ca_cert=plan.ca_cert,
-            policy=plan.policy(),
-            health_interval=plan.health_interval,
+        return asyncio.run(_supervise(plan))
+
+
+async def _supervise(plan: Plan) -> int:
+    config = plan.config
+    supervisor = Supervisor(
+        [c.spec() for c in plan.components],
+        plan.state_file,
+        ca_cert=plan.ca_cert,
+        policy=plan.policy(),
+        health_interval=plan.health_interval,
+    )
+    backend = EmbeddedBackend(config, supervisor)
+    token = ensure_control_token(Layout(config.data_dir))
+    try:
+        runner = await start_control_api(
+            backend, token, config.runtime.bind, config.runtime.control_port
         )
-        logger.info("supervising %d components in %s", len(plan.components), plan.data_dir)
-        asyncio.run(supervisor.run())
+    except OSError as e:
+        logger.error("cannot serve the control API on port %d: %s", config.runtime.control_port, e)
+        return 4
+    try:
+        await backend.restore()
+        logger.info("supervising %d shared components in %s", len(plan.components), plan.data_dir)
+        await supervisor.run()
+    finally:
+        await runner.cleanup()
     return 0

@@ -12,8 +12,8 @@ class Layout:
 
     pki/                 local CA and server certificates
     logs/<component>.log one log file per component, plus supervisor.log
-    run/                 plan.json, state.json, supervisor.lock
-    services/<domain>/   per Messenger-Service: component configs, Synapse's files
+    run/                 plan.json, state.json, supervisor.lock, names.json, control-token
+    services/<domain>/   per Messenger-Service: service.json, component configs, Synapse's files
     fhir-directory/      the FHIR-Directory's config, SQLite database and demo data
     """
 
@@ -48,6 +48,21 @@ class Layout:
         return self.run / "supervisor.lock"
 
     @property
+    def names_file(self) -> Path:
+        """The federation's route file (server name → ``host:port``, :mod:`timkit.core.names`)."""
+        return self.run / "names.json"
+
+    @property
+    def control_token(self) -> Path:
+        """Bearer token of the control API (mode 0600)."""
+        return self.run / "control-token"
+
+    @property
+    def services(self) -> Path:
+        """Parent of every Messenger-Service's directory."""
+        return self.root / "services"
+
+    @property
     def supervisor_log(self) -> Path:
         return self.logs / "supervisor.log"
 
@@ -57,4 +72,8 @@ class Layout:
 
     def service_dir(self, domain: str) -> Path:
         """Files of the Messenger-Service ``domain``."""
-        return self.root / "services" / domain
+        return self.services / domain
+
+    def service_record(self, domain: str) -> Path:
+        """The persisted record of the provisioned Messenger-Service ``domain``."""
+        return self.service_dir(domain) / "service.json"

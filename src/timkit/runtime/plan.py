@@ -1,13 +1,18 @@
 """Turn the runtime config into component config files and process specs.
 
-The federation shares one VZD-FHIR-Directory: ``fhir-directory`` (the FHIR store on
-loopback, seeded with the demo data set) behind ``directory`` (the FHIR-Proxy over TLS, its
-only door; its signers are component certificates of the local PKI, and it reaches the
-local homeservers by name for ``/tim-authenticate``). For every Messenger-Service ``D`` the
-plan holds two components:
+The static plan holds the components the federation shares, built by
+:data:`SHARED_COMPONENTS` (a list of builders, so new shared kinds are one entry each):
+``fhir-directory`` (the FHIR store on loopback, seeded with the demo data set) behind
+``directory`` (the FHIR-Proxy over TLS, its only door; its signers are component
+certificates of the local PKI, and it reaches the homeservers by name through the route file
+``run/names.json`` for ``/tim-authenticate``).
+
+Messenger-Services are not in the static plan: the supervisor's control API adds and removes
+them while the federation runs (:mod:`timkit.runtime.backend`). :func:`plan_service` is the
+one function that plans a service ``D``'s two components:
 
 * ``proxy@D``: the Messenger-Proxy's forward proxy; routes ``CONNECT <domain>:<any port>``
-  of every local service to that service's HTTPS port on loopback.
+  by the route file to that service's HTTPS port on loopback.
 * ``homeserver@D``: Synapse with a TLS listener for client and federation traffic, using
   ``proxy@D`` as ``https_proxy`` and the local CA as its federation trust store.
 """
@@ -15,18 +20,19 @@ plan holds two components:
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from timkit.core.config import dump_toml
 from timkit.core.supervisor import ProcessSpec, RestartPolicy
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
 from timkit.directory.config import DirectoryConfig
 from timkit.directory.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig
-from timkit.homeserver.config import HomeserverConfig
+from timkit.homeserver.config import DatabaseUrl, HomeserverConfig, ServerName
 from timkit.proxy.config import ForwardProxyConfig, ProxyConfig
-from timkit.runtime.config import MessengerServiceConfig, TimkitConfig
+from timkit.runtime.config import TimkitConfig
 from timkit.runtime.demo import LDAP_ENTRIES, write_demo_data
 from timkit.runtime.layout import Layout
 
@@ -41,6 +47,24 @@ class ServiceEndpoints(BaseModel):
     organisation: str
     client_url: str
     federation_url: str
+
+
+class ServiceRecord(BaseModel):
+    """A provisioned Messenger-Service, persisted in ``services/<domain>/service.json``.
+
+    Attributes:
+        domain: Matrix server name.
+        organisation: the organisation's display name.
+        port: HTTPS port of its homeserver (client and federation traffic).
+        forward_proxy_port: port of its outbound forward proxy.
+        database: ``sqlite`` or a PostgreSQL DSN for its Synapse.
+    """
+
+    domain: ServerName
+    organisation: str
+    port: int = Field(ge=1, le=65535)
+    forward_proxy_port: int = Field(ge=1, le=65535)
+    database: DatabaseUrl = "sqlite"
 
 
 class ComponentPlan(BaseModel):
@@ -66,8 +90,13 @@ class ComponentPlan(BaseModel):
 
 
 class Plan(BaseModel):
-    """Everything the supervisor needs; written to ``run/plan.json`` by ``timkit up``."""
+    """Everything the supervisor needs; written to ``run/plan.json`` by ``timkit up``.
 
+    ``components`` are the shared ones; ``config`` lets the supervisor's control API plan
+    Messenger-Services the same way (:func:`plan_service`).
+    """
+
+    config: TimkitConfig
     data_dir: Path
     state_file: Path
     lock_file: Path
@@ -82,7 +111,7 @@ class Plan(BaseModel):
         return RestartPolicy(max_restarts=self.max_restarts)
 
 
-def endpoints(config: TimkitConfig, service: MessengerServiceConfig) -> ServiceEndpoints:
+def endpoints(config: TimkitConfig, service: ServiceRecord) -> ServiceEndpoints:
     """Client and federation URLs of ``service`` on this machine."""
     url = f"https://{config.runtime.bind}:{service.port}"
     return ServiceEndpoints(
@@ -176,50 +205,77 @@ def _fhir_proxy(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> Componen
         upstream=f"http://{bind}:{config.directory.port}",
         database=fhir_proxy_database(config),
         pki_dir=layout.pki,
-        matrix=MatrixConfig(
-            routes={s.domain: f"{bind}:{s.port}" for s in config.messenger_services},
-            ca_file=layout.ca_cert,
-        ),
+        matrix=MatrixConfig(routes_file=layout.names_file, ca_file=layout.ca_cert),
         ldap=LdapConfig(seed_file=LDAP_ENTRIES if config.directory.demo_data else None),
         log_level=config.runtime.log_level,
     )
     return _component(layout, FHIR_PROXY_KIND, None, proxy, url, module="directory.fhirproxy")
 
 
+SharedBuilder = Callable[[TimkitConfig, Layout, LocalPKI], ComponentPlan]
+"""Writes one shared component's config file and plans it."""
+
+
+def _directory_builder(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
+    return _directory(config, layout)
+
+
+SHARED_COMPONENTS: list[SharedBuilder] = [_directory_builder, _fhir_proxy]
+"""The federation's shared components, started in this order (extend for new kinds)."""
+
+
+def route_target(config: TimkitConfig, service: ServiceRecord) -> str:
+    """The ``host:port`` other services reach ``service`` at (its entry in the route file)."""
+    return f"{config.runtime.bind}:{service.port}"
+
+
+def plan_service(
+    config: TimkitConfig, layout: Layout, pki: LocalPKI, service: ServiceRecord
+) -> list[ComponentPlan]:
+    """Write the TLS certificate and both config files of ``service``; plan its components.
+
+    Returns ``[proxy@D, homeserver@D]``. The forward proxy routes by the route file only, so
+    a service that is removed is unreachable at once. Idempotent: re-planning an existing
+    service rewrites the same files and keeps its certificate and Synapse data.
+    """
+    bind = config.runtime.bind
+    domain = service.domain
+    cert = pki.ensure_server_cert(domain, [domain, *LOOPBACK_NAMES])
+    proxy_url = f"http://{bind}:{service.forward_proxy_port}"
+    proxy = ProxyConfig(
+        log_level=config.runtime.log_level,
+        forward=ForwardProxyConfig(
+            bind=bind, port=service.forward_proxy_port, routes_file=layout.names_file
+        ),
+    )
+    client_url = endpoints(config, service).client_url
+    homeserver = HomeserverConfig(
+        server_name=domain,
+        bind=bind,
+        port=service.port,
+        public_baseurl=client_url + "/",
+        data_dir=layout.service_dir(domain) / "synapse",
+        tls_cert=cert.cert,
+        tls_key=cert.key,
+        federation_ca=layout.ca_cert,
+        https_proxy=proxy_url,
+        database=service.database,
+        relaxed_rate_limits=True,
+        log_level=config.runtime.log_level,
+    )
+    return [
+        _component(layout, "proxy", domain, proxy, proxy_url),
+        _component(layout, "homeserver", domain, homeserver, client_url),
+    ]
+
+
 def build_plan(config: TimkitConfig) -> Plan:
-    """Create the PKI and every component's config file; return the plan to supervise."""
+    """Create the PKI and the shared components' config files; return the plan to supervise."""
     layout = Layout(config.data_dir)
     pki = LocalPKI(layout.pki)
     pki.ensure_ca()
-    bind = config.runtime.bind
-    routes = {s.domain: f"{bind}:{s.port}" for s in config.messenger_services}
-    components = [_directory(config, layout), _fhir_proxy(config, layout, pki)]
-    for service in config.messenger_services:
-        service_dir = layout.service_dir(service.domain)
-        cert = pki.ensure_server_cert(service.domain, [service.domain, *LOOPBACK_NAMES])
-        proxy_url = f"http://{bind}:{service.forward_proxy_port}"
-        proxy = ProxyConfig(
-            log_level=config.runtime.log_level,
-            forward=ForwardProxyConfig(bind=bind, port=service.forward_proxy_port, routes=routes),
-        )
-        components.append(_component(layout, "proxy", service.domain, proxy, proxy_url))
-        client_url = endpoints(config, service).client_url
-        homeserver = HomeserverConfig(
-            server_name=service.domain,
-            bind=bind,
-            port=service.port,
-            public_baseurl=client_url + "/",
-            data_dir=service_dir / "synapse",
-            tls_cert=cert.cert,
-            tls_key=cert.key,
-            federation_ca=layout.ca_cert,
-            https_proxy=proxy_url,
-            database=service.database,
-            relaxed_rate_limits=True,
-            log_level=config.runtime.log_level,
-        )
-        components.append(_component(layout, "homeserver", service.domain, homeserver, client_url))
     return Plan(
+        config=config,
         data_dir=config.data_dir,
         state_file=layout.state_file,
         lock_file=layout.lock_file,
@@ -227,5 +283,5 @@ def build_plan(config: TimkitConfig) -> Plan:
         max_restarts=config.runtime.max_restarts,
         health_interval=config.runtime.health_interval,
         log_level=config.runtime.log_level,
-        components=components,
+        components=[build(config, layout, pki) for build in SHARED_COMPONENTS],
     )

@@ -7,6 +7,7 @@ import httpx
 from timkit.core.errors import TimkitError
 from timkit.core.http import async_client
 from timkit.homeserver.synapse import secret_path
+from timkit.runtime.backend import read_records
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import endpoints
@@ -18,14 +19,17 @@ async def add_user(
 ) -> Registration:
     """Register ``@localpart:domain`` with the service's shared secret.
 
+    The service must have been provisioned (its record under ``services/<domain>/``).
+
     Raises:
         TimkitError: 404 for an unknown domain; the homeserver's errcode otherwise.
     """
-    service = next((s for s in config.messenger_services if s.domain == domain), None)
-    if service is None:
-        known = ", ".join(s.domain for s in config.messenger_services)
-        raise TimkitError(404, "M_NOT_FOUND", f"no Messenger-Service {domain!r} (known: {known})")
     layout = Layout(config.data_dir)
+    records = read_records(layout)
+    service = next((s for s in records if s.domain == domain), None)
+    if service is None:
+        known = ", ".join(s.domain for s in records) or "none; run 'timkit up' first"
+        raise TimkitError(404, "M_NOT_FOUND", f"no Messenger-Service {domain!r} (known: {known})")
     secret_file = secret_path(layout.service_dir(domain) / "synapse", "registration_shared_secret")
     try:
         secret = secret_file.read_text("utf-8").strip()

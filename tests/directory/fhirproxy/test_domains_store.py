@@ -11,6 +11,7 @@ import pytest
 
 from timkit.core.db import Database
 from timkit.core.errors import TimkitError
+from timkit.core.signers import Signer
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.federation import (
     Domain,
@@ -20,7 +21,6 @@ from timkit.directory.fhirproxy.federation import (
     load_list_signers,
 )
 from timkit.directory.fhirproxy.service import open_database
-from timkit.directory.fhirproxy.signers import Signer
 from timkit.directory.fhirproxy.storage.domains import DomainStore
 
 

@@ -22,6 +22,7 @@ from joserfc.jwk import ECKey
 
 from timkit.core.db import Database
 from timkit.core.errors import TimkitError
+from timkit.core.signers import Signer
 from timkit.core.tls import LocalPKI
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.federation import (
@@ -39,7 +40,6 @@ from timkit.directory.fhirproxy.federation import (
     parse_federation_list,
 )
 from timkit.directory.fhirproxy.service import open_database
-from timkit.directory.fhirproxy.signers import Signer
 
 
 def _b64(part: str) -> bytes:

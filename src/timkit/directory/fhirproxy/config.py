@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from timkit.core.config import StrictModel
+from timkit.core.names import check_target
+from timkit.core.signers import SignerConfig
 
 
 class TokenLifetimes(StrictModel):
@@ -29,18 +31,6 @@ class TokenLifetimes(StrictModel):
     ti_provider: int = Field(default=300, ge=60)
 
 
-class SignerConfig(StrictModel):
-    """A signing certificate and its key (PEM). Empty paths: issued by the local PKI.
-
-    Attributes:
-        cert: certificate (chain, leaf first) whose key signs.
-        key: the private key.
-    """
-
-    cert: Path | None = None
-    key: Path | None = None
-
-
 class MatrixConfig(StrictModel):
     """How ``/tim-authenticate`` reaches homeservers to check Matrix OpenID tokens.
 
@@ -48,13 +38,28 @@ class MatrixConfig(StrictModel):
         routes: server name → ``host:port`` used instead of discovery (the local federation
             has no DNS); names without a route are discovered as Matrix federation does
             (``/.well-known/matrix/server``, then port 8448).
+        routes_file: JSON route file (``{name: "host:port"}``, see :mod:`timkit.core.names`)
+            re-read when it changes; its entries take precedence over ``routes``. Empty = none.
         ca_file: CA bundle for the homeservers' TLS certificates; empty = system trust store.
         timeout: seconds for discovery plus the userinfo call.
     """
 
     routes: dict[str, str] = Field(default_factory=dict)
+    routes_file: Path | None = None
     ca_file: Path | None = None
     timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("routes")
+    @classmethod
+    def _check_routes(cls, routes: dict[str, str]) -> dict[str, str]:
+        for name, target in routes.items():
+            try:
+                check_target(target)
+            except ValueError:
+                raise ValueError(
+                    f"route for {name!r} must be 'host:port', got {target!r}"
+                ) from None
+        return routes
 
 
 class TrustedIdp(StrictModel):

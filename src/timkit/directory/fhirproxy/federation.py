@@ -39,8 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from timkit.core import jwt
 from timkit.core.db import Cursor, Database
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.signers import Signer, load_signer
 from timkit.directory.fhirproxy.config import FhirProxyConfig
-from timkit.directory.fhirproxy.signers import Signer, load_signer
 from timkit.directory.fhirproxy.storage.domains import Domain, DomainStore
 
 __all__ = [

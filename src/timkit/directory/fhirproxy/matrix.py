@@ -9,8 +9,9 @@ homeserver, found the way Matrix federation finds servers, who the token belongs
 
 Server discovery (Matrix server-server API, "Resolving server names"), in order:
 
-1. a configured route (``matrix.routes``: server name → ``host:port``; the local federation
-   has no DNS): connect there, TLS checked against the server's host name;
+1. a route (``matrix.routes_file``, re-read when it changes, then ``matrix.routes``: server
+   name → ``host:port``; the local federation has no DNS): connect there, TLS checked
+   against the server's host name;
 2. an IP literal: that address, with the given port or 8448;
 3. a host name with an explicit port: that host and port;
 4. ``https://<host>/.well-known/matrix/server`` (https redirects followed): its ``m.server``
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
+from timkit.core.names import NameTable, split_target
 from timkit.directory.fhirproxy.config import MatrixConfig
 from timkit.directory.fhirproxy.fetch import json_object, read_limited
 
@@ -176,7 +178,7 @@ class MatrixResolver:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
-        self._routes = {k.lower(): v for k, v in config.routes.items()}
+        self._names = NameTable(config.routes_file, config.routes)
         self._http = http
         self._clock = clock
         self._ssl = (
@@ -218,9 +220,9 @@ class MatrixResolver:
     async def resolve(self, server: ServerName) -> Target:
         """Where ``server``'s federation API is (cached; see the module docstring)."""
         key = str(server)
-        route = self._routes.get(key)
+        route = self._names.resolve(key)
         if route is not None:
-            host, port = _split_route(route)
+            host, port = split_target(route)
             return Target(host, port, server.host, key)
         if server.is_ip or server.port is not None:
             return _direct(server, self.default_port)
@@ -296,10 +298,3 @@ class MatrixResolver:
 def _direct(server: ServerName, default_port: int) -> Target:
     port = server.port or default_port
     return Target(server.host, port, server.host, str(server))
-
-
-def _split_route(route: str) -> tuple[str, int]:
-    host, sep, port = route.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"matrix.routes target {route!r} is not host:port")
-    return host.strip("[]"), int(port)

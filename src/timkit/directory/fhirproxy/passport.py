@@ -38,10 +38,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core import jwt
+from timkit.core.signers import Signer, load_signer
 from timkit.directory.fhirproxy import rules, search
 from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
 from timkit.directory.fhirproxy.federation import current_list
-from timkit.directory.fhirproxy.signers import Signer, load_signer
 from timkit.directory.fhirproxy.tokens import Kind, authorize
 
 PREFIX = "/tim-search"

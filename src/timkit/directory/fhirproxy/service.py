@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core.db import Database
 from timkit.core.lifecycle import wait_for_stop
+from timkit.core.signers import load_signer
 from timkit.core.tls import CertPaths, server_ssl_context
 from timkit.directory.fhirproxy.api import create_app
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.context import ProxyContext
 from timkit.directory.fhirproxy.federation import Federation
-from timkit.directory.fhirproxy.signers import load_signer
 from timkit.directory.fhirproxy.storage.audit import AuditLog
 from timkit.directory.fhirproxy.storage.domains import DomainStore
 from timkit.directory.fhirproxy.storage.migrations import MIGRATIONS

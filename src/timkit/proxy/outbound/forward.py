@@ -1,9 +1,11 @@
 """The outbound forward proxy: an HTTP ``CONNECT`` router for Synapse's federation traffic.
 
 Synapse resolves a server name itself (``/.well-known/matrix/server`` first) and then asks
-its ``https_proxy`` for ``CONNECT host:port``. This proxy maps ``host`` to a configured
-upstream address, so a whole federation of realistic domain names runs on loopback with no
-DNS. The TLS session inside the tunnel stays end to end between the two homeservers.
+its ``https_proxy`` for ``CONNECT host:port``. This proxy maps ``host`` to an upstream
+address from its route file (``routes_file``, re-read when it changes, so services can join
+and leave a running federation) or its static ``routes``, so a whole federation of realistic
+domain names runs on loopback with no DNS. The TLS session inside the tunnel stays end to end
+between the two homeservers.
 
 Besides ``CONNECT`` it answers ``GET /health`` with 200 for the supervisor.
 """
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 
+from timkit.core.names import NameTable, split_target
 from timkit.proxy.config import ForwardProxyConfig, Unrouted
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class ForwardProxy:
 
     def __init__(self, config: ForwardProxyConfig) -> None:
         self._config = config
+        self._names = NameTable(config.routes_file, config.routes)
         self._server: asyncio.Server | None = None
         self._tunnels: set[asyncio.Task[None]] = set()
 
@@ -79,11 +83,13 @@ class ForwardProxy:
         await asyncio.gather(*self._tunnels, return_exceptions=True)
 
     def route(self, host: str, port: int) -> tuple[str, int] | None:
-        """Where a CONNECT to ``host:port`` goes, or ``None`` if it must be refused."""
-        target = self._config.routes.get(host)
+        """Where a CONNECT to ``host:port`` goes, or ``None`` if it must be refused.
+
+        The route file is consulted on every call (a ``stat``; re-read only when it changed).
+        """
+        target = self._names.resolve(host)
         if target is not None:
-            upstream_host, _, upstream_port = target.rpartition(":")
-            return upstream_host.strip("[]"), int(upstream_port)
+            return split_target(target)
         if self._config.unrouted is Unrouted.DIRECT:
             return host, port
         return None

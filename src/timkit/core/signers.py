@@ -10,9 +10,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwcrypto import jwk
 
 from timkit.core import jwt
+from timkit.core.config import StrictModel
 from timkit.core.errors import ConfigError
 from timkit.core.tls import LocalPKI
-from timkit.directory.fhirproxy.config import SignerConfig
+
+
+class SignerConfig(StrictModel):
+    """A signing certificate and its key (PEM). Empty paths: issued by the local PKI.
+
+    Attributes:
+        cert: certificate (chain, leaf first) whose key signs.
+        key: the private key.
+    """
+
+    cert: Path | None = None
+    key: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,143 @@
+"""HTTP edge of the mailbox: the page, one message, and the JSON API.
+
+Routes::
+
+    GET    /health                   liveness
+    GET    /[?to=<address>]          the mailbox page, newest first
+    GET    /messages/{id}            one message (text with clickable links, HTML as source)
+    GET    /api/messages[?to=...]    [{id, from, to, subject, date, received, text}], newest first
+    GET    /api/messages/{id}        one message, plus its ``html`` source
+    DELETE /api/messages[?to=...]    delete all (or that recipient's) messages → {"deleted": n}
+
+Errors are rendered here only: Matrix-style JSON (``{"errcode", "error"}``) under ``/api``,
+an HTML page elsewhere. Every response carries ``nosniff`` and a CSP allowing no script,
+no frame and no remote content.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from timkit.core.errors import Codes, TimkitError
+from timkit.mailbox import pages
+from timkit.mailbox.messages import Mailbox, Message
+
+log = logging.getLogger(__name__)
+
+MAILBOX_KEY = web.AppKey("mailbox.mailbox", Mailbox)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
+    ),
+    "Cache-Control": "no-store",
+}
+
+
+def mailbox(request: web.Request) -> Mailbox:
+    """The mailbox of the app serving ``request``."""
+    return request.app[MAILBOX_KEY]
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    """A JSON response serialised with orjson."""
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def html_response(text: str, status: int = 200) -> web.Response:
+    """An HTML page."""
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+
+def render_error(path: str, error: TimkitError) -> web.Response:
+    """``error`` as JSON under ``/api``, as a page elsewhere."""
+    if path.startswith("/api/") or path == "/health":
+        return json_response(error.to_matrix(), error.status)
+    return html_response(pages.error_page(error.status, error.describe()), error.status)
+
+
+@web.middleware
+async def _edge(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except TimkitError as e:
+        response = render_error(request.path, e)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = Codes.NOT_FOUND if e.status == 404 else Codes.UNKNOWN
+        error = TimkitError(e.status, code, f"{request.method} {request.path}: {e.reason}")
+        response = render_error(request.path, error)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        response = render_error(request.path, TimkitError(500, Codes.UNKNOWN, "internal error"))
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _message(request: web.Request) -> Message:
+    raw = request.match_info["id"]
+    message = mailbox(request).get(int(raw)) if raw.isdigit() else None
+    if message is None:
+        raise TimkitError(404, Codes.NOT_FOUND, f"no message {raw!r}")
+    return message
+
+
+def _recipient(request: web.Request) -> str:
+    return request.query.get("to", "").strip()
+
+
+async def health(_request: web.Request) -> web.Response:
+    """Liveness for the supervisor."""
+    return json_response({"status": "ok"})
+
+
+async def index(request: web.Request) -> web.Response:
+    """The mailbox page."""
+    to = _recipient(request)
+    return html_response(pages.list_page(mailbox(request).newest_first(to), to))
+
+
+async def show(request: web.Request) -> web.Response:
+    """One message's page."""
+    return html_response(pages.message_page(_message(request)))
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    """The messages as JSON, newest first."""
+    messages = mailbox(request).newest_first(_recipient(request))
+    return json_response([m.summary() for m in messages])
+
+
+async def get_message(request: web.Request) -> web.Response:
+    """One message as JSON, with its HTML source."""
+    return json_response(_message(request).details())
+
+
+async def delete_messages(request: web.Request) -> web.Response:
+    """Delete all messages, or those of recipient ``?to=``."""
+    return json_response({"deleted": mailbox(request).clear(_recipient(request))})
+
+
+def create_app(box: Mailbox) -> web.Application:
+    """The aiohttp application of the mailbox."""
+    app = web.Application(middlewares=[_edge])
+    app[MAILBOX_KEY] = box
+    app.router.add_get("/health", health)
+    app.router.add_get("/", index)
+    app.router.add_get("/messages/{id}", show)
+    app.router.add_get("/api/messages", list_messages)
+    app.router.add_delete("/api/messages", delete_messages)
+    app.router.add_get("/api/messages/{id}", get_message)
+    return app

@@ -1,0 +1,167 @@
+"""WebAuthn ceremonies (py_webauthn) for Org-Admins: registration and authentication.
+
+Relying party id: ``accounts.webauthn_rp_id`` or the host of the RD's public base URL; the
+expected origin is the public base URL. Attestation is not required (``none``; a ``packed``
+self-attestation is verified as well). User verification is *preferred*; user presence is
+required. Challenges (32 random bytes) are stored per ceremony, single use, valid
+:data:`CEREMONY_LIFETIME` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import webauthn
+from webauthn.helpers import bytes_to_base64url, generate_challenge
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from timkit.core.errors import TimkitError
+from timkit.registration.context import RegistrationContext
+from timkit.registration.storage import accounts
+from timkit.registration.storage.secrets import new_token
+
+CEREMONY_LIFETIME = 300
+REQUIREMENT = "ML-129853"
+
+
+def rp_id(ctx: RegistrationContext) -> str:
+    """The relying-party id (a host name)."""
+    return ctx.config.accounts.webauthn_rp_id or (urlsplit(ctx.base).hostname or "localhost")
+
+
+def registration_options(ctx: RegistrationContext, account: accounts.Account) -> dict[str, Any]:
+    """Begin a registration ceremony: ``{"ceremony", "publicKey"}`` (options as JSON)."""
+    now = int(time.time())
+    with ctx.db.read() as cur:
+        existing = accounts.credentials(cur, account.id)
+    challenge = generate_challenge()
+    options = webauthn.generate_registration_options(
+        rp_id=rp_id(ctx),
+        rp_name=ctx.config.accounts.webauthn_rp_name,
+        user_name=account.username,
+        user_id=f"rd-account-{account.id}".encode(),
+        user_display_name=f"{account.username} ({account.organisation})",
+        challenge=challenge,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.DISCOURAGED,
+            user_verification=UserVerificationRequirement.PREFERRED,
+        ),
+        exclude_credentials=[
+            PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c.credential_id))
+            for c in existing
+        ],
+    )
+    ceremony = new_token()
+    with ctx.db.write() as tx:
+        accounts.add_challenge(
+            tx, ceremony, account.id, "register", challenge, now + CEREMONY_LIFETIME, now
+        )
+    return {"ceremony": ceremony, "publicKey": json.loads(webauthn.options_to_json(options))}
+
+
+def _refused(message: str) -> TimkitError:
+    return TimkitError(401, "M_WEBAUTHN", message, requirement=REQUIREMENT)
+
+
+def finish_registration(
+    ctx: RegistrationContext, ceremony: str, credential: dict[str, Any], name: str
+) -> int:
+    """Verify the authenticator's response and store the credential; the account id.
+
+    Raises:
+        TimkitError: 401 ``M_WEBAUTHN`` for an unknown ceremony or a response that fails.
+    """
+    now = int(time.time())
+    with ctx.db.write() as tx:
+        taken = accounts.take_challenge(tx, ceremony, "register", now)
+    if taken is None:
+        raise _refused("unknown or expired WebAuthn ceremony")
+    account_id, challenge = taken
+    try:
+        verified = webauthn.verify_registration_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id(ctx),
+            expected_origin=ctx.base,
+        )
+    except (WebAuthnException, ValueError, KeyError, TypeError) as e:
+        raise _refused(f"WebAuthn registration failed: {e}") from e
+    with ctx.db.write() as tx:
+        accounts.add_credential(
+            tx,
+            bytes_to_base64url(verified.credential_id),
+            account_id,
+            verified.credential_public_key,
+            verified.sign_count,
+            name[:64] or "Sicherheitsschlüssel",
+        )
+    return account_id
+
+
+def authentication_options(ctx: RegistrationContext, account: accounts.Account) -> dict[str, Any]:
+    """Begin an authentication ceremony for ``account`` (password already checked)."""
+    now = int(time.time())
+    with ctx.db.read() as cur:
+        existing = accounts.credentials(cur, account.id)
+    if not existing:
+        raise _refused("no WebAuthn authenticator is registered for this account")
+    challenge = generate_challenge()
+    options = webauthn.generate_authentication_options(
+        rp_id=rp_id(ctx),
+        challenge=challenge,
+        allow_credentials=[
+            PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c.credential_id))
+            for c in existing
+        ],
+        user_verification=UserVerificationRequirement.PREFERRED,
+    )
+    ceremony = new_token()
+    with ctx.db.write() as tx:
+        accounts.add_challenge(
+            tx, ceremony, account.id, "login", challenge, now + CEREMONY_LIFETIME, now
+        )
+    return {"ceremony": ceremony, "publicKey": json.loads(webauthn.options_to_json(options))}
+
+
+def finish_authentication(
+    ctx: RegistrationContext, ceremony: str, credential: dict[str, Any]
+) -> int:
+    """Verify an assertion; the account id it authenticates.
+
+    Raises:
+        TimkitError: 401 ``M_WEBAUTHN`` when the ceremony, credential or signature fails.
+    """
+    now = int(time.time())
+    with ctx.db.write() as tx:
+        taken = accounts.take_challenge(tx, ceremony, "login", now)
+    if taken is None:
+        raise _refused("unknown or expired WebAuthn ceremony")
+    account_id, challenge = taken
+    with ctx.db.read() as cur:
+        stored = {c.credential_id: c for c in accounts.credentials(cur, account_id)}
+    found = stored.get(str(credential.get("id", "")))
+    if found is None:
+        raise _refused("this authenticator is not registered for the account")
+    try:
+        verified = webauthn.verify_authentication_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id(ctx),
+            expected_origin=ctx.base,
+            credential_public_key=found.public_key,
+            credential_current_sign_count=found.sign_count,
+        )
+    except (WebAuthnException, ValueError, KeyError, TypeError) as e:
+        raise _refused(f"WebAuthn authentication failed: {e}") from e
+    with ctx.db.write() as tx:
+        accounts.set_sign_count(tx, found.credential_id, verified.new_sign_count)
+    return account_id

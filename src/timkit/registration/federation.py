@@ -1,0 +1,353 @@
+"""The federation list for the RD's Messenger-Proxies (AF_10064: ML-123672, ML-123891).
+
+Pulling (annex 8.2 of seed 002, ``UC_Update_Federationlist_Seq``): every
+``federation.interval`` seconds (1 h) the RD asks the VZD-FHIR-Directory for a list newer than
+the one it holds (``GET /tim-provider-services/FederationList/federationList.jws?version=``).
+A failed pull is retried every ``federation.retry_interval`` seconds (5 min); after
+``federation.retries`` failed retries an alert is logged at ERROR level and the RD goes on
+serving its last good list, pulling hourly again.
+
+A received list is held only if
+
+1. its JWS header's ``x5c`` chain leads to one of ``federation.trust_anchors`` (each
+   certificate within its validity and signed by the next; the last one signed by, or equal
+   to, an anchor), and the JWS signature verifies with the leaf's key using
+   ``federation.sig_alg``: a forged or re-signed list is never served;
+2. its ``version`` is strictly greater than the held one (ML-123891): a rolled-back list is
+   ignored with a warning.
+
+The JWS is kept byte-for-byte in the database, so a restarted RD serves it at once.
+
+Serving (``GET /federation?version=N``, proxies only, see :func:`require_proxy`):
+
+* 200 with the compact JWS (``application/jose``, header :data:`VERSION_HEADER`) when ``N``
+  is absent or not the held version;
+* 304 when ``N`` is the held version (the proxy's list is current: "aktuell");
+* 503 ``TIM_FEDERATION_LIST_OUTDATED`` once ``federation.ttl`` seconds (72 h) passed since the
+  last valid refresh ("veraltet": the proxies block federation traffic), and 503
+  ``TIM_FEDERATION_LIST_MISSING`` before the first list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from timkit.core import jwt
+from timkit.core.db import Database
+from timkit.core.errors import Codes, TimkitError
+from timkit.registration.config import FederationSettings, ProxiesSettings, RegistrationConfig
+from timkit.registration.context import context
+from timkit.registration.directory_client import DirectoryClient
+from timkit.registration.storage import federation_list
+from timkit.registration.storage.federation_list import StoredList
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+REQUIREMENT = "ML-123891"
+VERSION_HEADER = "X-TIM-Federation-List-Version"
+OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
+MISSING = "TIM_FEDERATION_LIST_MISSING"
+INVALID = "TIM_FEDERATION_LIST_INVALID"
+
+
+class FederationListError(TimkitError):
+    """A received federation list failed verification (never held, never served)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(502, INVALID, message, requirement=REQUIREMENT)
+
+
+def trust_anchor_files(config: RegistrationConfig) -> tuple[Path, ...]:
+    """``federation.trust_anchors``, or the local PKI's CA certificate when none are set."""
+    return config.federation.trust_anchors or (config.pki_dir / "ca.crt",)
+
+
+def load_anchors(paths: Sequence[Path]) -> list[x509.Certificate]:
+    """The trust anchors in the PEM files ``paths`` (missing files are skipped, logged)."""
+    anchors: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            anchors.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+        except (OSError, ValueError) as e:
+            log.error("federation list trust anchor %s not loaded: %s", path, e)
+    return anchors
+
+
+def _check_chain(
+    chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], now: datetime
+) -> None:
+    if not anchors:
+        raise FederationListError("no trust anchors configured (federation.trust_anchors)")
+    for cert in chain:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise FederationListError(f"x5c certificate {cert.subject.rfc4514_string()} expired")
+    try:
+        for child, parent in itertools.pairwise(chain):
+            child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature) as e:
+        raise FederationListError(f"x5c is not a certificate chain: {e}") from e
+    top = chain[-1]
+    for anchor in anchors:
+        if top == anchor:
+            return
+        with contextlib.suppress(ValueError, TypeError, InvalidSignature):
+            top.verify_directly_issued_by(anchor)
+            return
+    raise FederationListError("the list signer's x5c chain leads to no trusted anchor")
+
+
+def verify_list(
+    jws: bytes, anchors: Sequence[x509.Certificate], sig_alg: str, *, now: datetime
+) -> int:
+    """Verify a compact-JWS federation list (rule 1 of the module docstring); its version.
+
+    Raises:
+        FederationListError: naming what failed.
+    """
+    try:
+        token = jws.decode("ascii")
+        header = jwt.header_of(token)
+        chain = jwt.certificates_of(header)
+        _check_chain(chain, anchors, now)
+        payload = jwt.verify_signature(token, jwt.key_from_certificate(chain[0]), (sig_alg,))
+        document = orjson.loads(payload)
+    except FederationListError:
+        raise
+    except (TimkitError, UnicodeDecodeError, ValueError, TypeError) as e:
+        message = e.message if isinstance(e, TimkitError) else str(e)
+        raise FederationListError(f"federation list rejected: {message}") from e
+    version = document.get("version") if isinstance(document, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise FederationListError("federation list has no integer version")
+    if not isinstance(document.get("domainList"), list):
+        raise FederationListError("federation list has no domainList")
+    return version
+
+
+class FederationCache:
+    """Pulls, verifies, holds and serves the federation list (see the module docstring).
+
+    Args:
+        db: the RD database (migration 2).
+        settings: ``federation`` settings.
+        directory: the VZD-FHIR-Directory client.
+        anchor_files: PEM files of the list signer's trust anchors (read on every pull).
+        executor: threads for database calls.
+        clock: wall clock in seconds, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: FederationSettings,
+        directory: DirectoryClient,
+        anchor_files: Sequence[Path],
+        *,
+        executor: Executor | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.directory = directory
+        self.anchor_files = tuple(anchor_files)
+        self.executor = executor
+        self.clock = clock
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+        with db.read() as cur:
+            self.held: StoredList | None = federation_list.load(cur)
+
+    async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- pulling --------------------------------------------------------------------------
+
+    async def refresh(self) -> bool:
+        """Pull once; whether a newer list is now held.
+
+        Raises:
+            TimkitError: the directory failed, or the list failed verification.
+        """
+        held = self.held
+        result = await self.directory.federation_list(
+            held.version if held else None, self.settings.sig_alg
+        )
+        now_ms = self._now_ms()
+        if result is None:
+            if held is not None:
+                await self._blocking(self._touch, held.version, now_ms)
+                self.held = StoredList(held.version, held.jws, now_ms)
+            return False
+        _, jws = result
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        anchors = await self._blocking(load_anchors, self.anchor_files)
+        version = verify_list(jws, anchors, self.settings.sig_alg, now=now)
+        if held is not None and version <= held.version:
+            log.warning(
+                "federation list version %d ignored: not newer than the held version %d (%s)",
+                version,
+                held.version,
+                REQUIREMENT,
+            )
+            return False
+        if await self._blocking(self._save, version, jws, now_ms, now.isoformat()):
+            self.held = StoredList(version, jws, now_ms)
+            log.info("federation list version %d held", version)
+            return True
+        with self.db.read() as cur:  # another writer was faster with a newer one
+            self.held = federation_list.load(cur)
+        return False
+
+    def _touch(self, version: int, now_ms: int) -> None:
+        with self.db.write() as tx:
+            federation_list.touch(tx, version, now_ms)
+
+    def _save(self, version: int, jws: bytes, now_ms: int, received: str) -> bool:
+        with self.db.write() as tx:
+            return federation_list.save(tx, version, jws, now_ms, received)
+
+    async def tick(self) -> float:
+        """One scheduled pull; the seconds to wait before the next one.
+
+        Success: ``interval``. Failure: ``retry_interval`` for the first ``retries`` retries;
+        the failure after the last retry logs the alert and waits ``interval`` again.
+        """
+        try:
+            await self.refresh()
+        except TimkitError as e:
+            self.failures += 1
+            if self.failures > self.settings.retries:
+                log.error(
+                    "ALERT federation list: %d pulls from the VZD-FHIR-Directory failed (%s);"
+                    " serving the last good list (version %s)",
+                    self.failures,
+                    e.describe(),
+                    self.held.version if self.held else "none",
+                )
+                self.failures = 0
+                return self.settings.interval
+            log.warning("federation list pull failed (%d): %s", self.failures, e.describe())
+            return self.settings.retry_interval
+        self.failures = 0
+        return self.settings.interval
+
+    async def run(self) -> None:
+        """Pull forever (the background task)."""
+        while True:
+            delay = await self.tick()
+            await asyncio.sleep(delay)
+
+    def start(self) -> None:
+        """Start the background task."""
+        self._task = asyncio.create_task(self.run(), name="federation-list")
+
+    async def stop(self) -> None:
+        """Stop the background task."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -- serving --------------------------------------------------------------------------
+
+    def serve(self, version: int | None) -> StoredList | None:
+        """The list to send to a proxy holding ``version``, or None when it is current.
+
+        Raises:
+            TimkitError: 503 when there is no list yet or the list is outdated.
+        """
+        held = self.held
+        if held is None:
+            raise TimkitError(503, MISSING, "no federation list received from the directory yet")
+        age = (self._now_ms() - held.refreshed_ms) / 1000
+        if age > self.settings.ttl:
+            log.error(
+                "ALERT federation list outdated: last valid refresh %.0f s ago (ttl %.0f s)",
+                age,
+                self.settings.ttl,
+            )
+            raise TimkitError(
+                503,
+                OUTDATED,
+                f"the federation list is outdated (veraltet): last valid refresh {age:.0f} s"
+                f" ago, more than {self.settings.ttl:.0f} s",
+                requirement=REQUIREMENT,
+            )
+        if version == held.version:
+            return None
+        return held
+
+
+# -- the proxies' interface ---------------------------------------------------------------
+
+
+def _proxy_tokens(settings: ProxiesSettings) -> list[str]:
+    tokens = [t for t in settings.tokens if t]
+    for path in settings.token_files:
+        try:
+            token = path.read_text("utf-8").strip()
+        except OSError as e:
+            log.error("proxy token file %s not readable: %s", path, e)
+            continue
+        if token:
+            tokens.append(token)
+    return tokens
+
+
+def require_proxy(request: web.Request, settings: ProxiesSettings) -> None:
+    """Admit only the RD's own Messenger-Proxies (a configured bearer token); fail closed.
+
+    Raises:
+        TimkitError: 401 ``M_MISSING_TOKEN`` without a bearer token, ``M_UNKNOWN_TOKEN`` for
+            one that is not configured (also when none is configured at all).
+    """
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise TimkitError(401, Codes.MISSING_TOKEN, "a Messenger-Proxy bearer token is required")
+    given = presented.strip().encode()
+    if not any(hmac.compare_digest(given, t.encode()) for t in _proxy_tokens(settings)):
+        raise TimkitError(401, Codes.UNKNOWN_TOKEN, "unknown Messenger-Proxy token")
+
+
+async def get_federation(request: web.Request) -> web.StreamResponse:
+    """``GET /federation?version=N``: the held list, 304 when current, 503 when outdated."""
+    ctx = context(request)
+    require_proxy(request, ctx.config.proxies)
+    raw = request.query.get("version")
+    version: int | None = None
+    if raw is not None:
+        if not raw.isdigit() or len(raw) > 18:
+            raise TimkitError(400, Codes.INVALID_PARAM, "version must be a non-negative integer")
+        version = int(raw)
+    held = ctx.federation.serve(version)
+    if held is None:
+        assert version is not None
+        return web.Response(status=304, headers={VERSION_HEADER: str(version)})
+    return web.Response(
+        body=held.jws, content_type="application/jose", headers={VERSION_HEADER: str(held.version)}
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Add ``GET /federation``."""
+    app.router.add_get("/federation", get_federation)

@@ -1,0 +1,1 @@
+"""The Registrierungs-Dienst's own state (numbered migrations, SQLite or PostgreSQL)."""
