@@ -115,6 +115,7 @@ def test_every_sample_config_loads(sample: Path) -> None:
     from timkit.idp.config import IdpConfig
     from timkit.mailbox.config import MailboxConfig
     from timkit.proxy.config import ProxyConfig
+    from timkit.registration.config import RegistrationConfig
 
     models = {
         "timkit": TimkitConfig,
@@ -124,6 +125,7 @@ def test_every_sample_config_loads(sample: Path) -> None:
         "fhir-proxy": FhirProxyConfig,
         "idp": IdpConfig,
         "mailbox": MailboxConfig,
+        "registration": RegistrationConfig,
     }
     model = models[sample.name.split(".")[0]]
     load_toml(model, sample)

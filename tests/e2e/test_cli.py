@@ -15,11 +15,25 @@ def test_status_json_describes_components_and_services(federation: Federation) -
     assert status["running"] is True
     assert status["ca_cert"].endswith("pki/ca.crt")
     kinds = sorted(c["kind"] for c in status["components"])
-    assert kinds == ["directory", "fhir-directory", "homeserver", "homeserver", "proxy", "proxy"]
+    assert kinds == [
+        "directory",
+        "fhir-directory",
+        "homeserver",
+        "homeserver",
+        "idp",
+        "mailbox",
+        "proxy",
+        "proxy",
+        "registration",
+    ]
     for component in status["components"]:
         assert set(component) >= {"name", "kind", "url", "healthy", "pid"}
         assert component["healthy"] is True
         assert isinstance(component["pid"], int)
+    assert status["portal_url"] == next(
+        c["url"] for c in status["components"] if c["kind"] == "registration"
+    )
+    assert status["demo_admins"].endswith("registration/demo-admins.json")
     domains = {s["domain"] for s in status["services"]}
     assert domains == {"praxis-sonnenschein.tim.test", "klinikum-nord.tim.test"}
     for service in status["services"]:

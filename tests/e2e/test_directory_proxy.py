@@ -2,8 +2,9 @@
 
 A user of a local Messenger-Service asks their Synapse for a Matrix OpenID token, exchanges
 it at ``/tim-authenticate`` (the proxy checks it at that Synapse over TLS) and searches the
-directory with the search-accesstoken. The demo provider's domains are in the signed
-federation list, whose signature and certificate chain are checked against the local CA.
+directory with the search-accesstoken. The domains the local run's Registrierungs-Dienst
+registered as a provider are in the signed federation list, whose signature and certificate
+chain are checked against the local CA.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from tests.support.federation import Federation, timkit
 from timkit.core import jwt
 from timkit.core.tls import LocalPKI
 from timkit.directory.generate import CONNECTION_TYPE, ORIGIN, PAYLOAD_TYPE
-from timkit.runtime.bootstrap import DEMO_PROVIDER
 from timkit.runtime.config import MessengerServiceConfig
 from timkit.runtime.demo import telematik_id
+from timkit.runtime.layout import Layout
+from timkit.runtime.plan import RD_PROVIDER
 
 A = "praxis-sonnenschein.tim.test"
 B = "klinikum-nord.tim.test"
@@ -68,8 +70,8 @@ def _openid_token(federation: Federation, domain: str, localpart: str) -> str:
 
 
 def _provider_token(federation: Federation, url: str) -> str:
-    data_dir = Path(federation.status()["data_dir"])
-    credentials = json.loads((data_dir / "directory" / "demo-provider.json").read_text())
+    layout = Layout(Path(federation.status()["data_dir"]))
+    credentials = json.loads(layout.provider_credentials.read_text())
     with _client(federation) as client:
         token = client.post(
             f"{url}/token",
@@ -163,12 +165,12 @@ def test_demo_domains_are_in_the_signed_federation_list(federation: Federation) 
 
 
 def _owner_token(federation: Federation, url: str, tmp_path: Path, telematik_id: str) -> str:
-    """Register a RegService signing certificate for the demo provider (operator CLI), sign a
+    """Register a RegService signing certificate for the RD's provider (operator CLI), sign a
     RegService-OpenID-Token with it and exchange it at ``/owner-authenticate``."""
     signer = LocalPKI(tmp_path / "regservice-pki").ensure_signing_cert(
         "regservice", "Registrierungs-Dienst timkit-demo"
     )
-    timkit(federation.config, "directory", "provider", "cert", DEMO_PROVIDER, str(signer.cert))
+    timkit(federation.config, "directory", "provider", "cert", RD_PROVIDER, str(signer.cert))
     now = int(time.time())
     token = jwt.sign(
         {

@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -30,8 +31,9 @@ import pyotp
 import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP
-
 from tests.support.postgres import PostgresServer
+from tests.support.wait import async_wait_until
+
 from timkit.core.config import parse_config
 from timkit.core.process import free_port
 from timkit.core.tls import LocalPKI, client_ssl_context, server_ssl_context
@@ -95,7 +97,7 @@ class _Keep:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -150,12 +152,12 @@ class RdStack:
         )
         assert created.status_code == 201, created.text
         body = created.json()
-        totp = pyotp.TOTP(body["totp_secret"])
+        session = AdminSession(self, username, PASSWORD, body["totp_secret"], "", body)
         activated = await self.client.post(
-            self.url + "/api/v1/accounts/totp", json={"username": username, "code": totp.now()}
+            self.url + "/api/v1/accounts/totp",
+            json={"username": username, "code": session.fresh_code()},
         )
         assert activated.status_code == 200, activated.text
-        session = AdminSession(self, username, PASSWORD, body["totp_secret"], "", body)
         await session.login()
         return session
 
@@ -195,29 +197,31 @@ class AdminSession:
         """The organisation's TelematikID."""
         return str(self.account["telematikID"])
 
+    last_step: int = 0
+
     def code(self, offset: int = 0) -> str:
         """A TOTP code ``offset`` steps from now."""
-        totp = pyotp.TOTP(self.totp_secret)
-        import time
+        return pyotp.TOTP(self.totp_secret).at(time.time() + offset * 30)
 
-        return totp.at(time.time() + offset * 30)
+    def fresh_code(self) -> str:
+        """A code of a time step the RD has not seen yet (current or next; each is used once)."""
+        step = max(int(time.time() // 30), self.last_step + 1)
+        assert step <= int(time.time() // 30) + 1, "no unused TOTP step within the window"
+        self.last_step = step
+        return pyotp.TOTP(self.totp_secret).at(step * 30)
 
     async def login(self) -> None:
-        """Log in (fresh TOTP step: waits for none, uses the next step if the current one
-        was used already)."""
-        for offset in (0, 1):
-            response = await self.rd.client.post(
-                self.rd.url + "/api/v1/login",
-                json={
-                    "username": self.username,
-                    "password": self.password,
-                    "otp": self.code(offset),
-                },
-            )
-            if response.status_code == 200:
-                self.token = response.json()["access_token"]
-                return
-        raise AssertionError(response.text)
+        """Log in with password and a fresh TOTP code (waiting for the next time step when
+        both in the window were used); keeps the bearer token."""
+        await async_wait_until(
+            lambda: self.last_step < int(time.time() // 30) + 1, "an unused TOTP step", 35
+        )
+        response = await self.rd.client.post(
+            self.rd.url + "/api/v1/login",
+            json={"username": self.username, "password": self.password, "otp": self.fresh_code()},
+        )
+        assert response.status_code == 200, response.text
+        self.token = response.json()["access_token"]
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """``method`` on the RD's ``path`` with the bearer token."""
@@ -232,7 +236,7 @@ def rd_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/registration-{next(_numbers)}.db"
     postgres: PostgresServer = request.getfixturevalue("postgres")
-    return postgres.create_database(f"registration_{next(_numbers)}")
+    return postgres.create_database(f"rd_org_auth_{next(_numbers)}")
 
 
 async def _serve(app: web.Application, port: int, ssl_context: Any) -> web.AppRunner:
@@ -243,13 +247,17 @@ async def _serve(app: web.Application, port: int, ssl_context: Any) -> web.AppRu
 
 
 async def start_rd(
-    tmp_path: Path, database: str | None = None, **overrides: Any
+    tmp_path: Path, database: str | None = None, *, host: str = "127.0.0.1", **overrides: Any
 ) -> AsyncIterator[RdStack]:
-    """Boot IDP, SMTP server and RD; ``overrides`` are merged into the RD's config."""
+    """Boot IDP, SMTP server and RD; ``overrides`` are merged into the RD's config.
+
+    ``host`` names the RD in its base URL (it listens on 127.0.0.1 either way): WebAuthn
+    needs a domain, so the WebAuthn browser tests use ``localhost``.
+    """
     pki_dir = tmp_path / "pki"
     pki = LocalPKI(pki_dir)
     rd_port, idp_port = free_port(), free_port()
-    rd_url = f"https://127.0.0.1:{rd_port}"
+    rd_url = f"https://{host}:{rd_port}"
     idp_url = f"https://127.0.0.1:{idp_port}"
     cards = tmp_path / "cards.yaml"
     cards.write_text(CARDS)

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.registration.conftest import PASSWORD, AdminSession, RdStack, start_rd
 from tests.support.oidc import OidcProvider
 from tests.support.slapd import SlapdServer
@@ -111,7 +110,7 @@ async def test_ml_128758_id_token_signature_and_nonce_checked(
         assert ok.status_code == 200, ok.text  # BP256R1/ES256 ID token accepted
 
         other = OidcProvider(tmp_path / "pki2", {"registration": "rd-secret"})
-        fake_idp.forge = lambda claims: other.sign(claims)  # wrong key, unknown kid
+        fake_idp.forge = other.sign  # wrong key, unknown kid
         forged = await _fake_flow(rd)
         assert forged.status_code == 401
         assert "ML-128758" in forged.json()["error"]
@@ -244,13 +243,11 @@ async def test_af_10103_kim_address_from_ldap(tmp_path: Path, slapd: SlapdServer
         "telematikID": "3-SMC-B-Testkarte-883110000123",
         "displayName": "Apotheke am Markt",
         "cn": "Apotheke am Markt",
-        "sn": "Apotheke",
+        "uid": "apotheke",
         "professionOID": "1.2.276.0.76.4.54",
         "mail": "apotheke-am-markt@kim.tim.test",
     }
-    connection.add(
-        f"uid=apotheke,{subtree}", ["inetOrgPerson", "vzdEntry"], attributes
-    )
+    connection.add(f"uid=apotheke,{subtree}", ["vzdEntry"], attributes)
     directory = {
         "ldap_url": slapd.url,
         "bind_dn": slapd.bind_dn,

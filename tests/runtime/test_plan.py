@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,12 @@ from timkit.core.errors import ConfigError
 from timkit.core.tls import LocalPKI
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.homeserver.config import HomeserverConfig
+from timkit.idp.cards import load_cards
+from timkit.idp.config import IdpConfig
 from timkit.proxy.config import ProxyConfig
-from timkit.runtime.config import TimkitConfig, _check_unique
+from timkit.registration.config import RegistrationConfig
+from timkit.runtime.config import MessengerServiceConfig, TimkitConfig, _check_unique
+from timkit.runtime.demo import HBA_CARD, SPARE_ORGANISATION, demo_organisations, telematik_id
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import SHARED_COMPONENTS, Plan, ServiceRecord, build_plan, plan_service
 
@@ -20,7 +25,13 @@ from timkit.runtime.plan import SHARED_COMPONENTS, Plan, ServiceRecord, build_pl
 def test_static_plan_holds_the_shared_components_and_the_config(tmp_path: Path) -> None:
     config = TimkitConfig(data_dir=tmp_path)
     plan = build_plan(config)
-    assert [c.name for c in plan.components] == ["fhir-directory", "directory"]
+    assert [c.name for c in plan.components] == [
+        "fhir-directory",
+        "directory",
+        "idp",
+        "mailbox",
+        "registration",
+    ]
     assert len(SHARED_COMPONENTS) == len(plan.components)
     again = Plan.model_validate_json(plan.model_dump_json())
     assert again.config == config
@@ -76,3 +87,63 @@ def test_control_port_defaults_to_8400_and_must_be_unique() -> None:
     )
     with pytest.raises(ConfigError, match=r"messenger_services\.0\.port"):
         _check_unique(service, source="")
+
+
+def test_rd_idp_and_mailbox_ports_have_defaults_and_must_be_unique() -> None:
+    config = TimkitConfig()
+    assert (config.idp.port, config.registration.port) == (8470, 8460)
+    assert (config.mailbox.smtp_port, config.mailbox.http_port) == (8425, 8426)
+    clash = parse_config(TimkitConfig, {"registration": {"port": 8470}}, source="timkit.toml")
+    with pytest.raises(ConfigError, match=r"registration\.port: port 8470 is already used by idp"):
+        _check_unique(clash, source="timkit.toml")
+    service = parse_config(
+        TimkitConfig,
+        {
+            "messenger_services": [
+                {"domain": "a.tim.test", "organisation": "A", "port": 8426, "forward_proxy_port": 1}
+            ]
+        },
+    )
+    with pytest.raises(ConfigError, match=r"messenger_services\.0\.port.*mailbox\.http_port"):
+        _check_unique(service, source="")
+
+
+def test_idp_cards_kim_directory_and_rd_config_come_from_the_organisations(tmp_path: Path) -> None:
+    services = (
+        MessengerServiceConfig(
+            domain="praxis.tim.test", organisation="Praxis A", port=9001, forward_proxy_port=9002
+        ),
+        MessengerServiceConfig(
+            domain="praxis-2.tim.test", organisation="Praxis A", port=9003, forward_proxy_port=9004
+        ),
+        MessengerServiceConfig(
+            domain="klinik.tim.test", organisation="Klinik B", port=9005, forward_proxy_port=9006
+        ),
+    )
+    config = TimkitConfig(data_dir=tmp_path, messenger_services=services)
+    build_plan(config)
+    layout = Layout(tmp_path)
+    organisations = demo_organisations(services)
+    assert [(o.key, o.domains) for o in organisations] == [
+        ("praxis", ("praxis.tim.test", "praxis-2.tim.test")),
+        ("klinik", ("klinik.tim.test",)),
+    ]
+    cards = {c.id: c for c in load_cards(tmp_path / "idp" / "cards.yaml")}
+    assert set(cards) == {"praxis", "klinik", SPARE_ORGANISATION.key, HBA_CARD["id"]}
+    assert cards["praxis"].telematikID == telematik_id(services[0])
+    assert cards["praxis"].professionOID == "1.2.276.0.76.4.50"
+    assert cards["klinik"].professionOID == "1.2.276.0.76.4.53"
+    assert cards[HBA_CARD["id"]].type == "HBA"
+    idp = load_toml(IdpConfig, tmp_path / "idp" / "idp.toml")
+    rd = load_toml(RegistrationConfig, layout.registration / "registration.toml")
+    assert idp.clients[0].client_id == rd.idp.client_id
+    assert idp.clients[0].redirect_uris == (rd.public_base() + "/oidc/callback",)
+    assert rd.idp.issuer == idp.public_issuer()
+    assert rd.kim.smtp.port == config.mailbox.smtp_port
+    assert rd.directory.client_secret_file == layout.provider_credentials
+    assert rd.provisioning.embedded.token_file == layout.control_token
+    assert rd.proxies.token_files == (layout.proxies_token,)
+    assert rd.federation.trust_anchors == (layout.ca_cert,)
+    kim = json.loads((layout.registration / "kim-directory.json").read_text("utf-8"))
+    mails = {e["telematikID"]: e["mail"] for e in kim["entries"]}
+    assert mails[telematik_id(services[2])] == ["klinik@kim.tim.test"]

@@ -33,6 +33,9 @@ def write_config(directory: Path, services: int, *, database: list[str] | None =
         "data_dir": "var",
         "runtime": {"startup_timeout": 120.0, "log_level": "INFO", "control_port": free_port()},
         "directory": {"port": free_port(), "proxy_port": free_port()},
+        "idp": {"port": free_port()},
+        "mailbox": {"smtp_port": free_port(), "http_port": free_port()},
+        "registration": {"port": free_port()},
         "messenger_services": entries,
     }
     path = directory / "timkit.toml"
@@ -60,6 +63,20 @@ class Federation:
     def status(self) -> dict[str, Any]:
         """``timkit status --json``."""
         return dict(json.loads(timkit(self.config, "status", "--json").stdout))
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.status()["data_dir"])
+
+    @property
+    def portal_url(self) -> str:
+        """The Registrierungs-Dienst's base URL."""
+        return str(self.status()["portal_url"])
+
+    def component(self, kind: str) -> dict[str, Any]:
+        """The one supervised component of ``kind`` (e.g. ``registration``, ``idp``)."""
+        (found,) = [c for c in self.status()["components"] if c["kind"] == kind]
+        return dict(found)
 
     @property
     def ca_cert(self) -> str:

@@ -7,6 +7,7 @@ Commands::
     timkit down               stop everything ``up`` started
     timkit user add D L --password P    create @L:D (or report that it exists)
     timkit bench up           measure start-up time and memory (docs/benchmarks.md)
+    timkit bench provision    AF_10060 through the Registrierungs-Dienst vs. a direct start
     timkit bench directory    measure the FHIR-Directory at national scale
     timkit bench directory-proxy   what the FHIR-Proxy adds (latency, tokens, list signing)
     timkit directory load PATH...            load Bundles / NDJSON into the directory
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     bench_up.add_argument("--runs", type=int, default=3, help="warm runs after the cold one")
     bench_up.add_argument("--services", type=int, default=2, help="Messenger-Services to start")
 
+    bench_provision = bench.add_parser(
+        "provision", help="AF_10060 through the RD to 'running and listed', vs. a direct start"
+    )
+    bench_provision.add_argument("--runs", type=int, default=10, help="provisioning runs")
+
     bench_directory = bench.add_parser(
         "directory", help="bulk load, reads and searches on a synthetic national directory"
     )
@@ -123,6 +129,9 @@ def _print_summary(document: dict[str, Any]) -> None:
         print(f"  {c['name']:<44} {mark:<10} pid {c['pid'] or '-':<8} {c['url']}")
     for s in document["services"]:
         print(f"  service {s['domain']:<36} client {s['client_url']}")
+    print(f"Registrierungs-Dienst portal : {document['portal_url']}")
+    print(f"mailbox (KIM mails)          : {document['mailbox_url']}")
+    print(f"demo Org-Admin credentials   : {document['demo_admins']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +153,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench" and args.bench_command == "up":
         print(bench.bench_up(services=args.services, runs=args.runs).markdown())
         return 0
+    if args.command == "bench" and args.bench_command == "provision":
+        print(bench.bench_provision(runs=args.runs).markdown())
+        return 0
     if args.command == "bench" and args.bench_command == "directory-proxy":
         proxied = bench_directory_proxy(args.resources, rounds=args.rounds, domains=args.domains)
         print(proxied.markdown())
@@ -158,7 +170,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "directory":
         return directory_command(args, args.database or directory_database(config))
     if args.command == "up":
-        result = control.up(config, timeout=args.timeout)
+        result = control.up(
+            config, timeout=args.timeout, progress=lambda line: print(f"  {line}", flush=True)
+        )
         if result.started:
             print(f"timkit is up ({result.seconds:.1f}s)")
         else:

@@ -62,6 +62,9 @@ def load_signer(
         common_name: CN of the issued certificate.
         curve: the key's curve for an issued certificate.
         path: config key path, named in errors.
+
+    Raises:
+        ConfigError: when only one of cert and key is set, or they cannot be read.
     """
     if (config.cert is None) != (config.key is None):
         raise ConfigError("set both cert and key, or neither", path=path)
@@ -73,6 +76,6 @@ def load_signer(
     try:
         chain = tuple(x509.load_pem_x509_certificates(cert_file.read_bytes()))
         key = jwt.key_from_pem(key_file.read_bytes())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError) as e:
         raise ConfigError(f"cannot load signer: {e}", path=path) from e
     return Signer(key, chain)

@@ -289,3 +289,11 @@ def server_ssl_context(paths: CertPaths) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(paths.cert), str(paths.key))
     return ctx
+
+
+def optional_server_ssl_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """:func:`server_ssl_context` for ``cert`` and ``key``; None (plain HTTP) unless both
+    are set."""
+    if cert is None or key is None:
+        return None
+    return server_ssl_context(CertPaths(cert, key))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.web import Handler, guard, health, json_response
 from timkit.directory.capability import capability_statement
 from timkit.directory.handlers import (
     Directory,
@@ -43,33 +44,27 @@ BASE_URL_KEY = web.AppKey("base_url", str)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body),
-        status=status,
-        content_type=FHIR_JSON,
-        charset="utf-8",
-        headers=headers,
-    )
+    return json_response(body, status, headers, content_type=FHIR_JSON, charset="utf-8")
+
+
+def _render_error(_request: web.Request, error: TimkitError) -> web.Response:
+    return _json(error.to_operation_outcome(), error.status)
+
+
+def _http_code(status: int) -> str:
+    return IssueType.NOT_FOUND if status == 404 else IssueType.NOT_SUPPORTED
 
 
 @web.middleware
-async def _errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except TimkitError as e:
-        return _json(e.to_operation_outcome(), e.status)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        code = IssueType.NOT_FOUND if e.status == 404 else IssueType.NOT_SUPPORTED
-        error = TimkitError(e.status, code, f"{request.method} {request.path}: {e.reason}")
-        return _json(error.to_operation_outcome(), e.status)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        error = TimkitError(500, IssueType.EXCEPTION, "internal server error")
-        return _json(error.to_operation_outcome(), 500)
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await guard(
+        request,
+        handler,
+        _render_error,
+        http_code=_http_code,
+        internal=TimkitError(500, IssueType.EXCEPTION, "internal server error"),
+        logger=log,
+    )
 
 
 async def _run(request: web.Request, function: Callable[[], T]) -> T:
@@ -114,11 +109,6 @@ def _outcome(outcome: Outcome, base: str) -> web.Response:
 
 def _strict(request: web.Request) -> bool:
     return "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-
-
-async def health(_request: web.Request) -> web.Response:
-    """Liveness for the supervisor."""
-    return web.json_response({"status": "ok"})
 
 
 async def metadata(request: web.Request) -> web.Response:

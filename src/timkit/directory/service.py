@@ -13,12 +13,10 @@ import logging
 import multiprocessing
 from multiprocessing.process import BaseProcess
 
-from aiohttp import web
-
 from timkit.core.db import Database
-from timkit.core.lifecycle import wait_for_stop
 from timkit.core.logging import setup_logging
 from timkit.core.process import die_with_parent
+from timkit.core.web import serve_app
 from timkit.directory.api import create_app
 from timkit.directory.config import DirectoryConfig
 from timkit.directory.handlers import Directory
@@ -36,14 +34,9 @@ def open_directory(database: str) -> Directory:
 async def _serve_http(config: DirectoryConfig, directory: Directory) -> None:
     """Serve ``directory`` until SIGTERM or SIGINT."""
     app = create_app(directory, workers=config.workers, base_url=config.base_url)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.bind, config.port, reuse_port=config.processes > 1)
-    await site.start()
     try:
-        await wait_for_stop()
+        await serve_app(app, config.bind, config.port, reuse_port=config.processes > 1)
     finally:
-        await runner.cleanup()
         directory.db.close()
 
 

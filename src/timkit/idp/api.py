@@ -29,13 +29,13 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable
 from urllib.parse import unquote_plus
 
-import orjson
 from aiohttp import web
 
 from timkit.core.errors import TimkitError
+from timkit.core.web import Handler, guard, health, html_response, json_response, set_headers
 from timkit.idp import pages
 from timkit.idp.handlers import AuthorizationError, ClientCredentials, Provider
 
@@ -62,20 +62,6 @@ def provider(request: web.Request) -> Provider:
     return request.app[PROVIDER_KEY]
 
 
-def json_response(
-    body: object, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """A JSON response serialised with orjson."""
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
-
-
-def html_response(text: str, status: int = 200) -> web.Response:
-    """An HTML page."""
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-
-
 def redirect(location: str) -> web.Response:
     """302 to ``location``."""
     return web.Response(status=302, headers={"Location": location})
@@ -93,25 +79,16 @@ def render_error(request: web.Request, error: TimkitError) -> web.Response:
 
 
 @web.middleware
-async def _edge(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except TimkitError as e:
-        response = render_error(request, e)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        error = TimkitError(
-            e.status, "invalid_request", f"{request.method} {request.path}: {e.reason}"
-        )
-        response = render_error(request, error)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        response = render_error(request, TimkitError(500, "server_error", "internal server error"))
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await guard(
+        request,
+        handler,
+        render_error,
+        http_code=lambda _status: "invalid_request",
+        internal=TimkitError(500, "server_error", "internal server error"),
+        logger=log,
+    )
+    set_headers(response, SECURITY_HEADERS)
     if request.path in _NO_STORE_PATHS:
         response.headers.update(NO_STORE)
     return response
@@ -162,11 +139,6 @@ def basic_credentials(request: web.Request) -> ClientCredentials | None:
     if not sep:
         raise TimkitError(401, "invalid_client", "the Basic credentials are malformed")
     return ClientCredentials(unquote_plus(client_id), unquote_plus(secret))
-
-
-async def health(_request: web.Request) -> web.Response:
-    """Liveness for the supervisor."""
-    return json_response({"status": "ok"})
 
 
 async def discovery(request: web.Request) -> web.Response:

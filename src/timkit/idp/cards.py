@@ -31,9 +31,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from timkit.core import professions
 from timkit.core.config import StrictModel
 from timkit.core.errors import ConfigError
-from timkit.idp.professions import INSTITUTIONS, PERSONS
+from timkit.core.professions import INSTITUTIONS, PERSONS
 
 CardType = Literal["SMC-B", "HBA"]
 
@@ -69,7 +70,7 @@ class Card(StrictModel):
         if oid in own or card_type is None:
             return oid
         if oid in other:
-            kind = "an institution (SMC-B)" if oid in INSTITUTIONS else "a person (HBA)"
+            kind = "an institution (SMC-B)" if professions.is_institution(oid) else "a person (HBA)"
             raise ValueError(f"{oid} is {kind} profession OID, not one for an {card_type} card")
         raise ValueError(f"{oid} is not a gematik profession OID for an {card_type} card")
 
@@ -91,7 +92,7 @@ class Card(StrictModel):
     @property
     def profession(self) -> str:
         """The German name of the profession OID."""
-        return INSTITUTIONS.get(self.professionOID) or PERSONS.get(self.professionOID, "")
+        return professions.display(self.professionOID)
 
 
 class CardsFile(StrictModel):

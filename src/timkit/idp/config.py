@@ -14,18 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from timkit.core.config import StrictModel
-
-
-class SignerConfig(StrictModel):
-    """The key that signs ID tokens, with its certificate (PEM). Empty: issued by the local PKI.
-
-    Attributes:
-        cert: certificate (chain, leaf first) of the signing key; published as ``x5c``.
-        key: the private key; its curve must fit ``signing`` (P-256 or brainpoolP256r1).
-    """
-
-    cert: Path | None = None
-    key: Path | None = None
+from timkit.core.signers import SignerConfig as SignerConfig
 
 
 class ClientConfig(StrictModel):
@@ -65,7 +54,9 @@ class IdpConfig(StrictModel):
             ``https://127.0.0.1:<port>``.
         pki_dir: local PKI issuing the TLS certificate and the signer when left empty.
         signing: ID token algorithm, ``ES256`` (P-256) or gematik's ``BP256R1``.
-        signer: the signing key and certificate; empty = issued by the local PKI.
+        signer: the signing key and certificate (PEM; the certificate chain, leaf first, is
+            published as ``x5c``); the key's curve must fit ``signing``; empty = issued by
+            the local PKI.
         cards_file: YAML file of the virtual smartcards (SMC-B, HBA); empty = the built-in
             demo cards (those of ``config/idp-cards.sample.yaml``).
         clients: the registered relying parties.

@@ -16,7 +16,7 @@ from jwcrypto import jwk
 
 from timkit.core import jwt
 from timkit.core.errors import ConfigError
-from timkit.core.tls import LocalPKI
+from timkit.core.signers import load_signer
 from timkit.idp.config import IdpConfig
 
 CURVES: dict[str, ec.EllipticCurve] = {"ES256": ec.SECP256R1(), "BP256R1": ec.BrainpoolP256R1()}
@@ -49,28 +49,25 @@ class SigningKey:
 def load_signing_key(config: IdpConfig) -> SigningKey:
     """The key configured in ``config.signer``, or one the local PKI issues for ``signing``.
 
+    Loading (both or neither of cert and key, or a local PKI certificate on the curve of
+    :data:`CURVES`) is :func:`timkit.core.signers.load_signer`; this adds the ``kid``.
+
     Raises:
         ConfigError: when only one of cert and key is set, they cannot be read, or the key's
             curve does not fit ``signing``.
     """
-    signer = config.signer
-    if (signer.cert is None) != (signer.key is None):
-        raise ConfigError("set both cert and key, or neither", path="signer")
-    if signer.cert is None or signer.key is None:
-        paths = LocalPKI(config.pki_dir).ensure_signing_cert(
-            f"idp-signer-{config.signing.lower()}",
-            "IDP-Dienst stand-in ID_TOKEN signer",
-            curve=CURVES[config.signing],
-        )
-        cert_file, key_file = paths.cert, paths.key
-    else:
-        cert_file, key_file = signer.cert, signer.key
+    signer = load_signer(
+        config.signer,
+        config.pki_dir,
+        name=f"idp-signer-{config.signing.lower()}",
+        common_name="IDP-Dienst stand-in ID_TOKEN signer",
+        curve=CURVES[config.signing],
+        path="signer",
+    )
     try:
-        chain = tuple(x509.load_pem_x509_certificates(cert_file.read_bytes()))
-        key = jwt.key_from_pem(key_file.read_bytes())
-        alg = jwt.alg_for(key)
-    except (OSError, ValueError, TypeError) as e:
+        alg = jwt.alg_for(signer.key)
+    except TypeError as e:
         raise ConfigError(f"cannot load the signing key: {e}", path="signer") from e
     if alg != config.signing:
         raise ConfigError(f"the key signs {alg}, but signing is {config.signing}", path="signer")
-    return SigningKey(key, key.thumbprint(), chain)
+    return SigningKey(signer.key, signer.key.thumbprint(), signer.chain)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jinja2
-
+from timkit.core.templates import environment
 from timkit.idp.cards import Card
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -48,13 +47,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_ENV = environment(TEMPLATES)
 
 
 def language(requested: str | None, accept_language: str | None) -> str:

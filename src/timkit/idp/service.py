@@ -7,11 +7,9 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
 from timkit.core.errors import ConfigError
-from timkit.core.lifecycle import wait_for_stop
 from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI, server_ssl_context
+from timkit.core.web import serve_app
 from timkit.idp.api import create_app
 from timkit.idp.cards import load_cards
 from timkit.idp.config import IdpConfig
@@ -57,20 +55,8 @@ async def serve(config: IdpConfig) -> None:
     except ConfigError as e:
         log.error("%s", e)
         raise SystemExit(2) from None
-    runner = web.AppRunner(create_app(idp), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.bind, config.port, ssl_context=ssl_context)
-    await site.start()
-    log.info(
-        "IDP stand-in %s on %s:%d: %d cards, %d clients, %s",
-        idp.issuer,
-        config.bind,
-        config.port,
-        len(idp.cards),
-        len(config.clients),
-        idp.key.alg,
+    description = (
+        f"IDP stand-in {idp.issuer} on {config.bind}:{config.port}: {len(idp.cards)} cards, "
+        f"{len(config.clients)} clients, {idp.key.alg}"
     )
-    try:
-        await wait_for_stop()
-    finally:
-        await runner.cleanup()
+    await serve_app(create_app(idp), config.bind, config.port, ssl_context, description, logger=log)

@@ -17,12 +17,11 @@ no frame and no remote content.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
-import orjson
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.web import Handler, guard, health, html_response, json_response, set_headers
 from timkit.mailbox import pages
 from timkit.mailbox.messages import Mailbox, Message
 
@@ -47,42 +46,25 @@ def mailbox(request: web.Request) -> Mailbox:
     return request.app[MAILBOX_KEY]
 
 
-def json_response(body: object, status: int = 200) -> web.Response:
-    """A JSON response serialised with orjson."""
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-def html_response(text: str, status: int = 200) -> web.Response:
-    """An HTML page."""
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-
-
-def render_error(path: str, error: TimkitError) -> web.Response:
+def render_error(request: web.Request, error: TimkitError) -> web.Response:
     """``error`` as JSON under ``/api``, as a page elsewhere."""
+    path = request.path
     if path.startswith("/api/") or path == "/health":
         return json_response(error.to_matrix(), error.status)
     return html_response(pages.error_page(error.status, error.describe()), error.status)
 
 
 @web.middleware
-async def _edge(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except TimkitError as e:
-        response = render_error(request.path, e)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        code = Codes.NOT_FOUND if e.status == 404 else Codes.UNKNOWN
-        error = TimkitError(e.status, code, f"{request.method} {request.path}: {e.reason}")
-        response = render_error(request.path, error)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        response = render_error(request.path, TimkitError(500, Codes.UNKNOWN, "internal error"))
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await guard(
+        request,
+        handler,
+        render_error,
+        http_code=lambda status: Codes.NOT_FOUND if status == 404 else Codes.UNKNOWN,
+        internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
+        logger=log,
+    )
+    set_headers(response, SECURITY_HEADERS)
     return response
 
 
@@ -96,11 +78,6 @@ def _message(request: web.Request) -> Message:
 
 def _recipient(request: web.Request) -> str:
     return request.query.get("to", "").strip()
-
-
-async def health(_request: web.Request) -> web.Response:
-    """Liveness for the supervisor."""
-    return json_response({"status": "ok"})
 
 
 async def index(request: web.Request) -> web.Response:

@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-import jinja2
 from markupsafe import Markup, escape
 
+from timkit.core.templates import environment
 from timkit.mailbox.messages import Message
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -35,13 +35,7 @@ def linkify(text: str) -> Markup:
     return Markup("").join(pieces)
 
 
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_ENV = environment(TEMPLATES)
 _ENV.filters["linkify"] = linkify
 
 

@@ -6,9 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from aiohttp import web
-
 from timkit.core.lifecycle import wait_for_stop
+from timkit.core.web import running_app
 from timkit.mailbox.api import create_app
 from timkit.mailbox.config import MailboxConfig
 from timkit.mailbox.messages import Mailbox
@@ -22,17 +21,12 @@ async def running(config: MailboxConfig) -> AsyncIterator[Mailbox]:
     """Start both servers on the configured ports; stop them (SMTP first) afterwards."""
     box = Mailbox(config.max_messages)
     smtp = SmtpServer(box, config.max_message_size)
-    runner = web.AppRunner(create_app(box), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, config.bind, config.http_port).start()
+    async with running_app(create_app(box), config.bind, config.http_port):
         await smtp.start(config.bind, config.smtp_port)
         try:
             yield box
         finally:
             await smtp.close()
-    finally:
-        await runner.cleanup()
 
 
 async def serve(config: MailboxConfig) -> None:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from aiohttp import web
 
 from timkit.core.errors import TimkitError
+from timkit.core.web import health, json_response
 from timkit.registration import federation, invite, orgapi, requesttoken
+from timkit.registration.accounts import ratelimit
 from timkit.registration.context import CONTEXT_KEY, RegistrationContext
 from timkit.registration.provisioning import api as provisioning_api
 from timkit.registration.verification.handlers import VERIFIERS_KEY, verifiers_for
@@ -39,15 +39,6 @@ CSP_KEY = web.AppKey("registration.csp", str)
 def is_machine_path(path: str) -> bool:
     """Whether ``path`` belongs to the JSON side (errors as JSON, not HTML)."""
     return path.startswith(MACHINE_PREFIXES)
-
-
-def json_response(
-    body: Any, status: int = 200, *, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A JSON response serialised with orjson."""
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
 
 
 def render_error(request: web.Request, error: TimkitError) -> web.StreamResponse:
@@ -121,11 +112,6 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-async def health(request: web.Request) -> web.Response:
-    """``GET /health``: 200 while the process serves."""
-    return json_response({"status": "ok"})
-
-
 def create_app(ctx: RegistrationContext) -> web.Application:
     """The RD's aiohttp application over ``ctx``."""
     app = web.Application(middlewares=[headers_middleware, errors_middleware])
@@ -133,6 +119,7 @@ def create_app(ctx: RegistrationContext) -> web.Application:
     app[CSP_KEY] = content_security_policy(ctx)
     app[ENV_KEY] = environment()
     app[VERIFIERS_KEY] = verifiers_for(ctx)
+    ratelimit.setup(app)
     app.router.add_get("/health", health)
     orgapi.setup(app)
     pages.setup(app)

@@ -52,6 +52,22 @@ class IdpSettings(StrictModel):
     flow_lifetime: int = Field(default=600, ge=30, le=3600)
 
 
+class RateLimit(StrictModel):
+    """A token bucket per client IP address, kept in memory (one per RD process).
+
+    A client may make ``burst`` requests at once; the bucket refills at ``per_minute``
+    requests per minute. A request finding it empty is refused with 429 ``M_LIMIT_EXCEEDED``
+    and ``retry_after_ms``. This is on top of the per-account lockout.
+
+    Attributes:
+        per_minute: sustained requests per minute and client IP.
+        burst: requests a client may make at once (the bucket's size).
+    """
+
+    per_minute: float = Field(gt=0, le=600000)
+    burst: int = Field(ge=1, le=100000)
+
+
 class KimDirectory(StrictModel):
     """Where the KIM address (``mail``) of an organisation is looked up by its TelematikID.
 
@@ -110,11 +126,14 @@ class KimSettings(StrictModel):
         directory: where the KIM address is looked up.
         smtp: how the mail is sent.
         link_lifetime: seconds a confirmation link is valid (default 24 h), single use.
+        rate_limit: confirmation mails a client IP may request (``POST /kim/start`` and
+            ``POST /api/v1/organisations/kim``): 5 at once, then 1 a minute.
     """
 
     directory: KimDirectory = KimDirectory()
     smtp: SmtpSettings = SmtpSettings()
     link_lifetime: int = Field(default=86400, ge=60)
+    rate_limit: RateLimit = RateLimit(per_minute=1, burst=5)
 
 
 class AccountSettings(StrictModel):
@@ -131,6 +150,9 @@ class AccountSettings(StrictModel):
         totp_issuer: issuer shown in authenticator apps.
         webauthn_rp_id: WebAuthn relying-party id; empty = host of the public base URL.
         webauthn_rp_name: relying-party name shown by authenticators.
+        login_rate_limit: login attempts a client IP may make, whatever the account
+            (``POST /login``, ``POST /api/v1/login``, ``POST /api/v1/login/webauthn/begin``):
+            20 at once, then 10 a minute.
     """
 
     max_failures: int = Field(default=5, ge=1, le=100)
@@ -142,6 +164,7 @@ class AccountSettings(StrictModel):
     totp_issuer: str = "TI-Messenger Registrierungs-Dienst"
     webauthn_rp_id: str = ""
     webauthn_rp_name: str = "TI-Messenger Registrierungs-Dienst"
+    login_rate_limit: RateLimit = RateLimit(per_minute=10, burst=20)
 
 
 class DirectorySettings(StrictModel):

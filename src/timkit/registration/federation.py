@@ -3,6 +3,9 @@
 Pulling (annex 8.2 of seed 002, ``UC_Update_Federationlist_Seq``): every
 ``federation.interval`` seconds (1 h) the RD asks the VZD-FHIR-Directory for a list newer than
 the one it holds (``GET /tim-provider-services/FederationList/federationList.jws?version=``).
+:meth:`FederationCache.kick` pulls at once instead: the RD's provisioning calls it after it
+registered or removed a domain, so the list it serves holds its own services' domains
+without waiting for the next interval.
 A failed pull is retried every ``federation.retry_interval`` seconds (5 min); after
 ``federation.retries`` failed retries an alert is logged at ERROR level and the RD goes on
 serving its last good list, pulling hourly again.
@@ -170,6 +173,7 @@ class FederationCache:
         self.clock = clock
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
+        self._kicked = asyncio.Event()
         with db.read() as cur:
             self.held: StoredList | None = federation_list.load(cur)
 
@@ -251,10 +255,16 @@ class FederationCache:
         return self.settings.interval
 
     async def run(self) -> None:
-        """Pull forever (the background task)."""
+        """Pull forever (the background task): after each pull wait its delay or a kick."""
         while True:
+            self._kicked.clear()
             delay = await self.tick()
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kicked.wait(), delay)
+
+    def kick(self) -> None:
+        """Pull now rather than at the next interval (a kick during a pull pulls once more)."""
+        self._kicked.set()
 
     def start(self) -> None:
         """Start the background task."""

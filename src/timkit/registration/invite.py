@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.web import json_response
 from timkit.registration.context import context
 from timkit.registration.directory_client import DirectoryClient
 from timkit.registration.federation import require_proxy
@@ -92,10 +93,7 @@ async def post_invite(request: web.Request) -> web.Response:
             f"invitation refused by stage 3: {decision.rule}",
             requirement=RULE_SOURCE,
         )
-    return web.Response(
-        body=orjson.dumps({"allowed": True, "rule": decision.rule}),
-        content_type="application/json",
-    )
+    return json_response({"allowed": True, "rule": decision.rule})
 
 
 def setup(app: web.Application) -> None:

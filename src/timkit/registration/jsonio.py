@@ -1,4 +1,7 @@
-"""JSON in and out for the RD's API: size-limited object bodies, typed fields, orjson answers."""
+"""JSON in and out for the RD's API: size-limited object bodies, typed fields, orjson answers.
+
+:func:`json_response` is :func:`timkit.core.web.json_response`, re-exported for the RD's modules.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +11,10 @@ import orjson
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.web import json_response as json_response
 
 MAX_BODY = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def json_response(
-    body: Any, status: int = 200, *, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A JSON response serialised with orjson."""
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
 
 
 async def read_json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:

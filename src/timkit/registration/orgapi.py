@@ -35,6 +35,8 @@ request                                         response
 ``GET  /api/v1/audit`` (Bearer)                 200 ``{entries: [...]}`` (own organisation)
 ==============================================  ===========================================
 
+Logins and KIM mails are rate-limited per client IP (429 ``M_LIMIT_EXCEEDED`` with
+``retry_after_ms``, :mod:`.accounts.ratelimit`), on top of the per-account lockout.
 ``expires_in`` of a login is the idle timeout: each authenticated call extends the session,
 up to its absolute lifetime. ``credential`` is the ``PublicKeyCredential`` as JSON (WebAuthn
 Level 3 ``toJSON()``). A script drives Verfahren 1 without a browser: start, GET the
@@ -50,6 +52,7 @@ from typing import Any
 from aiohttp import web
 
 from timkit.registration.accounts import handlers as accounts
+from timkit.registration.accounts import ratelimit
 from timkit.registration.auth import require_admin, session_token
 from timkit.registration.context import context
 from timkit.registration.jsonio import NO_STORE, json_response, obj, read_json, text
@@ -88,7 +91,8 @@ async def start_oidc(request: web.Request) -> web.Response:
 
 
 async def start_kim(request: web.Request) -> web.Response:
-    """``POST /api/v1/organisations/kim``."""
+    """``POST /api/v1/organisations/kim`` (rate-limited per client IP)."""
+    ratelimit.check(request, "kim")
     ctx = context(request)
     body = await read_json(request)
     sent_to = await verification.start_kim(
@@ -146,7 +150,8 @@ def _session_body(session: accounts.Session) -> dict[str, Any]:
 
 
 async def login(request: web.Request) -> web.Response:
-    """``POST /api/v1/login``."""
+    """``POST /api/v1/login`` (rate-limited per client IP, :mod:`.accounts.ratelimit`)."""
+    ratelimit.check(request, "login")
     ctx = context(request)
     body = await read_json(request)
     session = await ctx.blocking(
@@ -160,7 +165,8 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def webauthn_login_begin(request: web.Request) -> web.Response:
-    """``POST /api/v1/login/webauthn/begin``."""
+    """``POST /api/v1/login/webauthn/begin`` (rate-limited like ``/api/v1/login``)."""
+    ratelimit.check(request, "login")
     ctx = context(request)
     body = await read_json(request)
     options = await ctx.blocking(

@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core import jwt
 from timkit.core.errors import ConfigError
 from timkit.core.signers import Signer, load_signer
+from timkit.core.web import json_response
 from timkit.registration.auth import Admin, audit_action, require_admin
 from timkit.registration.config import RegistrationConfig
 from timkit.registration.context import context
@@ -84,11 +84,7 @@ async def post_token(request: web.Request) -> web.Response:
     ctx = context(request)
     body = issue(ctx.config, await ctx.blocking(ctx.token_signer), admin)
     await audit_action(ctx, admin, "token.request", "owner-authenticate", "success")
-    return web.Response(
-        body=orjson.dumps(body),
-        content_type="application/json",
-        headers={"Cache-Control": "no-store"},
-    )
+    return json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def setup(app: web.Application) -> None:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
-from aiohttp import web
 
 from timkit.core.db import Database
-from timkit.core.lifecycle import wait_for_stop
 from timkit.core.rawdata import RawDataSink
-from timkit.core.tls import CertPaths, server_ssl_context
+from timkit.core.tls import optional_server_ssl_context
+from timkit.core.web import serve_app
 from timkit.registration.api import create_app
 from timkit.registration.config import RegistrationConfig
 from timkit.registration.context import RegistrationContext
@@ -49,7 +47,13 @@ async def open_context(config: RegistrationConfig) -> AsyncIterator[Registration
     )
     backend = EmbeddedBackend(config.provisioning.embedded)
     provisioner = Provisioner(
-        db, config.provisioning, backend, directory, rawdata, executor=executor
+        db,
+        config.provisioning,
+        backend,
+        directory,
+        rawdata,
+        executor=executor,
+        on_federation_change=federation.kick,
     )
     provisioner.start()
     if directory.configured:
@@ -77,22 +81,14 @@ async def open_context(config: RegistrationConfig) -> AsyncIterator[Registration
         db.close()
 
 
-def _ssl(config: RegistrationConfig) -> ssl.SSLContext | None:
-    if config.tls_cert is None or config.tls_key is None:
-        return None
-    return server_ssl_context(CertPaths(config.tls_cert, config.tls_key))
-
-
 async def serve(config: RegistrationConfig) -> None:
     """Serve the Registrierungs-Dienst until SIGTERM or SIGINT."""
     async with open_context(config) as ctx:
-        app = create_app(ctx)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, config.bind, config.port, ssl_context=_ssl(config))
-        await site.start()
-        log.info("Registrierungs-Dienst on %s", config.public_base())
-        try:
-            await wait_for_stop()
-        finally:
-            await runner.cleanup()
+        await serve_app(
+            create_app(ctx),
+            config.bind,
+            config.port,
+            optional_server_ssl_context(config.tls_cert, config.tls_key),
+            f"Registrierungs-Dienst on {config.public_base()}",
+            logger=log,
+        )

@@ -92,6 +92,38 @@ class DirectorySettings(StrictModel):
     demo_data: bool = True
 
 
+class IdpSettings(StrictModel):
+    """The IDP stand-in (virtual SMC-B/HBA cards) the Registrierungs-Dienst signs in at.
+
+    Attributes:
+        port: HTTPS port of the IDP (issuer ``https://<bind>:<port>``).
+    """
+
+    port: int = Field(default=8470, ge=1, le=65535)
+
+
+class MailboxSettings(StrictModel):
+    """The local mailbox: the SMTP relay of KIM mails and the page that shows them.
+
+    Attributes:
+        smtp_port: SMTP port (the Registrierungs-Dienst's relay).
+        http_port: HTTP port of the mailbox page and ``GET /api/messages?to=``.
+    """
+
+    smtp_port: int = Field(default=8425, ge=1, le=65535)
+    http_port: int = Field(default=8426, ge=1, le=65535)
+
+
+class RegistrationSettings(StrictModel):
+    """The Registrierungs-Dienst: org authentication, Org-Admin accounts, provisioning.
+
+    Attributes:
+        port: HTTPS port of its portal, JSON API and proxy interface.
+    """
+
+    port: int = Field(default=8460, ge=1, le=65535)
+
+
 class TimkitConfig(StrictModel):
     """Top level of ``timkit.toml``.
 
@@ -100,12 +132,20 @@ class TimkitConfig(StrictModel):
             path is taken relative to the config file (or the working directory).
         runtime: supervisor settings.
         directory: the VZD FHIR-Directory.
-        messenger_services: the organisations' Messenger-Services.
+        idp: the IDP stand-in.
+        mailbox: the local mailbox (SMTP relay for KIM mails).
+        registration: the Registrierungs-Dienst.
+        messenger_services: the organisations' Messenger-Services, onboarded by ``timkit up``
+            through the Registrierungs-Dienst (one organisation per distinct
+            ``organisation`` name).
     """
 
     data_dir: Path = Path("var")
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
+    idp: IdpSettings = Field(default_factory=IdpSettings)
+    mailbox: MailboxSettings = Field(default_factory=MailboxSettings)
+    registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
     messenger_services: tuple[MessengerServiceConfig, ...] = DEMO_SERVICES
 
 
@@ -167,6 +207,10 @@ def shared_ports(config: TimkitConfig) -> list[tuple[str, int]]:
         ("runtime.control_port", config.runtime.control_port),
         ("directory.port", config.directory.port),
         ("directory.proxy_port", config.directory.proxy_port),
+        ("idp.port", config.idp.port),
+        ("mailbox.smtp_port", config.mailbox.smtp_port),
+        ("mailbox.http_port", config.mailbox.http_port),
+        ("registration.port", config.registration.port),
     ]
 
 

@@ -2,10 +2,12 @@
 
 ``up`` writes the plan of the shared components, starts a detached supervisor
 (``timkit supervise``, which also serves the control API and brings back every Messenger-Service
-provisioned before), provisions the configured Messenger-Services through the control API
-(:class:`~timkit.runtime.services.ServiceControl`, as the Registrierungs-Dienst will) and waits
-until the supervisor's state file shows every component healthy. ``down`` signals the
-supervisor, which stops its children; whatever survives a grace period is killed.
+provisioned before), waits until the shared components are healthy, onboards the configured
+organisations through the Registrierungs-Dienst (:mod:`timkit.runtime.onboarding`: AF_10103 at
+the IDP stand-in, Org-Admin account, AF_10060 for each service; the RD provisions through the
+control API) and waits until the supervisor's state file shows every component healthy.
+``down`` signals the supervisor, which stops its children; whatever survives a grace period
+is killed.
 """
 
 from __future__ import annotations
@@ -23,19 +25,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from timkit.core.errors import TimkitError
 from timkit.core.http import async_client
 from timkit.core.logging import setup_logging
 from timkit.core.process import pid_alive, signal_quietly
 from timkit.core.supervisor import Phase, Supervisor, SupervisorState, probe, read_state
 from timkit.runtime.backend import EmbeddedBackend, component_names, read_records
-from timkit.runtime.bootstrap import ensure_demo_provider, register_demo_domains
 from timkit.runtime.config import TimkitConfig, check_ports_free
 from timkit.runtime.control_api import start_control_api
 from timkit.runtime.layout import Layout
-from timkit.runtime.plan import Plan, build_plan, endpoints
+from timkit.runtime.onboarding import Progress, ensure_rd_provider, onboard
+from timkit.runtime.plan import (
+    Plan,
+    build_plan,
+    endpoints,
+    idp_url,
+    mailbox_url,
+    registration_url,
+)
 from timkit.runtime.services import (
     ServiceControl,
     control_url,
@@ -69,16 +76,25 @@ def running_state(config: TimkitConfig) -> SupervisorState | None:
     return read_state(Layout(config.data_dir).state_file)
 
 
-def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
+def up(
+    config: TimkitConfig, *, timeout: float | None = None, progress: Progress | None = None
+) -> UpResult:
     """Start the federation in the background and wait until every component is healthy.
 
-    The configured Messenger-Services are provisioned through the control API as soon as it
-    answers; services provisioned earlier come back with the supervisor.
+    Once the shared components are healthy, the configured organisations are onboarded
+    through the Registrierungs-Dienst (:func:`timkit.runtime.onboarding.onboard`), which
+    provisions their Messenger-Services through the control API; services provisioned
+    earlier come back with the supervisor.
+
+    Args:
+        config: the federation's configuration.
+        timeout: seconds for everything (default ``runtime.startup_timeout``).
+        progress: receives one line per onboarding step (default: discarded).
 
     Raises:
         ConfigError: when a configured port is taken.
-        RuntimeFailure: when a component fails or does not become healthy in time; the
-            components started so far are stopped again.
+        RuntimeFailure: when a component fails, onboarding fails or something is not healthy
+            in time; the components started so far are stopped again.
     """
     begin = time.monotonic()
     current = running_state(config)
@@ -87,7 +103,7 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
     check_ports_free(config)
     layout = Layout(config.data_dir)
     plan = build_plan(config)
-    ensure_demo_provider(config)
+    ensure_rd_provider(config)
     layout.run.mkdir(parents=True, exist_ok=True)
     ensure_control_token(layout)
     layout.plan_file.write_text(plan.model_dump_json(indent=2), "utf-8")
@@ -102,28 +118,72 @@ def up(config: TimkitConfig, *, timeout: float | None = None) -> UpResult:
         )
     deadline = begin + (timeout or config.runtime.startup_timeout)
     try:
-        asyncio.run(_provision_configured(config, supervisor, deadline))
-    except TimkitError as e:
+        expected = {c.name for c in plan.components}
+        _wait_healthy(layout, supervisor, expected, begin, deadline)
+
+        def check(failed_domain: str | None) -> None:
+            _check_supervisor(supervisor, layout)
+            _check_failed(read_state(layout.state_file), supervisor)
+            if failed_domain is not None:  # rolled back by the RD already: name the logs
+                for name in reversed(component_names(failed_domain)):
+                    log_file = layout.log_file(name)
+                    if log_file.exists():
+                        raise RuntimeFailure(_failure_message(name, str(log_file)))
+
+        try:
+            asyncio.run(
+                onboard(config, deadline=deadline, progress=progress or _quiet, check=check)
+            )
+        except TimkitError as e:
+            if isinstance(e, RuntimeFailure):
+                raise
+            raise RuntimeFailure(
+                f"onboarding through the Registrierungs-Dienst failed: {e.message};"
+                f" logs in {layout.logs}"
+            ) from e
+        for service in config.messenger_services:
+            expected.update(component_names(service.domain))
+        state = _wait_healthy(layout, supervisor, expected, begin, deadline)
+    except BaseException:
         down(config)
-        raise RuntimeFailure(f"provisioning the configured Messenger-Services failed: {e}") from e
-    expected = {c.name for c in plan.components}
-    for service in config.messenger_services:
-        expected.update(component_names(service.domain))
+        raise
+    return UpResult(started=True, state=state, seconds=time.monotonic() - begin)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _check_failed(state: SupervisorState | None, supervisor: subprocess.Popen[bytes]) -> None:
+    if state is None or state.supervisor_pid != supervisor.pid:
+        return
+    failed = [c for c in state.components if c.phase is Phase.FAILED]
+    if failed:
+        raise RuntimeFailure(_failure_message(failed[0].name, failed[0].log_file))
+
+
+def _wait_healthy(
+    layout: Layout,
+    supervisor: subprocess.Popen[bytes],
+    expected: set[str],
+    begin: float,
+    deadline: float,
+) -> SupervisorState:
+    """Poll the state file until every ``expected`` component (and all others) is healthy.
+
+    Raises:
+        RuntimeFailure: a component failed, the supervisor died, or the deadline passed.
+    """
     while True:
         state = read_state(layout.state_file)
         if state is not None and state.supervisor_pid == supervisor.pid:
-            failed = [c for c in state.components if c.phase is Phase.FAILED]
-            if failed:
-                down(config)
-                raise RuntimeFailure(_failure_message(failed[0].name, failed[0].log_file))
+            _check_failed(state, supervisor)
             present = {c.name for c in state.components}
             if expected <= present and all(c.healthy for c in state.components):
-                _register_domains(config)
-                return UpResult(started=True, state=state, seconds=time.monotonic() - begin)
+                return state
         _check_supervisor(supervisor, layout)
         if time.monotonic() > deadline:
             pending = [c.name for c in state.components if not c.healthy] if state else []
-            down(config)
             raise RuntimeFailure(
                 f"not healthy after {deadline - begin:.0f}s: {', '.join(pending) or 'supervisor'};"
                 f" logs in {layout.logs}"
@@ -136,37 +196,6 @@ def _check_supervisor(supervisor: subprocess.Popen[bytes], layout: Layout) -> No
         raise RuntimeFailure(
             f"the supervisor exited with code {supervisor.returncode}; see {layout.supervisor_log}"
         )
-
-
-async def _provision_configured(
-    config: TimkitConfig, supervisor: subprocess.Popen[bytes], deadline: float
-) -> None:
-    """Wait for the control API, then ``ensure`` every configured Messenger-Service.
-
-    This is what the Registrierungs-Dienst's bootstrap will do; until it exists, ``up`` does
-    it (the services' health is awaited through the state file, with the failing log).
-    """
-    async with ServiceControl.for_config(config) as control:
-        while not await control.health():
-            _check_supervisor(supervisor, Layout(config.data_dir))
-            if time.monotonic() > deadline:
-                raise TimkitError(
-                    504,
-                    "TIMKIT_RUNTIME",
-                    f"the control API at {control_url(config)} never answered",
-                )
-            await asyncio.sleep(POLL)
-        for service in config.messenger_services:
-            await control.ensure(service.domain, service.organisation)
-
-
-def _register_domains(config: TimkitConfig) -> None:
-    """Put the services' domains into the federation list; stop everything if that fails."""
-    try:
-        register_demo_domains(config)
-    except (TimkitError, OSError, httpx.HTTPError) as e:
-        down(config)
-        raise RuntimeFailure(f"registering the demo domains at the FHIR-Proxy failed: {e}") from e
 
 
 def _failure_message(name: str, log_file: str) -> str:
@@ -224,7 +253,9 @@ def status(config: TimkitConfig) -> dict[str, Any]:
 
     ``components`` lists every supervised process, the Messenger-Services' included;
     ``services`` comes from the control API while the federation runs (with ``phase`` and
-    ``healthy``), else from the services' persisted records.
+    ``healthy``), else from the services' persisted records. ``portal_url`` is the
+    Registrierungs-Dienst, ``idp_url`` the IDP stand-in, ``mailbox_url`` the mailbox page and
+    ``demo_admins`` the file with the demo Org-Admins' credentials.
     """
     layout = Layout(config.data_dir)
     state = read_state(layout.state_file)
@@ -256,6 +287,10 @@ def status(config: TimkitConfig) -> dict[str, Any]:
         "running": state is not None,
         "supervisor_pid": state.supervisor_pid if state else None,
         "control_url": control_url(config),
+        "portal_url": registration_url(config),
+        "idp_url": idp_url(config),
+        "mailbox_url": mailbox_url(config),
+        "demo_admins": str(layout.demo_admins),
         "components": components,
         "services": services,
     }

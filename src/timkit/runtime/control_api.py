@@ -34,6 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.web import health, json_response, start_app
 from timkit.runtime.backend import EmbeddedBackend
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status)
+    return json_response(body, status)
 
 
 @web.middleware
@@ -79,10 +80,6 @@ def _authorise(request: web.Request) -> None:
 
 def _backend(request: web.Request) -> EmbeddedBackend:
     return request.app[BACKEND_KEY]
-
-
-async def _health(request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
 
 
 async def _list(request: web.Request) -> web.Response:
@@ -125,7 +122,7 @@ def control_app(backend: EmbeddedBackend, token: str) -> web.Application:
     app = web.Application(middlewares=[_edge], client_max_size=MAX_BODY)
     app[BACKEND_KEY] = backend
     app[TOKEN_KEY] = token
-    app.router.add_get("/health", _health)
+    app.router.add_get("/health", health)
     app.router.add_get("/services", _list)
     app.router.add_get("/services/{domain}", _get)
     app.router.add_put("/services/{domain}", _put)
@@ -141,13 +138,6 @@ async def start_control_api(
     Raises:
         OSError: when the port cannot be bound.
     """
-    runner = web.AppRunner(control_app(backend, token), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner = await start_app(control_app(backend, token), host, port)
     logger.info("control API listening on http://%s:%d", host, port)
     return runner

@@ -15,6 +15,11 @@ class Layout:
     run/                 plan.json, state.json, supervisor.lock, names.json, control-token
     services/<domain>/   per Messenger-Service: service.json, component configs, Synapse's files
     fhir-directory/      the FHIR-Directory's config, SQLite database and demo data
+    directory/           the FHIR-Proxy's config and database
+    idp/                 the IDP stand-in's config and cards file
+    mailbox/             the mailbox's config
+    registration/        the Registrierungs-Dienst's config, database, KIM directory, provider
+                         credentials, proxy token, raw data and the demo Org-Admins
     """
 
     root: Path
@@ -65,6 +70,26 @@ class Layout:
     @property
     def supervisor_log(self) -> Path:
         return self.logs / "supervisor.log"
+
+    @property
+    def registration(self) -> Path:
+        """Files of the Registrierungs-Dienst."""
+        return self.root / "registration"
+
+    @property
+    def demo_admins(self) -> Path:
+        """The demo organisations' Org-Admin credentials (mode 0600, written by ``up``)."""
+        return self.registration / "demo-admins.json"
+
+    @property
+    def provider_credentials(self) -> Path:
+        """The Registrierungs-Dienst's OAuth client at the FHIR-Proxy (mode 0600)."""
+        return self.registration / "provider.json"
+
+    @property
+    def proxies_token(self) -> Path:
+        """Bearer token the Messenger-Proxies present at the RD's ``/federation`` (0600)."""
+        return self.registration / "proxies-token"
 
     def log_file(self, component: str) -> Path:
         """The log file of ``component``."""

@@ -5,7 +5,13 @@ The static plan holds the components the federation shares, built by
 ``fhir-directory`` (the FHIR store on loopback, seeded with the demo data set) behind
 ``directory`` (the FHIR-Proxy over TLS, its only door; its signers are component
 certificates of the local PKI, and it reaches the homeservers by name through the route file
-``run/names.json`` for ``/tim-authenticate``).
+``run/names.json`` for ``/tim-authenticate``), ``idp`` (the IDP stand-in with one virtual
+SMC-B per organisation, :func:`timkit.runtime.demo.cards_document`), ``mailbox`` (the SMTP
+relay of KIM mails with its page) and ``registration`` (the Registrierungs-Dienst over TLS:
+OIDC client of ``idp``, KIM mails through ``mailbox``, provider at ``directory``,
+provisioning through the control API). All start at once; the Registrierungs-Dienst fetches
+the IDP's discovery and keys when first needed and retries its federation list pull, so it
+tolerates its neighbours coming up after it.
 
 Messenger-Services are not in the static plan: the supervisor's control API adds and removes
 them while the federation runs (:mod:`timkit.runtime.backend`). :func:`plan_service` is the
@@ -19,25 +25,45 @@ one function that plans a service ``D``'s two components:
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, Field
 
 from timkit.core.config import dump_toml
+from timkit.core.rawdata import RawDataConfig
+from timkit.core.signers import SignerConfig
 from timkit.core.supervisor import ProcessSpec, RestartPolicy
-from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
+from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI
 from timkit.directory.config import DirectoryConfig
 from timkit.directory.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig
 from timkit.homeserver.config import DatabaseUrl, HomeserverConfig, ServerName
+from timkit.idp.config import ClientConfig, IdpConfig
+from timkit.idp.config import SignerConfig as IdpSignerConfig
+from timkit.mailbox.config import MailboxConfig
 from timkit.proxy.config import ForwardProxyConfig, ProxyConfig
+from timkit.registration import config as rd
 from timkit.runtime.config import TimkitConfig
-from timkit.runtime.demo import LDAP_ENTRIES, write_demo_data
+from timkit.runtime.demo import LDAP_ENTRIES, cards_document, kim_entries, write_demo_data
 from timkit.runtime.layout import Layout
+from timkit.runtime.services import control_url
 
 DIRECTORY_KIND = "fhir-directory"
 FHIR_PROXY_KIND = "directory"
+IDP_KIND = "idp"
+MAILBOX_KIND = "mailbox"
+REGISTRATION_KIND = "registration"
+RD_CLIENT_ID = "registration"
+"""The Registrierungs-Dienst's client id at the IDP stand-in."""
+RD_PROVIDER = "timkit-registration"
+"""The Registrierungs-Dienst's provider id (OAuth client) at the FHIR-Proxy."""
+RD_TOKEN_SIGNER = "registration-token-signer"  # noqa: S105 - a file stem, not a secret
+"""File stem of the RD's RegService-OpenID-Token signer (BP256R1) in the local PKI."""
+CALLBACK_PATH = "/oidc/callback"
 
 
 class ServiceEndpoints(BaseModel):
@@ -212,6 +238,130 @@ def _fhir_proxy(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> Componen
     return _component(layout, FHIR_PROXY_KIND, None, proxy, url, module="directory.fhirproxy")
 
 
+def idp_url(config: TimkitConfig) -> str:
+    """The IDP stand-in's issuer (and base URL)."""
+    return f"https://{config.runtime.bind}:{config.idp.port}"
+
+
+def mailbox_url(config: TimkitConfig) -> str:
+    """The mailbox page (``GET /api/messages?to=`` is its JSON API)."""
+    return f"http://{config.runtime.bind}:{config.mailbox.http_port}"
+
+
+def registration_url(config: TimkitConfig) -> str:
+    """The Registrierungs-Dienst's public base URL (portal, JSON API, ``/federation``)."""
+    return f"https://{config.runtime.bind}:{config.registration.port}"
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text("utf-8") != text:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, "utf-8")
+        tmp.replace(path)
+    return path
+
+
+def _idp(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
+    """The IDP stand-in: one SMC-B per organisation, the RD as its registered client."""
+    home = layout.root / IDP_KIND
+    cards = _write_if_changed(
+        home / "cards.yaml",
+        yaml.safe_dump(cards_document(config.messenger_services), sort_keys=False),
+    )
+    tls = pki.ensure_server_cert(IDP_KIND, list(LOOPBACK_NAMES))
+    signer = pki.ensure_signing_cert("idp-signer", "timkit IDP stand-in ID token signer")
+    url = idp_url(config)
+    idp = IdpConfig(
+        bind=config.runtime.bind,
+        port=config.idp.port,
+        tls_cert=tls.cert,
+        tls_key=tls.key,
+        issuer=url,
+        pki_dir=layout.pki,
+        signer=IdpSignerConfig(cert=signer.cert, key=signer.key),
+        cards_file=cards,
+        clients=(
+            ClientConfig(
+                client_id=RD_CLIENT_ID,
+                redirect_uris=(registration_url(config) + CALLBACK_PATH,),
+            ),
+        ),
+        log_level=config.runtime.log_level,
+    )
+    return _component(layout, IDP_KIND, None, idp, url)
+
+
+def _mailbox(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
+    """The mailbox on loopback: SMTP relay of the RD's KIM mails, page and JSON API."""
+    mailbox = MailboxConfig(
+        bind=config.runtime.bind,
+        smtp_port=config.mailbox.smtp_port,
+        http_port=config.mailbox.http_port,
+        log_level=config.runtime.log_level,
+    )
+    return _component(layout, MAILBOX_KIND, None, mailbox, mailbox_url(config))
+
+
+def rd_token_signer(pki: LocalPKI) -> CertPaths:
+    """The RD's RegService-OpenID-Token signer (BP256R1), issued by the local CA."""
+    return pki.ensure_signing_cert(
+        RD_TOKEN_SIGNER,
+        "TI-M Registrierungs-Dienst RegService-Token-Signer",
+        curve=ec.BrainpoolP256R1(),
+    )
+
+
+def _registration(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
+    """The Registrierungs-Dienst over TLS, wired to the IDP, mailbox, FHIR-Proxy and runtime."""
+    bind = config.runtime.bind
+    home = layout.registration
+    kim_file = _write_if_changed(
+        home / "kim-directory.json",
+        json.dumps({"entries": kim_entries(config.messenger_services)}, indent=2),
+    )
+    tls = pki.ensure_server_cert(REGISTRATION_KIND, list(LOOPBACK_NAMES))
+    signer = rd_token_signer(pki)
+    url = registration_url(config)
+    registration = rd.RegistrationConfig(
+        bind=bind,
+        port=config.registration.port,
+        tls_cert=tls.cert,
+        tls_key=tls.key,
+        base_url=url,
+        database=f"sqlite:///{home / 'registration.db'}",
+        pki_dir=layout.pki,
+        log_level=config.runtime.log_level,
+        idp=rd.IdpSettings(
+            issuer=idp_url(config),
+            client_id=RD_CLIENT_ID,
+            redirect_uri=url + CALLBACK_PATH,
+            ca_file=layout.ca_cert,
+        ),
+        kim=rd.KimSettings(
+            directory=rd.KimDirectory(entries_file=kim_file),
+            smtp=rd.SmtpSettings(host=bind, port=config.mailbox.smtp_port),
+        ),
+        rawdata=RawDataConfig(path=home / "rawdata.jsonl"),
+        directory=rd.DirectorySettings(
+            base_url=fhir_proxy_url(config),
+            client_id=RD_PROVIDER,
+            client_secret_file=layout.provider_credentials,
+            ca_file=layout.ca_cert,
+        ),
+        federation=rd.FederationSettings(retry_interval=10.0, trust_anchors=(layout.ca_cert,)),
+        proxies=rd.ProxiesSettings(token_files=(layout.proxies_token,)),
+        provisioning=rd.ProvisioningSettings(
+            embedded=rd.EmbeddedSettings(url=control_url(config), token_file=layout.control_token),
+            max_services=max(5, len(config.messenger_services)),
+            retry_interval=2.0,
+            healthy_timeout=config.runtime.startup_timeout,
+        ),
+        token_signer=SignerConfig(cert=signer.cert, key=signer.key),
+    )
+    return _component(layout, REGISTRATION_KIND, None, registration, url)
+
+
 SharedBuilder = Callable[[TimkitConfig, Layout, LocalPKI], ComponentPlan]
 """Writes one shared component's config file and plans it."""
 
@@ -220,7 +370,13 @@ def _directory_builder(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> C
     return _directory(config, layout)
 
 
-SHARED_COMPONENTS: list[SharedBuilder] = [_directory_builder, _fhir_proxy]
+SHARED_COMPONENTS: list[SharedBuilder] = [
+    _directory_builder,
+    _fhir_proxy,
+    _idp,
+    _mailbox,
+    _registration,
+]
 """The federation's shared components, started in this order (extend for new kinds)."""
 
 

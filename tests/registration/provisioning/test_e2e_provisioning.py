@@ -1,10 +1,11 @@
 """AF_10060 end to end: the RD provisions a real Synapse through the real supervisor.
 
 ``timkit up`` runs a federation (FHIR-Directory, FHIR-Proxy, one Messenger-Service, the
-supervisor's control API); an RD in this process uses the demo provider's credentials and the
-control API. An Org-Admin of the running organisation provisions a second service: Synapse
-starts, answers over TLS, its domain enters the federation list the RD serves; deprovisioning
-takes the domain out of the list and stops the processes.
+supervisor's control API and the local run's own RD); an RD in this process uses the local
+run's RD provider credentials and the control API. An Org-Admin of the running organisation
+provisions a second service: Synapse starts, answers over TLS, its domain enters the
+federation list the RD serves; deprovisioning takes the domain out of the list and stops the
+processes.
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ from timkit.registration.api import create_app
 from timkit.registration.config import RegistrationConfig
 from timkit.registration.context import RegistrationContext
 from timkit.registration.service import open_context
-from timkit.runtime.bootstrap import credentials_file
 from timkit.runtime.config import TimkitConfig, load_config
 from timkit.runtime.demo import telematik_id
 from timkit.runtime.layout import Layout
-from timkit.runtime.plan import fhir_proxy_url
+from timkit.runtime.plan import RD_PROVIDER, fhir_proxy_url
 from timkit.runtime.services import control_url
 
 pytestmark = pytest.mark.e2e
@@ -66,8 +66,8 @@ async def rd(
             "rawdata": {"path": str(tmp_path / "rawdata.jsonl")},
             "directory": {
                 "base_url": fhir_proxy_url(federation),
-                "client_id": "timkit-demo",
-                "client_secret_file": str(credentials_file(federation)),
+                "client_id": RD_PROVIDER,
+                "client_secret_file": str(layout.provider_credentials),
                 "ca_file": str(layout.ca_cert),
             },
             "federation": {"trust_anchors": [str(layout.ca_cert)]},

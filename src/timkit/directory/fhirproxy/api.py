@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.web import Handler, guard, health, json_response
 from timkit.directory.fhirproxy import auth, fhir, ldapsync, passport, provider_services
 from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
 from timkit.directory.fhirproxy.tokens import ACTOR_KEY
@@ -63,21 +61,9 @@ def protocol_of(path: str) -> Protocol:
     return Protocol.FHIR
 
 
-def json_response(
-    body: Any,
-    status: int = 200,
-    *,
-    content_type: str = "application/json",
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """A JSON response serialised with orjson."""
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type=content_type, headers=headers
-    )
-
-
-def render_error(path: str, error: TimkitError) -> web.Response:
-    """``error`` in the protocol of ``path``."""
+def render_error(request: web.Request, error: TimkitError) -> web.Response:
+    """``error`` in the protocol of the request's path."""
+    path = request.path
     protocol = protocol_of(path)
     headers: dict[str, str] = {}
     if error.status == 401:
@@ -104,25 +90,20 @@ def render_error(path: str, error: TimkitError) -> web.Response:
     )
 
 
+def _http_code(status: int) -> str:
+    return IssueType.NOT_FOUND if status == 404 else IssueType.NOT_SUPPORTED
+
+
 @web.middleware
-async def _edge(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except TimkitError as e:
-        response = render_error(request.path, e)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        code = IssueType.NOT_FOUND if e.status == 404 else IssueType.NOT_SUPPORTED
-        error = TimkitError(e.status, code, f"{request.method} {request.path}: {e.reason}")
-        response = render_error(request.path, error)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        response = render_error(
-            request.path, TimkitError(500, IssueType.EXCEPTION, "internal server error")
-        )
+async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await guard(
+        request,
+        handler,
+        render_error,
+        http_code=_http_code,
+        internal=TimkitError(500, IssueType.EXCEPTION, "internal server error"),
+        logger=log,
+    )
     if request.method in _WRITES and request.path not in OAUTH_PATHS:
         await _audit(request, response.status)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -143,11 +124,6 @@ async def _audit(request: web.Request, status: int) -> None:
         )
     except Exception:
         log.exception("could not write the audit record for %s by %s", action, actor)
-
-
-async def health(_request: web.Request) -> web.Response:
-    """Liveness for the supervisor."""
-    return json_response({"status": "ok"})
 
 
 async def jwks(request: web.Request) -> web.Response:

@@ -51,10 +51,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote_plus
 
-import orjson
 from aiohttp import web
 
 from timkit.core.errors import TimkitError
+from timkit.core.web import json_response
 from timkit.directory.fhirproxy import matrix
 from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
 from timkit.directory.fhirproxy.idp import IdpClient
@@ -122,8 +122,7 @@ async def _blocking(ctx: ProxyContext, function: Callable[..., T], *args: Any) -
 
 
 def _json(body: dict[str, Any]) -> web.Response:
-    # api.json_response is not importable here: api imports this module.
-    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=NO_STORE)
+    return json_response(body, headers=NO_STORE)
 
 
 def _issued(issued: Issued, **extra: Any) -> web.Response:

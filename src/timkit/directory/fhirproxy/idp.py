@@ -18,55 +18,35 @@ bound to the ``state`` the proxy issues, so the sign-in redeems the code only at
 process's memory with its PKCE verifier and nonce. An instance only redeems states it issued:
 several instances behind a load balancer need session affinity for this flow.
 
-**Checks (fail closed).** ID token signature with a key from the IDP's JWKS (``jwks_uri``,
-cached :data:`JWKS_TTL` s, refetched on an unknown ``kid`` at most every
-:data:`JWKS_MIN_REFRESH` s), ``alg`` ES256 or BP256R1 fitting the key, ``iss`` = the
-configured issuer, ``aud`` = our ``client_id`` (``azp`` too when ``aud`` has several values),
-``exp``/``iat``/``nbf``, ``nonce`` = the one we sent, and a non-empty ``idNummer``.
+**Checks (fail closed)** are those of :mod:`timkit.core.oidc` (ID token signature with a
+key from the IDP's JWKS, ``alg``, ``iss``, ``aud``/``azp``, ``exp``/``iat``/``nbf``,
+``nonce``), plus ``sub`` present and a non-empty ``idNummer``.
 
 The authorization endpoint comes from the IDP's OpenID discovery document
-(``<issuer>/.well-known/openid-configuration``, JSON), cached :data:`DISCOVERY_TTL` s; the
-security-relevant endpoints (token, JWKS) are configured.
+(``<issuer>/.well-known/openid-configuration``, JSON), cached
+:data:`~timkit.core.oidc.DISCOVERY_TTL` s; the security-relevant endpoints (token, JWKS) are
+configured.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
-import secrets
-import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus
 
 import aiohttp
-from jwcrypto import jwk
-from yarl import URL
 
-from timkit.core import jwt
+from timkit.core import jwt, oidc
 from timkit.core.errors import TimkitError
 from timkit.directory.fhirproxy.config import TrustedIdp
-from timkit.directory.fhirproxy.fetch import json_object, read_limited
 
 REQUIREMENT = "ML-123873"
-ID_TOKEN_ALGS = ("ES256", "BP256R1")
+UNAVAILABLE = "temporarily_unavailable"
 LOGIN_TTL = 600.0
 MAX_PENDING = 10_000
-JWKS_TTL = 600.0
-JWKS_MIN_REFRESH = 30.0
-DISCOVERY_TTL = 3600.0
-TIMEOUT = 10.0
-MAX_BODY = 256 * 1024
 SCOPE = "openid"
-
-
-def unavailable(message: str) -> TimkitError:
-    """503 for an IDP that could not be reached or failed."""
-    return TimkitError(503, "temporarily_unavailable", message, requirement=REQUIREMENT)
 
 
 @dataclass(frozen=True)
@@ -96,11 +76,11 @@ class LoginStates:
         now = self._clock()
         while self._pending and next(iter(self._pending.values())).expires < now:
             self._pending.popitem(last=False)
-        state = secrets.token_urlsafe(32)
+        state = oidc.new_state()
         login = PendingLogin(
             issuer=issuer,
-            verifier=secrets.token_urlsafe(48),
-            nonce=secrets.token_urlsafe(24),
+            verifier=oidc.new_verifier(),
+            nonce=oidc.new_nonce(),
             redirect_uri=redirect_uri,
             expires=now + LOGIN_TTL,
         )
@@ -117,9 +97,28 @@ class LoginStates:
         return login
 
 
-def code_challenge(verifier: str) -> str:
-    """PKCE ``S256`` challenge of ``verifier`` (RFC 7636)."""
-    return jwt.b64url(hashlib.sha256(verifier.encode()).digest())
+def relying_party(
+    idp: TrustedIdp, http: aiohttp.ClientSession, clock: Callable[[], float] = time.monotonic
+) -> oidc.RelyingParty:
+    """Our OIDC client of ``idp``: token endpoint and JWKS configured, the authorization
+    endpoint from discovery; ID tokens must carry ``sub`` and a non-empty ``idNummer``."""
+    provider = oidc.Provider(
+        issuer=idp.issuer,
+        client_id=idp.client_id,
+        client_secret=idp.client_secret,
+        token_endpoint=idp.token_endpoint,
+        jwks_uri=idp.jwks_uri,
+        ca_file=idp.ca_file,
+    )
+    return oidc.RelyingParty(
+        provider,
+        http,
+        requirement=REQUIREMENT,
+        unavailable_code=UNAVAILABLE,
+        required=("sub",),
+        non_empty=("idNummer",),
+        clock=clock,
+    )
 
 
 class IdpClient:
@@ -142,18 +141,9 @@ class IdpClient:
     ) -> None:
         self._idps = {idp.issuer: idp for idp in idps}
         self._default = idps[0].issuer if idps else None
-        self._http = http
         self._redirect = default_redirect
-        self._clock = clock
         self.states = LoginStates(clock)
-        self._ssl = {
-            idp.issuer: ssl.create_default_context(
-                cafile=str(idp.ca_file) if idp.ca_file is not None else None
-            )
-            for idp in idps
-        }
-        self._discovery: dict[str, tuple[float, str]] = {}
-        self._jwks: dict[str, tuple[float, list[jwk.JWK]]] = {}
+        self._parties = {idp.issuer: relying_party(idp, http, clock) for idp in idps}
 
     @property
     def configured(self) -> bool:
@@ -180,20 +170,16 @@ class IdpClient:
     async def authorization_url(self, issuer: str | None) -> str:
         """Start a sign-in: the IDP authorization URL to redirect the client to."""
         idp = self.choose(issuer)
-        endpoint = await self._authorization_endpoint(idp)
+        party = self._parties[idp.issuer]
+        await party.endpoint("authorization_endpoint")  # no state for an IDP we cannot reach
         redirect = idp.redirect_uri or self._redirect
         state, login = self.states.issue(idp.issuer, redirect)
-        return str(
-            URL(endpoint).update_query(
-                response_type="code",
-                client_id=idp.client_id,
-                redirect_uri=redirect,
-                scope=SCOPE,
-                state=state,
-                nonce=login.nonce,
-                code_challenge=code_challenge(login.verifier),
-                code_challenge_method="S256",
-            )
+        return await party.authorization_url(
+            redirect_uri=redirect,
+            scope=SCOPE,
+            state=state,
+            nonce=login.nonce,
+            verifier=login.verifier,
         )
 
     async def redeem(self, code: str, state: str) -> dict[str, Any]:
@@ -207,160 +193,10 @@ class IdpClient:
         login = self.states.take(state)
         if login is None:
             raise jwt.TokenError("unknown, expired or already used state", requirement=REQUIREMENT)
-        idp = self._idps[login.issuer]
-        id_token = await self._exchange(idp, login, code)
-        return await self.verify_id_token(idp, id_token, login.nonce)
+        return await self._parties[login.issuer].redeem(
+            code, verifier=login.verifier, redirect_uri=login.redirect_uri, nonce=login.nonce
+        )
 
     async def verify_id_token(self, idp: TrustedIdp, token: str, nonce: str) -> dict[str, Any]:
         """The claims of ``token`` if it is a valid ID token of ``idp`` for us with ``nonce``."""
-        try:
-            header = jwt.header_of(token)
-            kid = header.get("kid")
-            key = await self._key_for(idp, token, kid if isinstance(kid, str) else None)
-            claims = jwt.verify(
-                token,
-                key,
-                algs=ID_TOKEN_ALGS,
-                issuer=idp.issuer,
-                audience=idp.client_id,
-                required=("iss", "sub", "aud", "exp", "iat", "nonce", "idNummer"),
-            )
-        except jwt.TokenError as e:
-            raise jwt.TokenError(f"ID token: {e.message}", requirement=REQUIREMENT) from e
-        aud = claims["aud"]
-        if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != idp.client_id:
-            raise jwt.TokenError("ID token: azp is not our client id", requirement=REQUIREMENT)
-        if not isinstance(claims["nonce"], str) or not secrets.compare_digest(
-            claims["nonce"], nonce
-        ):
-            raise jwt.TokenError("ID token: nonce does not match", requirement=REQUIREMENT)
-        telematik_id = claims["idNummer"]
-        if not isinstance(telematik_id, str) or not telematik_id.strip():
-            raise jwt.TokenError("ID token: idNummer is empty", requirement=REQUIREMENT)
-        return claims
-
-    async def _key_for(self, idp: TrustedIdp, token: str, kid: str | None) -> jwk.JWK:
-        keys = await self._keys(idp, refresh=False)
-        if kid is not None and not any(k.get("kid") == kid for k in keys):
-            keys = await self._keys(idp, refresh=True)
-        candidates = [k for k in keys if kid is None or k.get("kid") == kid]
-        if not candidates:
-            raise jwt.TokenError(f"no key {kid!r} in the IDP's JWKS")
-        failures: list[jwt.TokenError] = []
-        for key in candidates:
-            try:
-                jwt.verify_signature(token, key, ID_TOKEN_ALGS)
-            except jwt.TokenError as e:
-                failures.append(e)
-                continue
-            return key
-        if len(failures) == 1:
-            raise failures[0]
-        raise jwt.TokenError("signature does not verify with any of the IDP's keys")
-
-    async def _keys(self, idp: TrustedIdp, *, refresh: bool) -> list[jwk.JWK]:
-        now = self._clock()
-        cached = self._jwks.get(idp.jwks_uri)
-        if cached is not None:
-            fetched, keys = cached
-            fresh = now - fetched < JWKS_TTL
-            if (fresh and not refresh) or now - fetched < JWKS_MIN_REFRESH:
-                return keys
-        document = await self._get_json(idp, idp.jwks_uri)
-        keys = _signing_keys(document)
-        self._jwks[idp.jwks_uri] = (now, keys)
-        return keys
-
-    async def _authorization_endpoint(self, idp: TrustedIdp) -> str:
-        now = self._clock()
-        cached = self._discovery.get(idp.issuer)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        url = idp.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = await self._get_json(idp, url)
-        endpoint = document.get("authorization_endpoint")
-        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
-            raise unavailable(
-                f"the discovery document of {idp.issuer} has no authorization_endpoint"
-            )
-        self._discovery[idp.issuer] = (now + DISCOVERY_TTL, endpoint)
-        return endpoint
-
-    async def _exchange(self, idp: TrustedIdp, login: PendingLogin, code: str) -> str:
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": login.redirect_uri,
-            "code_verifier": login.verifier,
-            "client_id": idp.client_id,
-        }
-        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
-        if idp.client_secret:
-            # RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-            pair = f"{quote_plus(idp.client_id)}:{quote_plus(idp.client_secret)}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        try:
-            async with (
-                asyncio.timeout(TIMEOUT),
-                self._http.post(
-                    idp.token_endpoint,
-                    data=form,
-                    ssl=self._ssl[idp.issuer],
-                    allow_redirects=False,
-                    headers=headers,
-                ) as response,
-            ):
-                status = response.status
-                body = await read_limited(response, MAX_BODY)
-        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError, ValueError) as e:
-            raise unavailable(f"cannot reach the token endpoint of {idp.issuer}: {e}") from e
-        if status >= 500:
-            raise unavailable(f"the token endpoint of {idp.issuer} failed ({status})")
-        document = json_object(body) or {}
-        if status != 200:
-            error = document.get("error", "error")
-            raise jwt.TokenError(
-                f"the IDP did not redeem the authorization code ({status} {error})",
-                requirement=REQUIREMENT,
-            )
-        id_token = document.get("id_token")
-        if not isinstance(id_token, str):
-            raise jwt.TokenError("the IDP returned no id_token", requirement=REQUIREMENT)
-        return id_token
-
-    async def _get_json(self, idp: TrustedIdp, url: str) -> dict[str, Any]:
-        try:
-            async with (
-                asyncio.timeout(TIMEOUT),
-                self._http.get(
-                    url,
-                    ssl=self._ssl[idp.issuer],
-                    allow_redirects=False,
-                    headers={"Accept": "application/json", "Accept-Encoding": "identity"},
-                ) as response,
-            ):
-                status = response.status
-                body = await read_limited(response, MAX_BODY)
-        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError, ValueError) as e:
-            raise unavailable(f"cannot fetch {url}: {e}") from e
-        document = json_object(body)
-        if status != 200 or document is None:
-            raise unavailable(f"{url} answered {status} without a JSON object")
-        return document
-
-
-def _signing_keys(document: dict[str, Any]) -> list[jwk.JWK]:
-    """The EC signing keys (P-256, brainpoolP256r1) of a JWKS; others are ignored."""
-    keys: list[jwk.JWK] = []
-    entries = document.get("keys")
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("kty") != "EC":
-            continue
-        if entry.get("crv") not in jwt.CURVE_ALGS or entry.get("use", "sig") != "sig":
-            continue
-        public = {k: v for k, v in entry.items() if k != "d"}
-        try:
-            keys.append(jwk.JWK(**public))
-        except Exception:  # noqa: S112 - jwcrypto raises several types for a bad key
-            continue
-    return keys
+        return await self._parties[idp.issuer].verify_id_token(token, nonce)

@@ -1,121 +1,14 @@
-# ruff: noqa: E501  (generated data: long code displays stay on one line)
 """Code displays and TelematikID patterns the LDAP mapping needs (generated, do not edit).
 
-Copied from gematik's api-vzd: ``CodeSystem-OrganizationProfessionOID`` and
-``CodeSystem-PractitionerProfessionOID`` (gemILF_VZD_FHIR_Directory-1.0.1), the ärztliche,
-nicht-ärztliche and zahnärztliche Fachrichtungen CodeSystems and
-``src/mappings/TelematikID.mapping.json`` (main 9c39b5f), plus the KBV Facharzt codes
-(``1.2.276.0.76.5.114``) the demo data uses. A code without a display here is still mapped,
-only without ``display``.
+Copied from gematik's api-vzd: the ärztliche, nicht-ärztliche and zahnärztliche
+Fachrichtungen CodeSystems and ``src/mappings/TelematikID.mapping.json`` (main 9c39b5f,
+gemILF_VZD_FHIR_Directory-1.0.1), plus the KBV Facharzt codes (``1.2.276.0.76.5.114``) the
+demo data uses. The profession OIDs (``OrganizationProfessionOID``,
+``PractitionerProfessionOID``) are :mod:`timkit.core.professions`. A code without a display
+is still mapped, only without ``display``.
 """
 
 from __future__ import annotations
-
-ORGANIZATION_PROFESSION_SYSTEM = (
-    "https://gematik.de/fhir/directory/CodeSystem/OrganizationProfessionOID"
-)
-PRACTITIONER_PROFESSION_SYSTEM = (
-    "https://gematik.de/fhir/directory/CodeSystem/PractitionerProfessionOID"
-)
-
-ORGANIZATION_PROFESSIONS: dict[str, str] = {
-    "1.2.276.0.76.4.50": "Betriebsstätte Arzt",
-    "1.2.276.0.76.4.51": "Zahnarztpraxis",
-    "1.2.276.0.76.4.52": "Betriebsstätte Psychotherapeut",
-    "1.2.276.0.76.4.53": "Krankenhaus",
-    "1.2.276.0.76.4.54": "Öffentliche Apotheke",
-    "1.2.276.0.76.4.55": "Krankenhausapotheke",
-    "1.2.276.0.76.4.56": "Bundeswehrapotheke",
-    "1.2.276.0.76.4.57": "Betriebsstätte Mobile Einrichtung Rettungsdienst",
-    "1.2.276.0.76.4.58": "Betriebsstätte gematik",
-    "1.2.276.0.76.4.59": "Betriebsstätte Kostenträger",
-    "1.2.276.0.76.4.187": "Betriebsstätte Leistungserbringerorganisation Vertragszahnärzte",
-    "1.2.276.0.76.4.190": "AdV-Umgebung bei Kostenträger",
-    "1.2.276.0.76.4.210": "Betriebsstätte Leistungserbringerorganisation Kassenärztliche Vereinigung",
-    "1.2.276.0.76.4.223": "Betriebsstätte GKV-Spitzenverband",
-    "1.2.276.0.76.4.226": "Betriebsstätte Mitgliedsverband der Krankenhäuser",
-    "1.2.276.0.76.4.227": "Betriebsstätte der Deutsche Krankenhaus TrustCenter und Informationsverarbeitung GmbH",
-    "1.2.276.0.76.4.228": "Betriebsstätte der Deutschen Krankenhausgesellschaft",
-    "1.2.276.0.76.4.224": "Betriebsstätte Apothekerverband",
-    "1.2.276.0.76.4.225": "Betriebsstätte Deutscher Apothekerverband",
-    "1.2.276.0.76.4.229": "Betriebsstätte der Bundesärztekammer",
-    "1.2.276.0.76.4.230": "Betriebsstätte einer Ärztekammer",
-    "1.2.276.0.76.4.231": "Betriebsstätte einer Zahnärztekammer",
-    "1.2.276.0.76.4.242": "Betriebsstätte der Kassenärztlichen Bundesvereinigung",
-    "1.2.276.0.76.4.243": "Betriebsstätte der Bundeszahnärztekammer",
-    "1.2.276.0.76.4.244": "Betriebsstätte der Kassenzahnärztlichen Bundesvereinigung",
-    "1.2.276.0.76.4.245": "Betriebsstätte Gesundheits-, Kranken- und Altenpflege",
-    "1.2.276.0.76.4.246": "Betriebsstätte Geburtshilfe",
-    "1.2.276.0.76.4.247": "Betriebsstätte Physiotherapie",
-    "1.2.276.0.76.4.248": "Betriebsstätte Augenoptiker",
-    "1.2.276.0.76.4.249": "Betriebsstätte Hörakustiker",
-    "1.2.276.0.76.4.250": "Betriebsstätte Orthopädieschuhmacher",
-    "1.2.276.0.76.4.251": "Betriebsstätte Orthopädietechniker",
-    "1.2.276.0.76.4.252": "Betriebsstätte Zahntechniker",
-    "1.2.276.0.76.4.253": "Rettungsleitstelle",
-    "1.2.276.0.76.4.254": "Betriebsstätte Sanitätsdienst Bundeswehr",
-    "1.2.276.0.76.4.255": "Betriebsstätte Öffentlicher Gesundheitsdienst",
-    "1.2.276.0.76.4.256": "Betriebsstätte Arbeitsmedizin",
-    "1.2.276.0.76.4.257": "Betriebsstätte Vorsorge- und Rehabilitation",
-    "1.2.276.0.76.4.273": "ePA KTR-Zugriffsautorisierung",
-    "1.2.276.0.76.4.262": "Betriebsstätte Pflegeberatung nach § 7a SGB XI",
-    "1.2.276.0.76.4.263": "Betriebsstätte Psychotherapeutenkammer",
-    "1.2.276.0.76.4.264": "Betriebsstätte Bundespsychotherapeutenkammer",
-    "1.2.276.0.76.4.265": "Betriebsstätte Landesapothekerkammer",
-    "1.2.276.0.76.4.266": "Betriebsstätte Bundesapothekerkammer",
-    "1.2.276.0.76.4.267": "Betriebsstätte elektronisches Gesundheitsberuferegister",
-    "1.2.276.0.76.4.268": "Betriebsstätte Handwerkskammer",
-    "1.2.276.0.76.4.269": "Betriebsstätte Register für Gesundheitsdaten",
-    "1.2.276.0.76.4.270": "Betriebsstätte Abrechnungsdienstleister",
-    "1.2.276.0.76.4.271": "Betriebsstätte PKV-Verband",
-    "1.2.276.0.76.4.278": "Ergotherapiepraxis",
-    "1.2.276.0.76.4.279": "Logopaedische Praxis",
-    "1.2.276.0.76.4.280": "Podologiepraxis",
-    "1.2.276.0.76.4.281": "Ernährungstherapeutische Praxis",
-    "1.2.276.0.76.4.284": "Betriebsstätte Weitere Kostenträger im Gesundheitswesen",
-    "1.2.276.0.76.4.285": "Weitere Organisationen der Gesundheitsversorgung",
-    "1.2.276.0.76.4.286": "KIM-Hersteller und -Anbieter",
-}
-"""SMC-B professionOID → display (OrganizationProfessionOID)."""
-
-PRACTITIONER_PROFESSIONS: dict[str, str] = {
-    "1.2.276.0.76.4.30": "Ärztin/Arzt",
-    "1.2.276.0.76.4.31": "Zahnärztin/Zahnarzt",
-    "1.2.276.0.76.4.32": "Apotheker/-in",
-    "1.2.276.0.76.4.33": "Apothekerassistent/-in",
-    "1.2.276.0.76.4.34": "Pharmazieingenieur/-in",
-    "1.2.276.0.76.4.35": "pharmazeutisch-technische/-r Assistent/-in",
-    "1.2.276.0.76.4.36": "pharmazeutisch-kaufmännische/-r Angestellte",
-    "1.2.276.0.76.4.37": "Apothekenhelfer/-in",
-    "1.2.276.0.76.4.38": "Apothekenassistent/-in",
-    "1.2.276.0.76.4.39": "Pharmazeutische/-r Assistent/-in",
-    "1.2.276.0.76.4.40": "Apothekenfacharbeiter/-in",
-    "1.2.276.0.76.4.41": "Pharmaziepraktikant/-in",
-    "1.2.276.0.76.4.42": "Stud.pharm. oder Famulant/-in",
-    "1.2.276.0.76.4.43": "PTA-Praktikant/-in",
-    "1.2.276.0.76.4.44": "PKA Auszubildende/-r",
-    "1.2.276.0.76.4.45": "Psychotherapeut/-in",
-    "1.2.276.0.76.4.46": "Psychologische/-r Psychotherapeut/-in",
-    "1.2.276.0.76.4.47": "Kinder- und Jugendlichenpsychotherapeut/-in",
-    "1.2.276.0.76.4.48": "Rettungsassistent/-in",
-    "1.2.276.0.76.4.49": "Versicherte/-r",
-    "1.2.276.0.76.4.178": "Notfallsanitäter/-in",
-    "1.2.276.0.76.4.232": "Gesundheits- und Krankenpfleger/-in, Gesundheits- und Kinderkrankenpfleger/-in",
-    "1.2.276.0.76.4.233": "Altenpfleger/-in",
-    "1.2.276.0.76.4.234": "Pflegefachfrauen und Pflegefachmänner",
-    "1.2.276.0.76.4.235": "Hebamme",
-    "1.2.276.0.76.4.236": "Physiotherapeut/-in",
-    "1.2.276.0.76.4.237": "Augenoptiker/-in und Optometrist/-in",
-    "1.2.276.0.76.4.238": "Hörakustiker/-in",
-    "1.2.276.0.76.4.239": "Orthopädieschuhmacher/-in",
-    "1.2.276.0.76.4.240": "Orthopädietechniker/-in",
-    "1.2.276.0.76.4.241": "Zahntechniker/-in",
-    "1.2.276.0.76.4.274": "Ergotherapeut/-in",
-    "1.2.276.0.76.4.275": "Logopäde/Logopädin",
-    "1.2.276.0.76.4.276": "Podologe/Podologin",
-    "1.2.276.0.76.4.277": "Ernährungstherapeut/-in",
-}
-"""HBA professionOID → display (PractitionerProfessionOID)."""
 
 SPECIALTIES: dict[str, dict[str, str]] = {
     "1.3.6.1.4.1.19376.3.276.1.5.4": {

@@ -61,14 +61,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from timkit.directory.fhirproxy.ldapcodes import (
+from timkit.core.professions import (
+    INSTITUTIONS,
     ORGANIZATION_PROFESSION_SYSTEM,
-    ORGANIZATION_PROFESSIONS,
+    PERSONS,
     PRACTITIONER_PROFESSION_SYSTEM,
-    PRACTITIONER_PROFESSIONS,
-    SPECIALTIES,
-    TELEMATIK_ID_TYPES,
+    is_institution,
+    is_person,
 )
+from timkit.directory.fhirproxy.ldapcodes import SPECIALTIES, TELEMATIK_ID_TYPES
 from timkit.directory.generate import (
     HEALTHCARE_SERVICE_PROFILE,
     ORGANIZATION_PROFILE,
@@ -176,9 +177,9 @@ def kind_of(entry: LdapEntry) -> Kind:
     if personal is not None:
         return Kind.HBA if personal else Kind.SMCB
     for oid in entry.texts("professionOID"):
-        if oid in PRACTITIONER_PROFESSIONS:
+        if is_person(oid):
             return Kind.HBA
-        if oid in ORGANIZATION_PROFESSIONS:
+        if is_institution(oid):
             return Kind.SMCB
     for pattern, resource_type in TELEMATIK_ID_TYPES:
         if re.match(pattern, entry.telematik_id):
@@ -236,7 +237,7 @@ def _base(resource_type: str, resource_id: str, profile: str, entry: LdapEntry) 
 def _organization(entry: LdapEntry, resource_id: str) -> Resource:
     resource = _base("Organization", resource_id, ORGANIZATION_PROFILE, entry)
     types = [
-        {"coding": [_coding(ORGANIZATION_PROFESSION_SYSTEM, oid, ORGANIZATION_PROFESSIONS)]}
+        {"coding": [_coding(ORGANIZATION_PROFESSION_SYSTEM, oid, INSTITUTIONS)]}
         for oid in entry.texts("professionOID")
     ]
     _put(resource, "type", types)
@@ -263,7 +264,7 @@ def _practitioner(entry: LdapEntry, resource_id: str) -> Resource:
     _put(resource, "telecom", certificate_telecoms(entry))
     _put(resource, "address", address(entry))
     professions = [
-        _coding(PRACTITIONER_PROFESSION_SYSTEM, oid, PRACTITIONER_PROFESSIONS)
+        _coding(PRACTITIONER_PROFESSION_SYSTEM, oid, PERSONS)
         for oid in entry.texts("professionOID")
     ]
     codings = professions + specializations(entry, "as")

@@ -38,8 +38,8 @@ import aiohttp
 from yarl import URL
 
 from timkit.core.names import NameTable, split_target
+from timkit.core.web import json_object, read_limited
 from timkit.directory.fhirproxy.config import MatrixConfig
-from timkit.directory.fhirproxy.fetch import json_object, read_limited
 
 log = logging.getLogger(__name__)
 

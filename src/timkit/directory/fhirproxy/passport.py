@@ -32,13 +32,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core import jwt
 from timkit.core.signers import Signer, load_signer
+from timkit.core.web import json_response
 from timkit.directory.fhirproxy import rules, search
 from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
 from timkit.directory.fhirproxy.federation import current_list
@@ -91,11 +91,6 @@ class PassportService:
 
 
 PASSPORT_KEY = web.AppKey("fhirproxy.passport", PassportService)
-
-
-def json_response(body: Any) -> web.Response:
-    """``body`` as ``application/json`` (orjson)."""
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 def passport_service(ctx: ProxyContext) -> PassportService:

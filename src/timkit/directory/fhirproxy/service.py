@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core.db import Database
-from timkit.core.lifecycle import wait_for_stop
 from timkit.core.signers import load_signer
-from timkit.core.tls import CertPaths, server_ssl_context
+from timkit.core.tls import optional_server_ssl_context
+from timkit.core.web import serve_app
 from timkit.directory.fhirproxy.api import create_app
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.context import ProxyContext
@@ -80,22 +78,14 @@ async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
         db.close()
 
 
-def _ssl(config: FhirProxyConfig) -> ssl.SSLContext | None:
-    if config.tls_cert is None or config.tls_key is None:
-        return None
-    return server_ssl_context(CertPaths(config.tls_cert, config.tls_key))
-
-
 async def serve(config: FhirProxyConfig) -> None:
     """Serve the FHIR-Proxy until SIGTERM or SIGINT."""
     async with open_context(config) as ctx:
-        app = create_app(ctx)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, config.bind, config.port, ssl_context=_ssl(config))
-        await site.start()
-        log.info("FHIR-Proxy on %s (upstream %s)", config.public_base(), config.upstream)
-        try:
-            await wait_for_stop()
-        finally:
-            await runner.cleanup()
+        await serve_app(
+            create_app(ctx),
+            config.bind,
+            config.port,
+            optional_server_ssl_context(config.tls_cert, config.tls_key),
+            f"FHIR-Proxy on {config.public_base()} (upstream {config.upstream})",
+            logger=log,
+        )

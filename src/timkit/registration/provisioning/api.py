@@ -17,20 +17,12 @@ import orjson
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.web import json_response
 from timkit.registration.auth import require_admin
 from timkit.registration.context import context
 from timkit.registration.provisioning import handlers
 
 PREFIX = "/api/v1"
-
-
-def json_response(
-    body: object, status: int = 200, *, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A JSON response serialised with orjson."""
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
 
 
 async def _domain_of_body(request: web.Request) -> str:

@@ -32,7 +32,8 @@ deregistering, deleting and rolling back retry until they succeed, since giving 
 leave an orphan.
 
 Each provisioning run that ends (``active`` or rolled back) writes one raw-data record
-``AF_10060`` (ML-132585).
+``AF_10060`` (ML-132585). After the directory accepted or removed one of the RD's domains,
+``on_federation_change`` is called (the RD pulls its federation list at once then).
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class Provisioner:
         rawdata: raw-data sink for AF_10060 records.
         executor: threads for the blocking database calls.
         clock: wall clock in seconds, injectable for tests.
+        on_federation_change: called (must not block) after a domain was registered at or
+            removed from the directory.
     """
 
     def __init__(
@@ -122,8 +125,10 @@ class Provisioner:
         *,
         executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
+        on_federation_change: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
+        self.on_federation_change = on_federation_change
         self.settings = settings
         self.backend = backend
         self.directory = directory
@@ -350,6 +355,7 @@ class Provisioner:
                 return
             else:
                 raise
+        self._federation_changed()
         if await self._enter(service, State.ACTIVE, registered=True):
             self._record(service, "success", 201)
             log.info("Messenger-Service %s is active", service.domain)
@@ -373,12 +379,17 @@ class Provisioner:
 
     async def _deregister(self, service: Service) -> None:
         try:
-            await self.directory.delete_domain(service.domain)
+            if await self.directory.delete_domain(service.domain):
+                self._federation_changed()
         except TemporaryUpstreamError:
             raise
         except TimkitError as e:
             if e.status != 403:  # 403: another provider's domain, so not ours to remove
                 raise
+
+    def _federation_changed(self) -> None:
+        if self.on_federation_change is not None:
+            self.on_federation_change()
 
     async def _deregistering(self, service: Service) -> None:
         await self._deregister(service)  # 404 (never registered) and 403 (not ours) are fine

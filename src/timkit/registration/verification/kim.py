@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import math
 import smtplib
 import ssl
 import warnings
@@ -122,18 +123,20 @@ class KimDirectorySource:
         if settings.ca_file is not None:
             tls = ldap3.Tls(ca_certs_file=str(settings.ca_file), validate=ssl.CERT_REQUIRED)
         server = ldap3.Server(
-            settings.ldap_url, get_info=ldap3.NONE, connect_timeout=settings.timeout, tls=tls
+            settings.ldap_url,
+            get_info=ldap3.NONE,
+            connect_timeout=math.ceil(settings.timeout),
+            tls=tls,
         )
         connection = ldap3.Connection(
             server,
             user=settings.bind_dn or None,
             password=settings.bind_password or None,
             read_only=True,
-            receive_timeout=settings.timeout,
+            receive_timeout=math.ceil(settings.timeout),
             raise_exceptions=True,
         )
         try:
-            connection.open()
             connection.bind()
             connection.search(
                 settings.base_dn,

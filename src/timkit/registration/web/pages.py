@@ -24,10 +24,13 @@ page                            what it does
 ==============================  ============================================================
 
 Every POST form is CSRF-checked (:mod:`.csrf`); pages needing a login redirect to ``/login``.
+``POST /login`` and ``POST /kim/start`` are rate-limited per client IP
+(:mod:`~timkit.registration.accounts.ratelimit`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -37,6 +40,8 @@ from aiohttp import web
 
 from timkit.core.errors import TimkitError
 from timkit.registration.accounts import handlers as accounts
+from timkit.registration.accounts import ratelimit
+from timkit.registration.accounts.ratelimit import RateLimited
 from timkit.registration.accounts.totp import qr_svg
 from timkit.registration.auth import SESSION_COOKIE, Admin, current_admin
 from timkit.registration.context import RegistrationContext, context
@@ -165,8 +170,9 @@ async def _flow_mode(ctx: RegistrationContext, state: str) -> str:
 
 
 async def kim_start(request: web.Request) -> web.StreamResponse:
-    """``POST /kim/start``."""
+    """``POST /kim/start`` (rate-limited per client IP: 429 page with the wait)."""
     fields = await form(request)
+    ratelimit.check(request, "kim")
     ctx = context(request)
     sent_to = await verification.start_kim(
         ctx, request.app[VERIFIERS_KEY], fields.get("telematik_id", ""), language(request)
@@ -232,12 +238,16 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """``POST /login``: password + TOTP; the failure page says no more than the API does."""
+    """``POST /login``: password + TOTP; the failure page says no more than the API does.
+
+    Rate-limited per client IP (:mod:`~timkit.registration.accounts.ratelimit`): the form
+    comes back with the wait, status 429."""
     fields = await form(request)
     ctx = context(request)
     t = translator(language(request))
     username = fields.get("username", "")[:64]
     try:
+        ratelimit.check(request, "login")
         session = await ctx.blocking(
             accounts.login,
             ctx,
@@ -245,6 +255,10 @@ async def login(request: web.Request) -> web.StreamResponse:
             fields.get("password", "")[:1024],
             fields.get("otp", "")[:16],
         )
+    except RateLimited as e:
+        seconds = max(math.ceil(e.retry_after), 1)
+        problem = t("login.rate_limited", seconds=seconds)
+        return page(request, "login.html", e.status, username=username, problem=problem)
     except TimkitError as e:
         if e.status == 429:
             minutes = max(int(e.extra.get("retry_after_ms", 60000)) // 60000, 1)

@@ -1,11 +1,25 @@
-"""gematik profession OIDs (``professionOID``) of the two card types.
+"""gematik's profession OIDs (``professionOID``) with their German display names.
 
-SMC-B cards carry an institution OID, HBA cards a person OID. The tables are gematik's code
-systems ``OrganizationProfessionOID`` and ``PractitionerProfessionOID`` (VZD-FHIR-Directory
-1.0.1, ``gemSpec_OID``).
+Two code systems, one per card type: an SMC-B carries an institution OID of
+``OrganizationProfessionOID`` (``gemSpec_OID`` Tab_PKI_403), an HBA a person OID of
+``PractitionerProfessionOID`` (``gemSpec_OID`` Tab_PKI_402). The tables follow
+VZD-FHIR-Directory 1.0.1 plus the later additions of its changelogs; no OID is in both.
+
+Pure data and lookups: the IDP stand-in (which cards may carry which OID), the
+Registrierungs-Dienst (only institutions register, AF_10103) and the FHIR-Proxy's LDAP mapping
+(code displays, HBA or SMC-B) share them.
 """
 
 from __future__ import annotations
+
+ORGANIZATION_PROFESSION_SYSTEM = (
+    "https://gematik.de/fhir/directory/CodeSystem/OrganizationProfessionOID"
+)
+"""FHIR code system of :data:`INSTITUTIONS`."""
+PRACTITIONER_PROFESSION_SYSTEM = (
+    "https://gematik.de/fhir/directory/CodeSystem/PractitionerProfessionOID"
+)
+"""FHIR code system of :data:`PERSONS`."""
 
 INSTITUTIONS: dict[str, str] = {
     "1.2.276.0.76.4.50": "Betriebsstätte Arzt",
@@ -68,6 +82,13 @@ INSTITUTIONS: dict[str, str] = {
     "1.2.276.0.76.4.284": "Betriebsstätte Weitere Kostenträger im Gesundheitswesen",
     "1.2.276.0.76.4.285": "Weitere Organisationen der Gesundheitsversorgung",
     "1.2.276.0.76.4.286": "KIM-Hersteller und -Anbieter",
+    # Later additions to OrganizationProfessionOID (VZD-FHIR-Directory changelogs, gemSpec_OID).
+    "1.2.276.0.76.4.282": "DiGA-Hersteller und -Anbieter",
+    "1.2.276.0.76.4.292": "NCPeH Fachdienst",
+    "1.2.276.0.76.4.295": "TIM-Hersteller und -Anbieter",
+    "1.2.276.0.76.4.311": "Betriebsstätte Hilfsmittelerbringer",
+    "1.2.276.0.76.4.314": "Betriebsstätte Frisör",
+    "1.2.276.0.76.4.317": "Betriebsstätte Soziotherapie",
 }
 """SMC-B profession OIDs (institutions) and their German names."""
 
@@ -109,5 +130,28 @@ PERSONS: dict[str, str] = {
     "1.2.276.0.76.4.275": "Logopäde/Logopädin",
     "1.2.276.0.76.4.276": "Podologe/Podologin",
     "1.2.276.0.76.4.277": "Ernährungstherapeut/-in",
+    # Later additions to PractitionerProfessionOID.
+    "1.2.276.0.76.4.308": "Augenoptiker/-in und Hörakustiker/-in",
+    "1.2.276.0.76.4.312": "Hilfsmittelerbringer/-in",
+    "1.2.276.0.76.4.313": "Frisör/-in",
+    "1.2.276.0.76.4.315": "Masseur/-in und medizinische/-r Bademeister/-in",
+    "1.2.276.0.76.4.316": "Leistungserbringer/-in Soziotherapie",
+    "1.2.276.0.76.4.318": "Leistungserbringer/-in Stimm-, Sprech-, Sprach- und Schluck-Therapie",
+    "1.2.276.0.76.4.319": "Diätassistent/-in",
 }
 """HBA profession OIDs (persons) and their German names."""
+
+
+def is_institution(oid: str) -> bool:
+    """Whether ``oid`` is an institution (SMC-B) profession OID."""
+    return oid in INSTITUTIONS
+
+
+def is_person(oid: str) -> bool:
+    """Whether ``oid`` is a person (HBA) profession OID."""
+    return oid in PERSONS
+
+
+def display(oid: str) -> str:
+    """The German name of the profession OID ``oid``; empty for an OID in neither table."""
+    return INSTITUTIONS.get(oid) or PERSONS.get(oid, "")

@@ -1,0 +1,149 @@
+"""The local run onboards its organisations through the real Registrierungs-Dienst (issue 5.10).
+
+``timkit up`` runs the IDP stand-in, the mailbox and the RD beside the directory; the demo
+organisations went through AF_10103 (OIDC at the IDP with their SMC-B) and AF_10060 (their
+Messenger-Services provisioned by the RD). Here a further organisation does the same with its
+own SMC-B, a person's HBA is refused, and the RD serves the signed federation list to proxies.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+import pytest
+
+from tests.support.federation import Federation
+from tests.support.wait import async_wait_until
+from timkit.core import jwt
+from timkit.registration.federation import load_anchors, verify_list
+from timkit.runtime.demo import SPARE_ORGANISATION
+from timkit.runtime.layout import Layout
+from timkit.runtime.onboarding import (
+    OnboardingError,
+    RdClient,
+    activate,
+    enrol_admin,
+    login,
+    read_admins,
+)
+
+A = "praxis-sonnenschein.tim.test"
+B = "klinikum-nord.tim.test"
+NEW = "apotheke-test.tim.test"
+
+
+@pytest.fixture
+async def http(federation: Federation) -> AsyncIterator[httpx.AsyncClient]:
+    verify = ssl.create_default_context(cafile=federation.ca_cert)
+    async with httpx.AsyncClient(verify=verify, timeout=30) as client:
+        yield client
+
+
+async def _served_domains(federation: Federation, http: httpx.AsyncClient) -> list[str]:
+    """The domains of the federation list the RD serves its proxies, its JWS verified."""
+    layout = Layout(federation.data_dir)
+    token = layout.proxies_token.read_text("utf-8").strip()
+    response = await http.get(
+        f"{federation.portal_url}/federation", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/jose")
+    anchors = load_anchors([layout.ca_cert])
+    verify_list(response.content, anchors, "BP256R1", now=datetime.now(UTC))
+    payload = orjson.loads(jwt.b64url_decode(response.content.split(b".")[1].decode()))
+    return [entry["domain"] for entry in payload["domainList"]]
+
+
+def _components(federation: Federation, domain: str) -> list[dict[str, Any]]:
+    return [c for c in federation.status()["components"] if c["name"].endswith(f"@{domain}")]
+
+
+@pytest.mark.timeout(240)
+async def test_af_10103_af_10060_local_run_onboards_through_rd(
+    federation: Federation, http: httpx.AsyncClient
+) -> None:
+    layout = Layout(federation.data_dir)
+    assert oct(layout.demo_admins.stat().st_mode & 0o777) == "0o600"
+    admins = read_admins(layout)
+    assert len(admins) == 2
+    for admin in admins.values():
+        rd = RdClient(federation.portal_url, http)
+        rd.token = admin.session
+        assert await rd.session_valid()
+        audit = (await http.get(f"{rd.base}/api/v1/audit", headers=_bearer(rd))).json()
+        assert any(
+            e["action"] == "verify.oidc" and e["result"] == "success" for e in audit["entries"]
+        )
+    services = {s["domain"]: s for s in federation.status()["services"]}
+    assert {A, B} <= set(services)
+    assert all(services[d]["healthy"] for d in (A, B))
+    assert {A, B} <= set(await _served_domains(federation, http))
+
+    # A further organisation onboards itself: SMC-B at the IDP → account + TOTP → login.
+    rd = RdClient(federation.portal_url, http)
+    admin = await enrol_admin(rd, SPARE_ORGANISATION)
+    assert admin.telematik_id == SPARE_ORGANISATION.telematik_id
+    await activate(rd, admin)
+    await login(rd, admin)
+    requested = await rd.provision(NEW)
+    assert requested["state"] == "requested"
+
+    async def state_is(wanted: str) -> dict[str, Any] | None:
+        current = await rd.service(NEW)
+        assert current is not None
+        assert current["state"] not in ("failed", "rolling_back"), current
+        return current if current["state"] == wanted else None
+
+    active = await async_wait_until(lambda: state_is("active"), f"{NEW} active", timeout=120)
+    assert (await http.get(f"{active['client_url']}/health")).status_code == 200
+    assert all(c["healthy"] for c in _components(federation, NEW))
+
+    async def listed() -> bool:
+        return NEW in await _served_domains(federation, http)
+
+    await async_wait_until(listed, f"{NEW} in the list the RD serves", timeout=30)
+
+    pids = [c["pid"] for c in _components(federation, NEW)]
+    assert len(pids) == 2
+    await rd.deprovision(NEW)
+    await async_wait_until(lambda: state_is("deleted"), f"{NEW} deleted", timeout=60)
+
+    async def unlisted() -> bool:
+        return NEW not in await _served_domains(federation, http)
+
+    await async_wait_until(unlisted, f"{NEW} gone from the list the RD serves", timeout=30)
+    assert _components(federation, NEW) == []
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+
+
+def _bearer(rd: RdClient) -> dict[str, str]:
+    return {"Authorization": f"Bearer {rd.token}"}
+
+
+async def test_ml_128759_hba_card_is_refused_at_the_rd(
+    federation: Federation, http: httpx.AsyncClient
+) -> None:
+    rd = RdClient(federation.portal_url, http)
+    with pytest.raises(OnboardingError) as refused:
+        await rd.verify_with_card("hba-dr-demo")
+    assert refused.value.status == 403
+    assert refused.value.errcode == "M_FORBIDDEN"
+    assert "HBA" in refused.value.message
+    assert "SMC-B" in refused.value.message
+
+
+async def test_federation_list_is_served_only_to_proxies(
+    federation: Federation, http: httpx.AsyncClient
+) -> None:
+    response = await http.get(f"{federation.portal_url}/federation")
+    assert response.status_code == 401
+    wrong = await http.get(
+        f"{federation.portal_url}/federation", headers={"Authorization": "Bearer nope"}
+    )
+    assert wrong.status_code == 401
