@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,10 +128,7 @@ def test_ml_123677_regeneration_of_100k_domains(
                 for i in range(100_000)
             ],
         )
-    federation = Federation(db, signers)
-    started = time.perf_counter()
-    stored = federation.regenerate()
-    seconds = time.perf_counter() - started
-    print(f"\n{db.dialect}: regeneration + signing of 100,000 domains: {seconds * 1000:.0f} ms")
+    # The time it takes is measured by `timkit bench directory-proxy`, not asserted here.
+    stored = Federation(db, signers).regenerate()
     assert len(stored.parsed().entries) == 100_000
-    assert seconds <= 1.0
+    assert stored.parsed().entries[0].domain == "org-000000.tim.example.de"
