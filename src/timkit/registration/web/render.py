@@ -8,6 +8,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from timkit.core import templates
 from timkit.core.errors import TimkitError
 from timkit.registration.web import csrf
 from timkit.registration.web.i18n import LANG_COOKIE, language, translator
@@ -17,14 +18,8 @@ ENV_KEY = web.AppKey("registration.jinja", jinja2.Environment)
 
 
 def environment() -> jinja2.Environment:
-    """The template environment (HTML autoescaping, undefined variables are errors)."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    """The template environment (:func:`timkit.core.templates.environment` over ours)."""
+    return templates.environment(TEMPLATES)
 
 
 def page(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
