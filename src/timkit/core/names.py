@@ -24,6 +24,9 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from timkit.core.errors import Codes, TimkitError
 
@@ -40,6 +43,24 @@ def check_target(target: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"route target must be 'host:port', got {target!r}")
     return target
+
+
+def check_routes(routes: dict[str, str]) -> dict[str, str]:
+    """Validate a static route table; return it with lower-case names.
+
+    Raises:
+        ValueError: naming the route whose target is not ``host:port``.
+    """
+    for name, target in routes.items():
+        try:
+            check_target(target)
+        except ValueError:
+            raise ValueError(f"route for {name!r} must be 'host:port', got {target!r}") from None
+    return {name.lower(): target for name, target in routes.items()}
+
+
+Routes = Annotated[dict[str, str], AfterValidator(check_routes)]
+"""A config field holding static routes (server name → ``host:port``), checked on load."""
 
 
 def split_target(target: str) -> tuple[str, int]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from timkit.core.config import StrictModel
-from timkit.core.names import check_target
+from timkit.core.names import Routes
 
 
 class Unrouted(StrEnum):
@@ -35,22 +35,10 @@ class ForwardProxyConfig(StrictModel):
 
     bind: str = "127.0.0.1"
     port: int = Field(default=8491, ge=0, le=65535)
-    routes: dict[str, str] = Field(default_factory=dict)
+    routes: Routes = Field(default_factory=dict)
     routes_file: Path | None = None
     unrouted: Unrouted = Unrouted.REJECT
     connect_timeout: float = Field(default=5.0, gt=0)
-
-    @field_validator("routes")
-    @classmethod
-    def _check_routes(cls, routes: dict[str, str]) -> dict[str, str]:
-        for name, target in routes.items():
-            try:
-                check_target(target)
-            except ValueError:
-                raise ValueError(
-                    f"route for {name!r} must be 'host:port', got {target!r}"
-                ) from None
-        return {name.lower(): target for name, target in routes.items()}
 
 
 class ProxyConfig(StrictModel):

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from timkit.core.config import StrictModel
-from timkit.core.names import check_target
+from timkit.core.names import Routes
 from timkit.core.signers import SignerConfig
 
 
@@ -44,22 +44,10 @@ class MatrixConfig(StrictModel):
         timeout: seconds for discovery plus the userinfo call.
     """
 
-    routes: dict[str, str] = Field(default_factory=dict)
+    routes: Routes = Field(default_factory=dict)
     routes_file: Path | None = None
     ca_file: Path | None = None
     timeout: float = Field(default=10.0, gt=0)
-
-    @field_validator("routes")
-    @classmethod
-    def _check_routes(cls, routes: dict[str, str]) -> dict[str, str]:
-        for name, target in routes.items():
-            try:
-                check_target(target)
-            except ValueError:
-                raise ValueError(
-                    f"route for {name!r} must be 'host:port', got {target!r}"
-                ) from None
-        return routes
 
 
 class TrustedIdp(StrictModel):
