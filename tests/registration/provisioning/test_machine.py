@@ -270,7 +270,9 @@ async def test_crash_between_steps_resumes_and_converges(
     tmp_path: Path, rd_database: str, crash_in: str
 ) -> None:
     control = ControlDouble(healthy_after=1_000_000)  # never healthy until released
-    async for rd in start_rd(tmp_path, rd_database, control=control):
+    # Enough attempts that the step cannot give up (and roll back) before the crash.
+    patient = {"provisioning": {"max_attempts": 1_000_000}}
+    async for rd in start_rd(tmp_path, rd_database, control=control, settings=patient):
         admin, token = rd.admin()
         if crash_in == "creating":
             control.down = True
