@@ -31,6 +31,8 @@ import pyotp
 import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP
+from playwright.async_api import Browser
+from tests.registration.browser import Shots, chromium
 from tests.support.postgres import PostgresServer
 from tests.support.wait import async_wait_until
 
@@ -341,3 +343,16 @@ async def rd(tmp_path: Path) -> AsyncIterator[RdStack]:
 async def admin_session(rd: RdStack) -> AdminSession:
     """A logged-in Org-Admin of ``Praxis Dr. Test`` (SMC-B ``praxis``), made by the real flow."""
     return await rd.create_admin(await rd.registration_token("praxis"), "praxis-admin")
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the module (the browser tests)."""
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Shots:
+    """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
+    return Shots(request.node.name)

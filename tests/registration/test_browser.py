@@ -8,29 +8,14 @@ not installed, so contexts ignore certificate errors (TLS is still on; cookies s
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pyotp
-import pytest
 from playwright.async_api import Browser, Page, expect
-from tests.registration.browser import Shots, chromium, fresh_totp, needs_chromium, new_page
+from tests.registration.browser import Shots, fresh_totp, needs_chromium, new_page
 from tests.registration.conftest import PASSWORD, RdStack, start_rd
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module."""
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def shots(request: pytest.FixtureRequest) -> Shots:
-    """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
-    return Shots(request.node.name)
 
 
 async def _page(browser: Browser) -> Page:

@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 from playwright.async_api import Browser, Page, expect
-from tests.registration.browser import Shots, chromium, fresh_totp, needs_chromium, new_page
+from tests.registration.browser import Shots, fresh_totp, needs_chromium, new_page
 from tests.registration.conftest import PASSWORD
 from tests.support.federation import DOMAINS, Federation, timkit, write_config
 from tests.support.wait import async_wait_until
@@ -44,19 +44,6 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         yield Federation(config)
     finally:
         timkit(config, "down", check=False)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module."""
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def shots(request: pytest.FixtureRequest) -> Shots:
-    """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
-    return Shots(request.node.name)
 
 
 @pytest.fixture

@@ -18,23 +18,10 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, CDPSession, Page, expect
-from tests.registration.browser import Shots, chromium, needs_chromium, new_page
+from tests.registration.browser import Shots, needs_chromium, new_page
 from tests.registration.conftest import PASSWORD, RdStack, start_rd
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module."""
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def shots(request: pytest.FixtureRequest) -> Shots:
-    """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
-    return Shots(request.node.name)
 
 
 @pytest.fixture
