@@ -53,6 +53,7 @@ from cryptography.exceptions import InvalidSignature
 from timkit.core import jwt
 from timkit.core.db import Database
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.lifecycle import wait_event
 from timkit.registration.config import FederationSettings, ProxiesSettings, RegistrationConfig
 from timkit.registration.context import context
 from timkit.registration.directory_client import DirectoryClient
@@ -259,8 +260,7 @@ class FederationCache:
         while True:
             self._kicked.clear()
             delay = await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kicked.wait(), delay)
+            await wait_event(self._kicked, delay)
 
     def kick(self) -> None:
         """Pull now rather than at the next interval (a kick during a pull pulls once more)."""

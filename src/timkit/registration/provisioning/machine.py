@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 
 from timkit.core.db import Database
 from timkit.core.errors import TemporaryUpstreamError, TimkitError
+from timkit.core.lifecycle import wait_event
 from timkit.core.rawdata import RawDataSink
 from timkit.registration.config import ProvisioningSettings
 from timkit.registration.directory_client import DirectoryClient, Ownership
@@ -240,8 +241,7 @@ class Provisioner:
                 else:
                     wake_at = min(wake_at or service.next_attempt_ms, service.next_attempt_ms)
             timeout = IDLE_POLL if wake_at is None else max(0.0, (wake_at - now) / 1000)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(timeout, IDLE_POLL))
+            await wait_event(self._wake, min(timeout, IDLE_POLL))
 
     async def _drive(self, domain: str) -> None:
         try:
