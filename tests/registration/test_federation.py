@@ -166,6 +166,7 @@ async def test_outdated_after_ttl_and_kept_across_restarts(rd: RdStack) -> None:
 async def test_failed_pulls_retry_then_alert_and_keep_the_last_list(
     rd: RdStack, caplog: pytest.LogCaptureFixture
 ) -> None:
+    await rd.ctx.federation.stop()  # the background pull would interleave its own ticks
     await rd.ctx.federation.refresh()
     held = rd.ctx.federation.held
     settings = rd.ctx.config.federation
