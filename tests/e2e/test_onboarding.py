@@ -14,14 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 import psutil
 import pytest
 
 from tests.support.federation import Federation
 from tests.support.wait import async_wait_until
-from timkit.core import jwt
-from timkit.registration.federation import load_anchors, verify_list
+from timkit.core.federation_list import load_anchors, verify_list
 from timkit.runtime.demo import SPARE_ORGANISATION
 from timkit.runtime.layout import Layout
 from timkit.runtime.onboarding import (
@@ -55,9 +53,8 @@ async def _served_domains(federation: Federation, http: httpx.AsyncClient) -> li
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/jose")
     anchors = load_anchors([layout.ca_cert])
-    verify_list(response.content, anchors, "BP256R1", now=datetime.now(UTC))
-    payload = orjson.loads(jwt.b64url_decode(response.content.split(b".")[1].decode()))
-    return [entry["domain"] for entry in payload["domainList"]]
+    verified = verify_list(response.content, anchors, "BP256R1", now=datetime.now(UTC))
+    return [entry.domain for entry in verified.entries]
 
 
 def _components(federation: Federation, domain: str) -> list[dict[str, Any]]:

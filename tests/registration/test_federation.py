@@ -23,12 +23,12 @@ from tests.registration.provisioning.stack import (
 
 from timkit.core import jwt
 from timkit.core.errors import TimkitError
+from timkit.core.federation_list import ListVerificationError
 from timkit.core.tls import LocalPKI
 from timkit.registration.federation import (
     OUTDATED,
     VERSION_HEADER,
     FederationCache,
-    FederationListError,
 )
 
 
@@ -135,7 +135,7 @@ async def test_ml_123891_a_forged_or_tampered_list_is_never_served(
             return 10**9, bad
 
         monkeypatch.setattr(rd.ctx.directory, "federation_list", send)
-        with pytest.raises(FederationListError):
+        with pytest.raises(ListVerificationError):
             await rd.ctx.federation.refresh()
         assert rd.ctx.federation.held == held
     assert (await _federation(rd)).content == held.jws

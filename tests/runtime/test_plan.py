@@ -45,7 +45,11 @@ def test_plan_service_writes_both_configs_routing_by_the_names_file(tmp_path: Pa
     config = TimkitConfig(data_dir=tmp_path)
     layout = Layout(tmp_path)
     record = ServiceRecord(
-        domain="apotheke.tim.test", organisation="Apotheke", port=9001, forward_proxy_port=9002
+        domain="apotheke.tim.test",
+        organisation="Apotheke",
+        port=9001,
+        forward_proxy_port=9002,
+        homeserver_port=9003,
     )
     components = plan_service(config, layout, LocalPKI(layout.pki), record)
     assert [c.name for c in components] == [
@@ -53,17 +57,35 @@ def test_plan_service_writes_both_configs_routing_by_the_names_file(tmp_path: Pa
         "homeserver@apotheke.tim.test",
     ]
     assert [c.health_url for c in components] == [
-        "http://127.0.0.1:9002/health",
         "https://127.0.0.1:9001/health",
+        "http://127.0.0.1:9003/health",
     ]
     service_dir = layout.service_dir("apotheke.tim.test")
     proxy = load_toml(ProxyConfig, service_dir / "proxy.toml")
+    assert proxy.server_name == "apotheke.tim.test"
+    assert proxy.inbound.port == 9001
+    assert proxy.upstream.url == "http://127.0.0.1:9003"
     assert proxy.forward.routes == {}
     assert proxy.forward.routes_file == layout.names_file
     assert proxy.forward.port == 9002
+    interception = service_dir / "interception" / "ca.crt"
+    assert proxy.forward.interception_ca_cert == interception
+    assert proxy.federation_list.trust_anchors == (layout.ca_cert,)
+    assert proxy.federation_list.token_file == layout.proxies_token
     homeserver = load_toml(HomeserverConfig, service_dir / "homeserver.toml")
     assert homeserver.https_proxy == "http://127.0.0.1:9002"
+    assert homeserver.federation_ca == interception  # only its own proxy's interception CA
+    assert (homeserver.bind, homeserver.port, homeserver.tls_cert) == ("127.0.0.1", 9003, None)
     assert (layout.pki / "certs" / "apotheke.tim.test.crt").exists()
+
+
+def test_plan_service_refuses_a_record_without_homeserver_port(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    record = ServiceRecord(
+        domain="a.tim.test", organisation="A", port=9001, forward_proxy_port=9002
+    )
+    with pytest.raises(ValueError, match="homeserver_port"):
+        plan_service(TimkitConfig(data_dir=tmp_path), layout, LocalPKI(layout.pki), record)
 
 
 def test_control_port_defaults_to_8400_and_must_be_unique() -> None:

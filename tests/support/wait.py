@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import pytest
 
@@ -21,6 +21,16 @@ def wait_until(check: Callable[[], T], what: str, timeout: float = 60.0) -> T:
             return result
         time.sleep(INTERVAL)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+@overload
+async def async_wait_until(
+    check: Callable[[], Awaitable[T]], what: str, timeout: float = 60.0
+) -> T: ...
+
+
+@overload
+async def async_wait_until(check: Callable[[], T], what: str, timeout: float = 60.0) -> T: ...
 
 
 async def async_wait_until(

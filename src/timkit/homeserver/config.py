@@ -59,14 +59,15 @@ class HomeserverConfig(StrictModel):
 
     Attributes:
         server_name: the Matrix server name (a domain without port).
-        bind: listen address of the HTTPS listener.
-        port: HTTPS listener for client and federation traffic and ``.well-known``.
-        public_baseurl: base URL clients use to reach this homeserver.
+        bind: listen address of the listener.
+        port: listener for client and federation traffic and ``.well-known``.
+        public_baseurl: base URL clients use to reach this homeserver (its Messenger-Proxy).
         data_dir: directory for Synapse's files (config, keys, media, SQLite database).
-        tls_cert: PEM certificate for the listener (must cover ``server_name``).
+        tls_cert: PEM certificate for the listener (must cover ``server_name``); None = plain
+            HTTP behind the Messenger-Proxy on loopback, trusting its ``X-Forwarded-For``.
         tls_key: PEM private key of ``tls_cert``.
-        federation_ca: CA that other homeservers' certificates are checked against;
-            ``None`` uses the system trust store.
+        federation_ca: CA that outbound federation TLS is checked against (behind a
+            Messenger-Proxy: its interception CA); ``None`` uses the system trust store.
         https_proxy: forward proxy for outbound federation (``http://host:port``).
         database: ``sqlite`` or a PostgreSQL DSN.
         relaxed_rate_limits: lift Synapse's client rate limits (local federations and tests).
@@ -78,8 +79,8 @@ class HomeserverConfig(StrictModel):
     port: int = Field(ge=1, le=65535)
     public_baseurl: str
     data_dir: Path
-    tls_cert: Path
-    tls_key: Path
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     federation_ca: Path | None = None
     https_proxy: str | None = None
     database: DatabaseUrl = "sqlite"

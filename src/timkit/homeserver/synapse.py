@@ -81,6 +81,7 @@ def database_section(database: str, data_dir: Path) -> dict[str, Any]:
 def render(config: HomeserverConfig) -> dict[str, Any]:
     """Synapse's ``homeserver.yaml`` content for ``config``."""
     data = config.data_dir
+    tls = config.tls_cert is not None
     rendered: dict[str, Any] = {
         "server_name": config.server_name,
         "public_baseurl": config.public_baseurl,
@@ -91,16 +92,14 @@ def render(config: HomeserverConfig) -> dict[str, Any]:
                 "port": config.port,
                 "bind_addresses": [config.bind],
                 "type": "http",
-                "tls": True,
-                "x_forwarded": False,
+                "tls": tls,
+                "x_forwarded": not tls,
                 "resources": [{"names": ["client", "federation"], "compress": False}],
             }
         ],
         # Other servers find us via https://<server_name>/.well-known/matrix/server, which
         # names port 443 explicitly, so they never fall back to SRV lookups in DNS.
         "serve_server_wellknown": True,
-        "tls_certificate_path": str(config.tls_cert),
-        "tls_private_key_path": str(config.tls_key),
         "federation_verify_certificates": True,
         "federation_client_minimum_tls_version": "1.2",
         "trusted_key_servers": [],
@@ -115,6 +114,9 @@ def render(config: HomeserverConfig) -> dict[str, Any]:
         "form_secret_path": str(secret_path(data, "form_secret")),
         "no_proxy_hosts": [],
     }
+    if tls:
+        rendered["tls_certificate_path"] = str(config.tls_cert)
+        rendered["tls_private_key_path"] = str(config.tls_key)
     if config.federation_ca is not None:
         rendered["federation_custom_ca_list"] = [str(config.federation_ca)]
     if config.https_proxy is not None:

@@ -1,9 +1,15 @@
-"""Configuration of the Messenger-Proxy (``timkit-proxy``); see ``config/proxy.sample.toml``."""
+"""Configuration of the Messenger-Proxy (``timkit-proxy``); see ``config/proxy.sample.toml``.
+
+One proxy serves one Messenger-Service (seed 002 §4.3.3.1.3): its inbound listener is the
+service's public client and federation URL, its forward proxy is its Synapse's
+``https_proxy``, and Synapse itself listens on loopback only (:class:`UpstreamConfig`).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -20,29 +26,158 @@ class Unrouted(StrEnum):
     """Connect to the requested host and port via the system resolver (production)."""
 
 
+class InboundConfig(StrictModel):
+    """The public listener: client-server and server-server traffic, and the Freigabeliste API.
+
+    Attributes:
+        bind: address to listen on.
+        port: the service's public HTTPS port (its ``client_url`` and ``federation_url``).
+        tls_cert: PEM certificate covering the server name; None serves plain HTTP (only
+            behind a TLS-terminating load balancer).
+        tls_key: PEM private key of ``tls_cert``.
+        max_body: largest request body in bytes (larger gets 413 ``M_TOO_LARGE``).
+        checked_body: largest body of a request the proxy must read to check (invites,
+            ``createRoom``); larger gets 413.
+    """
+
+    bind: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body: int = Field(default=100 * 1024 * 1024, gt=0)
+    checked_body: int = Field(default=1024 * 1024, gt=0)
+
+
+class UpstreamConfig(StrictModel):
+    """The Synapse behind the proxy (plain HTTP on loopback).
+
+    Attributes:
+        url: Synapse's listener, e.g. ``http://127.0.0.1:8008``.
+        connect_timeout: seconds to wait for a connection to Synapse.
+        timeout: seconds a request to Synapse may take in total (``/sync`` long-polls up to
+            the client's ``timeout``, so keep this above the largest one clients use).
+        pool_size: most connections kept open to Synapse.
+    """
+
+    url: str = "http://127.0.0.1:8008"
+    connect_timeout: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=300.0, gt=0)
+    pool_size: int = Field(default=100, ge=1)
+
+
 class ForwardProxyConfig(StrictModel):
-    """The outbound forward proxy Synapse uses as ``https_proxy``.
+    """The outbound forward proxy Synapse uses as ``https_proxy`` (TLS-intercepting).
 
     Attributes:
         bind: address to listen on; keep it on loopback next to Synapse.
         port: port to listen on.
-        routes: server name → ``host:port`` that a CONNECT to that name (any port) is sent to.
+        interception_ca_cert: PEM CA certificate the proxy mints the certificates it shows
+            its Synapse with; only this Synapse trusts it (``federation_custom_ca_list``).
+        interception_ca_key: PEM private key of ``interception_ca_cert``.
+        ca_file: CA bundle the onward TLS connections to other services are verified
+            against; None uses the system trust store.
+        routes: server name → ``host:port`` that requests for that name (any port) go to.
         routes_file: JSON route file (``{name: "host:port"}``, see :mod:`timkit.core.names`)
             re-read when it changes; its entries take precedence over ``routes``. Empty = none.
         unrouted: what to do with names that have no route.
-        connect_timeout: seconds to wait for the upstream TCP connection.
+        connect_timeout: seconds to wait for the onward connection.
+        timeout: seconds an outbound federation request may take in total.
+        pool_size: most onward connections kept open (per destination at most a quarter).
     """
 
     bind: str = "127.0.0.1"
     port: int = Field(default=8491, ge=0, le=65535)
+    interception_ca_cert: Path | None = None
+    interception_ca_key: Path | None = None
+    ca_file: Path | None = None
     routes: Routes = Field(default_factory=dict)
     routes_file: Path | None = None
     unrouted: Unrouted = Unrouted.REJECT
     connect_timeout: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0)
+    pool_size: int = Field(default=100, ge=1)
+
+
+class FederationListConfig(StrictModel):
+    """Where the proxy gets the federation list (AF_10064, annex 8.2) and how it trusts it.
+
+    Attributes:
+        url: the Registrierungs-Dienst's ``/federation`` endpoint.
+        token_file: file holding the bearer token the RD expects from its proxies.
+        ca_file: CA bundle for the TLS connection to the RD; None = system trust store.
+        trust_anchors: PEM files whose certificates the list signer's ``x5c`` chain must
+            lead to (test or production anchors of the VZD-FHIR-Directory).
+        sig_alg: JWS algorithm of the list (``BP256R1``, gematik's default, or ``ES256``).
+        interval: seconds between pulls (ML-137902: once per hour).
+        retry_interval: seconds between pulls while none succeeds.
+        ttl: seconds without a valid list after which all federation traffic is blocked.
+        miss_refresh_interval: least seconds between extra pulls caused by a domain that is
+            not in the held list (a newly admitted service is accepted without waiting an hour).
+        state_file: where the last good list is kept across restarts.
+    """
+
+    url: str = "https://127.0.0.1:8460/federation"
+    token_file: Path | None = None
+    ca_file: Path | None = None
+    trust_anchors: tuple[Path, ...] = ()
+    sig_alg: Literal["BP256R1", "ES256"] = "BP256R1"
+    interval: float = Field(default=3600.0, gt=0)
+    retry_interval: float = Field(default=300.0, gt=0)
+    ttl: float = Field(default=72 * 3600.0, gt=0)
+    miss_refresh_interval: float = Field(default=60.0, ge=0)
+    state_file: Path = Path("var/proxy/federation-list.json")
+
+
+class InviteCheckConfig(StrictModel):
+    """Stage 3 of the permission check: the RD's ``POST /vzd/invite``.
+
+    Attributes:
+        url: the RD's ``/vzd/invite`` endpoint.
+        token_file: file holding the proxies' bearer token at the RD.
+        ca_file: CA bundle for the TLS connection to the RD; None = system trust store.
+        timeout: seconds to wait for the RD's answer (on time-out the invite is refused).
+    """
+
+    url: str = "https://127.0.0.1:8460/vzd/invite"
+    token_file: Path | None = None
+    ca_file: Path | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class ContactsConfig(StrictModel):
+    """The Freigabeliste (I_TiMessengerContactManagement 1.0.2) and the proxy's own state.
+
+    Attributes:
+        database: ``sqlite:///path`` or a PostgreSQL DSN for contacts and 1:1-room records.
+        token_cache_seconds: how long a Matrix OpenID token validated at the homeserver's
+            userinfo endpoint is trusted without asking again.
+        max_contacts: most contact settings one user may hold.
+    """
+
+    database: str = "sqlite:///var/proxy/proxy.db"
+    token_cache_seconds: float = Field(default=60.0, ge=0)
+    max_contacts: int = Field(default=10_000, ge=1)
 
 
 class ProxyConfig(StrictModel):
-    """Top level of the proxy's TOML file."""
+    """Top level of the proxy's TOML file.
 
-    log_level: str = "INFO"
+    Attributes:
+        server_name: the Matrix server name of the service (its users' domain).
+        inbound: the public listener.
+        upstream: the Synapse behind it.
+        forward: the outbound forward proxy.
+        federation_list: the federation list source and its trust.
+        invite_check: stage 3 at the RD.
+        contacts: the Freigabeliste storage.
+        log_level: root log level.
+    """
+
+    server_name: str = "localhost"
+    inbound: InboundConfig = Field(default_factory=InboundConfig)
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     forward: ForwardProxyConfig = Field(default_factory=ForwardProxyConfig)
+    federation_list: FederationListConfig = Field(default_factory=FederationListConfig)
+    invite_check: InviteCheckConfig = Field(default_factory=InviteCheckConfig)
+    contacts: ContactsConfig = Field(default_factory=ContactsConfig)
+    log_level: str = "INFO"

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,14 +44,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
-from timkit.core import jwt
 from timkit.core.db import Database
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.federation_list import load_anchors, verify_list
 from timkit.core.lifecycle import wait_event
 from timkit.registration.config import FederationSettings, ProxiesSettings, RegistrationConfig
 from timkit.registration.context import context
@@ -67,81 +63,11 @@ REQUIREMENT = "ML-123891"
 VERSION_HEADER = "X-TIM-Federation-List-Version"
 OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
 MISSING = "TIM_FEDERATION_LIST_MISSING"
-INVALID = "TIM_FEDERATION_LIST_INVALID"
-
-
-class FederationListError(TimkitError):
-    """A received federation list failed verification (never held, never served)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(502, INVALID, message, requirement=REQUIREMENT)
 
 
 def trust_anchor_files(config: RegistrationConfig) -> tuple[Path, ...]:
     """``federation.trust_anchors``, or the local PKI's CA certificate when none are set."""
     return config.federation.trust_anchors or (config.pki_dir / "ca.crt",)
-
-
-def load_anchors(paths: Sequence[Path]) -> list[x509.Certificate]:
-    """The trust anchors in the PEM files ``paths`` (missing files are skipped, logged)."""
-    anchors: list[x509.Certificate] = []
-    for path in paths:
-        try:
-            anchors.extend(x509.load_pem_x509_certificates(path.read_bytes()))
-        except (OSError, ValueError) as e:
-            log.error("federation list trust anchor %s not loaded: %s", path, e)
-    return anchors
-
-
-def _check_chain(
-    chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], now: datetime
-) -> None:
-    if not anchors:
-        raise FederationListError("no trust anchors configured (federation.trust_anchors)")
-    for cert in chain:
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise FederationListError(f"x5c certificate {cert.subject.rfc4514_string()} expired")
-    try:
-        for child, parent in itertools.pairwise(chain):
-            child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature) as e:
-        raise FederationListError(f"x5c is not a certificate chain: {e}") from e
-    top = chain[-1]
-    for anchor in anchors:
-        if top == anchor:
-            return
-        with contextlib.suppress(ValueError, TypeError, InvalidSignature):
-            top.verify_directly_issued_by(anchor)
-            return
-    raise FederationListError("the list signer's x5c chain leads to no trusted anchor")
-
-
-def verify_list(
-    jws: bytes, anchors: Sequence[x509.Certificate], sig_alg: str, *, now: datetime
-) -> int:
-    """Verify a compact-JWS federation list (rule 1 of the module docstring); its version.
-
-    Raises:
-        FederationListError: naming what failed.
-    """
-    try:
-        token = jws.decode("ascii")
-        header = jwt.header_of(token)
-        chain = jwt.certificates_of(header)
-        _check_chain(chain, anchors, now)
-        payload = jwt.verify_signature(token, jwt.key_from_certificate(chain[0]), (sig_alg,))
-        document = orjson.loads(payload)
-    except FederationListError:
-        raise
-    except (TimkitError, UnicodeDecodeError, ValueError, TypeError) as e:
-        message = e.message if isinstance(e, TimkitError) else str(e)
-        raise FederationListError(f"federation list rejected: {message}") from e
-    version = document.get("version") if isinstance(document, dict) else None
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise FederationListError("federation list has no integer version")
-    if not isinstance(document.get("domainList"), list):
-        raise FederationListError("federation list has no domainList")
-    return version
 
 
 class FederationCache:
@@ -205,7 +131,7 @@ class FederationCache:
         _, jws = result
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         anchors = await self._blocking(load_anchors, self.anchor_files)
-        version = verify_list(jws, anchors, self.settings.sig_alg, now=now)
+        version = verify_list(jws, anchors, self.settings.sig_alg, now=now).version
         if held is not None and version <= held.version:
             log.warning(
                 "federation list version %d ignored: not newer than the held version %d (%s)",

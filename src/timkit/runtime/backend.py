@@ -8,8 +8,8 @@ FHIR-Proxy find it. Its record (organisation, ports, database) is persisted in
 (:meth:`EmbeddedBackend.restore`).
 
 Ports: a domain listed in ``messenger_services`` uses its configured ``port`` and
-``forward_proxy_port`` (and ``database``); any other domain gets free ports once, kept in its
-record so they stay stable across restarts.
+``forward_proxy_port`` (and ``homeserver_port``, ``database``); any other domain gets free
+ports once, kept in its record so they stay stable across restarts.
 
 The HTTP face of this backend is :mod:`timkit.runtime.control_api`; a Kubernetes backend
 would offer the same operations (ensure, status, services, remove).
@@ -115,17 +115,21 @@ class EmbeddedBackend:
         restored = []
         for record in read_records(self._layout):
             configured = self._configured.get(record.domain)
+            current = record
             if configured is not None:
                 current = record.model_copy(
                     update={
                         "port": configured.port,
                         "forward_proxy_port": configured.forward_proxy_port,
+                        "homeserver_port": configured.homeserver_port or record.homeserver_port,
                         "database": configured.database,
                     }
                 )
-                if current != record:
-                    _write_record(self._layout.service_record(record.domain), current)
-                    record = current
+            if current.homeserver_port is None:  # recorded before Synapse moved behind the proxy
+                current = current.model_copy(update={"homeserver_port": self._free_ports(1)[0]})
+            if current != record:
+                _write_record(self._layout.service_record(record.domain), current)
+                record = current
             async with self._locks[record.domain]:
                 self._records[record.domain] = record
                 try:
@@ -244,6 +248,7 @@ class EmbeddedBackend:
                 organisation=organisation,
                 port=configured.port,
                 forward_proxy_port=configured.forward_proxy_port,
+                homeserver_port=configured.homeserver_port or self._free_ports(1)[0],
                 database=configured.database,
             )
         recorded = self._layout.service_record(domain)
@@ -254,20 +259,29 @@ class EmbeddedBackend:
                     return previous.model_copy(update={"organisation": organisation})
             except (OSError, ValidationError) as e:
                 logger.warning("ignoring %s: %s", recorded, e)
-        taken = {port for _, port in shared_ports(self._config)}
+        ports = self._free_ports(3)
+        return ServiceRecord(
+            domain=domain,
+            organisation=organisation,
+            port=ports[0],
+            forward_proxy_port=ports[1],
+            homeserver_port=ports[2],
+        )
+
+    def _free_ports(self, count: int) -> list[int]:
+        """``count`` free loopback ports no configured or running service uses."""
+        taken: set[int | None] = {port for _, port in shared_ports(self._config)}
         for c in self._configured.values():
-            taken.update((c.port, c.forward_proxy_port))
+            taken.update((c.port, c.forward_proxy_port, c.homeserver_port))
         for r in self._records.values():
-            taken.update((r.port, r.forward_proxy_port))
+            taken.update((r.port, r.forward_proxy_port, r.homeserver_port))
         ports: list[int] = []
-        while len(ports) < 2:
+        while len(ports) < count:
             port = free_port(self._config.runtime.bind)
             if port not in taken:
                 taken.add(port)
                 ports.append(port)
-        return ServiceRecord(
-            domain=domain, organisation=organisation, port=ports[0], forward_proxy_port=ports[1]
-        )
+        return ports
 
     async def _start(self, record: ServiceRecord) -> None:
         """Write the service's files, add its processes, publish its route."""

@@ -26,8 +26,10 @@ class MessengerServiceConfig(StrictModel):
     Attributes:
         domain: Matrix server name, a domain without port.
         organisation: the organisation's display name.
-        port: HTTPS port for client and federation traffic.
-        forward_proxy_port: port of the outbound forward proxy Synapse uses.
+        port: HTTPS port of its Messenger-Proxy: the service's client and federation URL.
+        forward_proxy_port: port of the proxy's outbound forward proxy Synapse uses.
+        homeserver_port: loopback port of Synapse behind the proxy; None = a free port
+            chosen when the service is first started (kept in its service record).
         database: ``sqlite`` or a PostgreSQL DSN for this service's Synapse.
     """
 
@@ -35,6 +37,7 @@ class MessengerServiceConfig(StrictModel):
     organisation: str
     port: int = Field(ge=1, le=65535)
     forward_proxy_port: int = Field(ge=1, le=65535)
+    homeserver_port: int | None = Field(default=None, ge=1, le=65535)
     database: DatabaseUrl = "sqlite"
 
 
@@ -190,8 +193,10 @@ def _check_unique(config: TimkitConfig, *, source: str) -> None:
                 source=source,
             )
         domains[service.domain] = key
-        for field in ("port", "forward_proxy_port"):
+        for field in ("port", "forward_proxy_port", "homeserver_port"):
             port = getattr(service, field)
+            if port is None:
+                continue
             if port in ports:
                 raise ConfigError(
                     f"port {port} is already used by {ports[port]}",
@@ -222,8 +227,9 @@ def check_ports_free(config: TimkitConfig) -> None:
     """
     wanted = shared_ports(config)
     for i, service in enumerate(config.messenger_services):
-        for field in ("port", "forward_proxy_port"):
-            wanted.append((f"messenger_services.{i}.{field}", getattr(service, field)))
+        for field in ("port", "forward_proxy_port", "homeserver_port"):
+            if getattr(service, field) is not None:
+                wanted.append((f"messenger_services.{i}.{field}", getattr(service, field)))
     for key, port in wanted:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -17,10 +17,11 @@ Messenger-Services are not in the static plan: the supervisor's control API adds
 them while the federation runs (:mod:`timkit.runtime.backend`). :func:`plan_service` is the
 one function that plans a service ``D``'s two components:
 
-* ``proxy@D``: the Messenger-Proxy's forward proxy; routes ``CONNECT <domain>:<any port>``
-  by the route file to that service's HTTPS port on loopback.
-* ``homeserver@D``: Synapse with a TLS listener for client and federation traffic, using
-  ``proxy@D`` as ``https_proxy`` and the local CA as its federation trust store.
+* ``proxy@D``: the Messenger-Proxy on the service's public HTTPS port (client and
+  federation traffic, the Freigabeliste API) and its TLS-intercepting forward proxy, which
+  routes Synapse's outbound federation by the route file to the other services' proxies;
+* ``homeserver@D``: Synapse on a loopback HTTP port behind it, using ``proxy@D``'s forward
+  proxy as ``https_proxy`` and trusting only that proxy's interception CA.
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ from timkit.homeserver.config import DatabaseUrl, HomeserverConfig, ServerName
 from timkit.idp.config import ClientConfig, IdpConfig
 from timkit.idp.config import SignerConfig as IdpSignerConfig
 from timkit.mailbox.config import MailboxConfig
-from timkit.proxy.config import ForwardProxyConfig, ProxyConfig
+from timkit.proxy.config import (
+    ContactsConfig,
+    FederationListConfig,
+    ForwardProxyConfig,
+    InboundConfig,
+    InviteCheckConfig,
+    ProxyConfig,
+    UpstreamConfig,
+)
 from timkit.registration import config as rd
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.demo import LDAP_ENTRIES, cards_document, kim_entries, write_demo_data
@@ -81,8 +90,10 @@ class ServiceRecord(BaseModel):
     Attributes:
         domain: Matrix server name.
         organisation: the organisation's display name.
-        port: HTTPS port of its homeserver (client and federation traffic).
-        forward_proxy_port: port of its outbound forward proxy.
+        port: HTTPS port of its Messenger-Proxy (client and federation traffic).
+        forward_proxy_port: port of the proxy's outbound forward proxy.
+        homeserver_port: loopback HTTP port of its Synapse (None only in records written
+            before Synapse moved behind the proxy; the backend assigns one on restore).
         database: ``sqlite`` or a PostgreSQL DSN for its Synapse.
     """
 
@@ -90,6 +101,7 @@ class ServiceRecord(BaseModel):
     organisation: str
     port: int = Field(ge=1, le=65535)
     forward_proxy_port: int = Field(ge=1, le=65535)
+    homeserver_port: int | None = Field(default=None, ge=1, le=65535)
     database: DatabaseUrl = "sqlite"
 
 
@@ -388,40 +400,74 @@ def route_target(config: TimkitConfig, service: ServiceRecord) -> str:
 def plan_service(
     config: TimkitConfig, layout: Layout, pki: LocalPKI, service: ServiceRecord
 ) -> list[ComponentPlan]:
-    """Write the TLS certificate and both config files of ``service``; plan its components.
+    """Write the certificates and both config files of ``service``; plan its components.
 
-    Returns ``[proxy@D, homeserver@D]``. The forward proxy routes by the route file only, so
-    a service that is removed is unreachable at once. Idempotent: re-planning an existing
-    service rewrites the same files and keeps its certificate and Synapse data.
+    Returns ``[proxy@D, homeserver@D]``: the Messenger-Proxy on the service's public port
+    (TLS with the local CA's certificate for ``D``) in front of Synapse on a loopback HTTP
+    port; Synapse sends its outbound federation through the proxy's forward proxy and trusts
+    only the proxy's interception CA (``services/D/interception/ca.crt``). The proxy pulls
+    the federation list from the RD (trust anchor: the local CA, which signs the directory's
+    list signer) and asks the RD's stage-3 check, both with the proxies' token. Idempotent:
+    re-planning an existing service rewrites the same files and keeps its certificates, its
+    Synapse data and the proxy's database and list.
+
+    Raises:
+        ValueError: when the record has no ``homeserver_port`` (the backend assigns one).
     """
+    if service.homeserver_port is None:
+        raise ValueError(f"service {service.domain} has no homeserver_port")
     bind = config.runtime.bind
     domain = service.domain
+    home = layout.service_dir(domain)
     cert = pki.ensure_server_cert(domain, [domain, *LOOPBACK_NAMES])
-    proxy_url = f"http://{bind}:{service.forward_proxy_port}"
+    interception = LocalPKI(home / "interception", ca_name=f"timkit interception CA {domain}")
+    interception.ensure_ca()
+    forward_url = f"http://{bind}:{service.forward_proxy_port}"
+    homeserver_url = f"http://{bind}:{service.homeserver_port}"
+    rd_url = registration_url(config)
     proxy = ProxyConfig(
-        log_level=config.runtime.log_level,
+        server_name=domain,
+        inbound=InboundConfig(bind=bind, port=service.port, tls_cert=cert.cert, tls_key=cert.key),
+        upstream=UpstreamConfig(url=homeserver_url),
         forward=ForwardProxyConfig(
-            bind=bind, port=service.forward_proxy_port, routes_file=layout.names_file
+            bind=bind,
+            port=service.forward_proxy_port,
+            interception_ca_cert=interception.ca_cert_path,
+            interception_ca_key=interception.ca_key_path,
+            ca_file=layout.ca_cert,
+            routes_file=layout.names_file,
         ),
+        federation_list=FederationListConfig(
+            url=rd_url + "/federation",
+            token_file=layout.proxies_token,
+            ca_file=layout.ca_cert,
+            trust_anchors=(layout.ca_cert,),
+            retry_interval=10.0,
+            miss_refresh_interval=2.0,
+            state_file=home / "proxy" / "federation-list.json",
+        ),
+        invite_check=InviteCheckConfig(
+            url=rd_url + "/vzd/invite", token_file=layout.proxies_token, ca_file=layout.ca_cert
+        ),
+        contacts=ContactsConfig(database=f"sqlite:///{home / 'proxy' / 'proxy.db'}"),
+        log_level=config.runtime.log_level,
     )
     client_url = endpoints(config, service).client_url
     homeserver = HomeserverConfig(
         server_name=domain,
         bind=bind,
-        port=service.port,
+        port=service.homeserver_port,
         public_baseurl=client_url + "/",
-        data_dir=layout.service_dir(domain) / "synapse",
-        tls_cert=cert.cert,
-        tls_key=cert.key,
-        federation_ca=layout.ca_cert,
-        https_proxy=proxy_url,
+        data_dir=home / "synapse",
+        federation_ca=interception.ca_cert_path,
+        https_proxy=forward_url,
         database=service.database,
         relaxed_rate_limits=True,
         log_level=config.runtime.log_level,
     )
     return [
-        _component(layout, "proxy", domain, proxy, proxy_url),
-        _component(layout, "homeserver", domain, homeserver, client_url),
+        _component(layout, "proxy", domain, proxy, client_url),
+        _component(layout, "homeserver", domain, homeserver, homeserver_url),
     ]
 
 

@@ -39,6 +39,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from timkit.core import jwt
 from timkit.core.db import Cursor, Database
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.federation_list import (
+    FederationList,
+    FederationListError,
+    ListEntry,
+    parse_federation_list,
+)
 from timkit.core.signers import Signer, load_signer
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.storage.domains import Domain, DomainStore
@@ -219,119 +225,6 @@ def parse_domain(body: object, *, owner: str) -> Domain:
             [{"attributeName": "ik", "attributeError": f"duplicate IK {ik}"} for ik in repeated],
         )
     return Domain(domain, telematik_id, bool(is_insurance), tuple(iks), owner, redirects)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading federation lists (leniently: the payloads gematik serves differ from the schema)
-
-
-class FederationListError(ValueError):
-    """A federation list payload that cannot be understood."""
-
-
-@dataclass(frozen=True)
-class ListEntry:
-    """One domain of a federation list.
-
-    Attributes:
-        domain: the domain (a SHA-256 hex digest in the seed's hashed list).
-        telematik_id: TelematikID of the organisation ("" when the list omits it).
-        is_insurance: whether it is an insurance's domain for insured persons.
-        ik: its IKs.
-        tim_anbieter: the provider that registered it (None when absent or null).
-    """
-
-    domain: str
-    telematik_id: str = ""
-    is_insurance: bool = False
-    ik: tuple[str, ...] = ()
-    tim_anbieter: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The entry as this proxy writes it (FederationList.json, current schema)."""
-        return {
-            "domain": self.domain,
-            "telematikID": self.telematik_id,
-            "isInsurance": self.is_insurance,
-            "ik": list(self.ik),
-            "timAnbieter": self.tim_anbieter,
-        }
-
-
-@dataclass(frozen=True)
-class FederationList:
-    """A parsed federation list.
-
-    Attributes:
-        version: the list's version (0: no list has been generated yet).
-        entries: its domains, in list order.
-        hash_algorithm: ``hashAlgorithm`` of the seed's hashed list, else None.
-    """
-
-    version: int
-    entries: tuple[ListEntry, ...] = ()
-    hash_algorithm: str | None = None
-
-    def domains(self) -> frozenset[str]:
-        """The domain names (or hashes) in the list."""
-        return frozenset(e.domain for e in self.entries)
-
-
-def _entry(item: object, index: int) -> ListEntry:
-    if isinstance(item, str):
-        return ListEntry(item)
-    if not isinstance(item, dict) or not isinstance(item.get("domain"), str):
-        raise FederationListError(f"domainList[{index}] has no domain")
-    iks = item.get("ik", item.get("iks"))
-    if iks is None:
-        iks = []
-    elif isinstance(iks, str | int):
-        iks = [iks]
-    if not isinstance(iks, list):
-        raise FederationListError(f"domainList[{index}].ik is not an array")
-    anbieter = item.get("timAnbieter", item.get("timProvider"))
-    telematik_id = item.get("telematikID")
-    return ListEntry(
-        domain=item["domain"],
-        telematik_id=telematik_id if isinstance(telematik_id, str) else "",
-        is_insurance=item.get("isInsurance") is True,
-        ik=tuple(str(i) for i in iks),
-        tim_anbieter=anbieter if isinstance(anbieter, str) else None,
-    )
-
-
-def parse_federation_list(payload: bytes | str | Mapping[str, Any]) -> FederationList:
-    """Parse a federation list payload of any known shape.
-
-    Accepts ``ik`` or ``iks`` (array, single value or null), ``timAnbieter`` or
-    ``timProvider`` (null allowed), a missing ``telematikID``/``isInsurance``, and the
-    seed's hashed form (``hashAlgorithm`` with plain strings in ``domainList``).
-
-    Raises:
-        FederationListError: for a payload that is not a JSON object with an integer
-            ``version`` and a ``domainList`` array of entries naming a domain.
-    """
-    if isinstance(payload, bytes | str):
-        try:
-            document = orjson.loads(payload)
-        except orjson.JSONDecodeError as e:
-            raise FederationListError(f"federation list is not JSON: {e}") from e
-    else:
-        document = dict(payload)
-    if not isinstance(document, dict):
-        raise FederationListError("federation list is not a JSON object")
-    version = document.get("version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise FederationListError("federation list has no integer version")
-    items = document.get("domainList")
-    if not isinstance(items, list):
-        raise FederationListError("federation list has no domainList array")
-    hash_algorithm = document.get("hashAlgorithm")
-    return FederationList(
-        version,
-        tuple(_entry(item, i) for i, item in enumerate(items)),
-        hash_algorithm if isinstance(hash_algorithm, str) else None,
-    )
 
 
 # ---------------------------------------------------------------------------------------------

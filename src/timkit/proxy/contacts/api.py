@@ -1,0 +1,269 @@
+"""I_TiMessengerContactManagement 1.0.2: the Freigabeliste API of the Messenger-Proxy.
+
+A sub-application the proxy mounts at :data:`PREFIX` on its inbound listener::
+
+    app.add_subapp(PREFIX, contacts_app(service, validator))
+
+    GET    /                  InfoObject (version "1.0.2")
+    GET    /contacts          {"contacts": [Contact]}
+    POST   /contacts          Contact → 200 Contact; 409 when a setting for mxid exists
+    PUT    /contacts          Contact → 200 Contact; 404 when none exists
+    GET    /contacts/{mxid}   200 Contact; 404
+    DELETE /contacts/{mxid}   204; 404
+
+Every operation needs ``Authorization: Bearer <Matrix OpenID token>`` of a user of this
+Messenger-Service (checked at the homeserver, :class:`~timkit.proxy.openid.OpenIdValidator`);
+an ``Mxid`` header (TI-M Pro makes it required) must name that same user. A user only ever
+sees and changes their own settings. ``{mxid}`` may come percent-encoded (``%40a%3Ab``) or
+raw. Every error, routing errors included, is the API's ``Error`` object
+``{"errorCode", "errorMessage"}``.
+
+Mount the sub-app before any catch-all route of the outer app: aiohttp resolves resources in
+the order they were added, and a catch-all added first would take these paths.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from aiohttp import web
+
+from timkit.core.errors import Codes, TimkitError, UpstreamError
+from timkit.core.web import Handler, json_response
+from timkit.proxy.contacts.handlers import ContactsService, canonical_mxid, parse_contact
+from timkit.proxy.openid import OpenIdValidator
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/tim-contact-mgmt/v1.0.2"
+"""Where the proxy mounts :func:`contacts_app` (the yaml's server URL path)."""
+VERSION = "1.0.2"
+TITLE = "Contact Management des TI-Messengers"
+MAX_BODY = 64 * 1024
+"""Largest request body in bytes (a ``Contact`` is a few hundred)."""
+
+NOT_JSON = "M_NOT_JSON"
+UNRECOGNIZED = "M_UNRECOGNIZED"
+TOO_LARGE = "M_TOO_LARGE"
+
+SERVICE_KEY = web.AppKey("proxy.contacts.service", ContactsService)
+VALIDATOR_KEY = web.AppKey("proxy.contacts.validator", OpenIdValidator)
+INFO_KEY = web.AppKey("proxy.contacts.info", dict)
+
+
+def render_error(error: TimkitError, headers: dict[str, str] | None = None) -> web.Response:
+    """``error`` as the API's ``Error`` object."""
+    headers = dict(headers or {})
+    if error.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="tim-contact-mgmt"')
+    return json_response(
+        {"errorCode": str(error.errcode), "errorMessage": error.describe()},
+        error.status,
+        headers=headers,
+    )
+
+
+def _routing_code(status: int) -> str:
+    if status in (404, 405):
+        return UNRECOGNIZED
+    if status == 413:
+        return TOO_LARGE
+    return Codes.UNKNOWN
+
+
+@web.middleware
+async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await _guarded(request, handler)
+    if response.status == 404 and request.method in ("GET", "HEAD") and _is_root(request):
+        response = await _guarded(request, info)  # the mount point without its slash
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``handler(request)`` with every error rendered as the ``Error`` object."""
+    try:
+        return await handler(request)
+    except TimkitError as e:
+        if e.status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, e.describe())
+        return render_error(e)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        error = TimkitError(
+            e.status, _routing_code(e.status), f"{request.method} {request.path}: {e.reason}"
+        )
+        allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+        return render_error(error, allow)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return render_error(TimkitError(500, Codes.UNKNOWN, "internal error"))
+
+
+def _is_root(request: web.Request) -> bool:
+    """Whether ``request`` is for the mount point without its trailing slash."""
+    root = str(request.app.router["info"].url_for())
+    return request.path + "/" == root
+
+
+async def authenticate(request: web.Request) -> str:
+    """The user id of the OpenID token in ``Authorization``, checked against ``Mxid``.
+
+    Raises:
+        TimkitError: 401 without a usable bearer token or when the homeserver rejects it;
+            403 when ``Mxid`` names another user (or the user is not of this service);
+            502 when the homeserver gives no verdict.
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise TimkitError(
+            401,
+            Codes.MISSING_TOKEN,
+            "Authorization: Bearer <Matrix OpenID token> is required",
+        )
+    sub = await request.app[VALIDATOR_KEY].validate(token)
+    try:
+        owner = canonical_mxid(sub)
+    except TimkitError as e:
+        raise UpstreamError(f"the homeserver returned a malformed user id {sub!r}") from e
+    claimed = request.headers.get("Mxid")
+    if claimed is not None:
+        try:
+            claimed_id = canonical_mxid(claimed.strip(), "Mxid header")
+        except TimkitError as e:
+            raise TimkitError(403, Codes.FORBIDDEN, e.describe()) from e
+        if claimed_id != owner:
+            raise TimkitError(
+                403,
+                Codes.FORBIDDEN,
+                "the Mxid header must name the user of the Matrix OpenID token",
+            )
+    return owner
+
+
+async def _body(request: web.Request) -> Any:
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        raise TimkitError(413, TOO_LARGE, f"the body is larger than {MAX_BODY} bytes")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise TimkitError(413, TOO_LARGE, f"the body is larger than {MAX_BODY} bytes")
+    if not raw.strip():
+        raise TimkitError(400, NOT_JSON, "the body must be a Contact (JSON)")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise TimkitError(400, NOT_JSON, f"the body is no valid JSON: {e}") from e
+
+
+def _path_mxid(request: web.Request) -> str:
+    """``{mxid}`` of the path: aiohttp decodes it once; a doubly encoded ``@`` once more."""
+    value = request.match_info["mxid"]
+    if value[:3].lower() == "%40":
+        value = unquote(value)
+    return value
+
+
+async def unrouted(request: web.Request) -> web.StreamResponse:
+    """Last route of the sub-app: 405 (with ``Allow``) or 404 for what no route serves.
+
+    It keeps every path under the mount point inside the sub-app, so its middleware renders
+    the ``Error`` object even when the outer app has a catch-all route (the proxy's).
+    """
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            _match, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+async def info(request: web.Request) -> web.Response:
+    """``GET /`` (getInfo): the InfoObject."""
+    await authenticate(request)
+    return json_response(request.app[INFO_KEY])
+
+
+async def get_contacts(request: web.Request) -> web.Response:
+    """``GET /contacts`` (getContacts): all of the user's settings."""
+    owner = await authenticate(request)
+    contacts = await request.app[SERVICE_KEY].list_contacts(owner)
+    return json_response({"contacts": [c.to_json() for c in contacts]})
+
+
+async def create_contact(request: web.Request) -> web.Response:
+    """``POST /contacts`` (createContactSetting)."""
+    owner = await authenticate(request)
+    contact = parse_contact(await _body(request))
+    created = await request.app[SERVICE_KEY].create_contact(owner, contact)
+    log.debug("contact setting of %s for %s created", owner, created.mxid)
+    return json_response(created.to_json())
+
+
+async def update_contact(request: web.Request) -> web.Response:
+    """``PUT /contacts`` (updateContactSetting)."""
+    owner = await authenticate(request)
+    contact = parse_contact(await _body(request))
+    updated = await request.app[SERVICE_KEY].update_contact(owner, contact)
+    log.debug("contact setting of %s for %s updated", owner, updated.mxid)
+    return json_response(updated.to_json())
+
+
+async def get_contact(request: web.Request) -> web.Response:
+    """``GET /contacts/{mxid}`` (getContact)."""
+    owner = await authenticate(request)
+    contact = await request.app[SERVICE_KEY].get_contact(owner, _path_mxid(request))
+    return json_response(contact.to_json())
+
+
+async def delete_contact(request: web.Request) -> web.Response:
+    """``DELETE /contacts/{mxid}`` (deleteContactSetting)."""
+    owner = await authenticate(request)
+    mxid = _path_mxid(request)
+    await request.app[SERVICE_KEY].delete_contact(owner, mxid)
+    log.debug("contact setting of %s for %s deleted", owner, mxid)
+    return web.Response(status=204)
+
+
+def contacts_app(
+    store: ContactsService,
+    validator: OpenIdValidator,
+    *,
+    description: str | None = None,
+    contact: str | None = None,
+) -> web.Application:
+    """The API as a sub-application, to mount with ``app.add_subapp(PREFIX, …)``.
+
+    Args:
+        store: the Freigabeliste.
+        validator: checks the callers' Matrix OpenID tokens.
+        description: ``InfoObject.description``; default names the Messenger-Service.
+        contact: ``InfoObject.contact``; default names the operator of the service.
+    """
+    app = web.Application(middlewares=[_edge])
+    app[SERVICE_KEY] = store
+    app[VALIDATOR_KEY] = validator
+    server = validator.server_name
+    app[INFO_KEY] = {
+        "title": TITLE,
+        "description": description or f"{TITLE}. Messenger-Service: {server}",
+        "contact": contact or f"Betreiber des Messenger-Service {server}",
+        "version": VERSION,
+    }
+    app.router.add_get("/", info, name="info")
+    app.router.add_get("/contacts", get_contacts)
+    app.router.add_post("/contacts", create_contact)
+    app.router.add_put("/contacts", update_contact)
+    app.router.add_get("/contacts/{mxid}", get_contact)
+    app.router.add_delete("/contacts/{mxid}", delete_contact)
+    app.router.add_route("*", "/{tail:.*}", unrouted)
+    return app

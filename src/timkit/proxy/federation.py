@@ -1,0 +1,345 @@
+"""The proxy's federation list (AF_10064: ML-123891, ML-137902; annex 8.2 of seed 002).
+
+:class:`FederationGate` pulls the list from its Registrierungs-Dienst
+(``GET /federation?version=<held>``, bearer token) every ``interval`` seconds (1 h) and
+answers stage 1 of the permission check from it (:class:`timkit.proxy.gate.DomainGate`):
+
+* 200: the compact JWS is verified (:func:`timkit.core.federation_list.verify_list`: ``x5c``
+  chain to the configured trust anchors, signature, payload) and used only if its version is
+  strictly greater than the held one; an older or equal version is ignored with a warning.
+* 304: the held list is current; that counts as a valid refresh.
+* 503 ``TIM_FEDERATION_LIST_OUTDATED``: the RD's own list is outdated; the proxy blocks all
+  federation traffic at once ("blockiere Kommunikation zu anderen Homeservern") and asks
+  again after ``interval``.
+* anything else: retried after ``retry_interval`` (sooner while no list is held yet).
+
+The last good list is kept across restarts in ``state_file`` (the JWS byte for byte and the
+time of its last valid refresh; re-verified on load). ``ttl`` seconds (72 h) after the last
+valid refresh, or without any list, every check fails with 503 (fail closed) and
+:meth:`FederationGate.health` reports unhealthy. A domain missing from the list may trigger
+one extra pull (at most every ``miss_refresh_interval`` seconds,
+``MessengerService.adoc``: "im Rahmen der Föderationsprüfung, wenn eine Domain in der
+aktuell vorliegenden Liste nicht enthalten ist"), so newly admitted services are reachable
+without waiting for the hourly pull. Membership is a set lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from timkit.core.errors import TimkitError
+from timkit.core.federation_list import FederationList, load_anchors, verify_list
+from timkit.core.lifecycle import wait_event
+from timkit.core.tls import client_ssl_context
+from timkit.proxy.config import FederationListConfig
+from timkit.proxy.gate import not_in_federation
+from timkit.proxy.metrics import ProxyMetrics
+
+log = logging.getLogger(__name__)
+
+REQUIREMENT = "ML-137902"
+"""The list must be current: pulled hourly, used only while valid."""
+OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
+MISSING = "TIM_FEDERATION_LIST_MISSING"
+FIRST_RETRY = 1.0
+"""Seconds before the first retry while no list is held (doubling up to retry_interval)."""
+
+
+@dataclass(frozen=True)
+class HeldList:
+    """The list in use.
+
+    Attributes:
+        parsed: the verified list.
+        jws: the compact JWS exactly as received.
+        refreshed: epoch seconds of the last valid refresh (new list or 304).
+    """
+
+    parsed: FederationList
+    jws: bytes
+    refreshed: float
+
+    @property
+    def version(self) -> int:
+        """The list's version."""
+        return self.parsed.version
+
+
+class FederationGate:
+    """Holds the verified federation list and answers stage-1 checks (module docstring).
+
+    Args:
+        settings: the ``federation_list`` config.
+        metrics: where the list's version and age are exported.
+        clock: wall clock in epoch seconds (tests move it).
+    """
+
+    def __init__(
+        self,
+        settings: FederationListConfig,
+        metrics: ProxyMetrics | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or ProxyMetrics()
+        self.clock = clock
+        self.held: HeldList | None = None
+        self.blocked = False
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._kicked = asyncio.Event()
+        self._pull_lock = asyncio.Lock()
+        self._last_miss_pull = float("-inf")
+        self.metrics.list_age.set_function(self._age)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, *, background: bool = True) -> None:
+        """Load the persisted list, then pull in the background (unless ``background`` is
+        False: then only :meth:`refresh` and :meth:`recheck` pull)."""
+        self.held = self._load()
+        self._publish()
+        ssl = client_ssl_context(self.settings.ca_file) if self.settings.ca_file else True
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ssl, limit=4),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        if background:
+            self._task = asyncio.create_task(self._run(), name="federation-list")
+
+    async def close(self) -> None:
+        """Stop pulling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def kick(self) -> None:
+        """Pull now rather than at the next interval."""
+        self._kicked.set()
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _age(self) -> float:
+        return self.clock() - self.held.refreshed if self.held else float("inf")
+
+    def usable(self) -> HeldList:
+        """The held list if it may be used.
+
+        Raises:
+            TimkitError: 503 when there is none, it is older than ``ttl``, or the RD
+                reported its list outdated (fail closed).
+        """
+        held = self.held
+        if held is None:
+            raise TimkitError(
+                503,
+                MISSING,
+                "no verified federation list yet: federation traffic is blocked",
+                requirement=REQUIREMENT,
+            )
+        if self.blocked or self._age() > self.settings.ttl:
+            raise TimkitError(
+                503,
+                OUTDATED,
+                f"federation list version {held.version} is outdated (no valid refresh for "
+                f"{self._age():.0f} s, limit {self.settings.ttl:.0f} s): federation traffic "
+                "is blocked",
+                requirement=REQUIREMENT,
+            )
+        return held
+
+    def check(self, domain: str, requirement: str) -> None:
+        """See :meth:`timkit.proxy.gate.DomainGate.check`."""
+        if not self.usable().parsed.contains(domain):
+            raise not_in_federation(domain, requirement)
+
+    async def recheck(self, domain: str, requirement: str) -> None:
+        """See :meth:`timkit.proxy.gate.DomainGate.recheck`."""
+        try:
+            self.check(domain, requirement)
+            return
+        except TimkitError as e:
+            if e.status != 403:
+                raise
+            now = time.monotonic()
+            if now - self._last_miss_pull < self.settings.miss_refresh_interval:
+                raise
+            self._last_miss_pull = now
+        log.info("%s not in federation list; pulling a fresh one", domain)
+        with contextlib.suppress(TimkitError):
+            await self.refresh()
+        self.check(domain, requirement)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether federation traffic can flow, and the list's state for ``/health``."""
+        held = self.held
+        state: dict[str, Any] = {
+            "federation_list_version": held.version if held else None,
+            "federation_list_age": round(self._age(), 1) if held else None,
+        }
+        try:
+            self.usable()
+        except TimkitError as e:
+            return False, {**state, "status": "unhealthy", "errcode": e.errcode, "error": e.message}
+        return True, {**state, "status": "ok"}
+
+    # -- pulling ----------------------------------------------------------------------------
+
+    def _token(self) -> str | None:
+        path = self.settings.token_file
+        return path.read_text("utf-8").strip() if path is not None else None
+
+    async def refresh(self) -> bool:
+        """Pull once (concurrent callers share one pull); whether a newer list is held now.
+
+        Raises:
+            TimkitError: the RD failed or the list failed verification (the held list stays).
+        """
+        if self._pull_lock.locked():
+            async with self._pull_lock:
+                return False
+        async with self._pull_lock:
+            return await self._pull()
+
+    async def _pull(self) -> bool:
+        assert self._session is not None, "start() first"
+        held = self.held
+        params = {"version": str(held.version)} if held else {}
+        headers = {}
+        token = await asyncio.to_thread(self._token)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            async with self._session.get(
+                self.settings.url, params=params, headers=headers
+            ) as response:
+                body = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise TimkitError(
+                502, "TIMKIT_UPSTREAM", f"Registrierungs-Dienst unreachable: {e!r}"
+            ) from e
+        now = self.clock()
+        if status == 304 and held is not None:
+            self.held = HeldList(held.parsed, held.jws, now)
+            self.blocked = False
+            await asyncio.to_thread(self._save, self.held)
+            return False
+        if status == 503 and _errcode(body) == OUTDATED:
+            self.blocked = True
+            log.error(
+                "ALERT the Registrierungs-Dienst reports the federation list outdated;"
+                " federation traffic is blocked (%s)",
+                REQUIREMENT,
+            )
+            raise TimkitError(503, OUTDATED, "the RD's federation list is outdated")
+        if status != 200:
+            raise TimkitError(
+                502,
+                "TIMKIT_UPSTREAM",
+                f"Registrierungs-Dienst answered {status} to the federation list request: "
+                f"{body[:200]!r}",
+            )
+        anchors = await asyncio.to_thread(load_anchors, self.settings.trust_anchors)
+        parsed = verify_list(
+            body, anchors, self.settings.sig_alg, now=datetime.fromtimestamp(now, UTC)
+        )
+        if held is not None and parsed.version <= held.version:
+            log.warning(
+                "federation list version %d ignored: not newer than the held version %d (%s)",
+                parsed.version,
+                held.version,
+                "ML-123891",
+            )
+            return False
+        self.held = HeldList(parsed, body, now)
+        self.blocked = False
+        await asyncio.to_thread(self._save, self.held)
+        self._publish()
+        log.info(
+            "federation list version %d held (%d domains)", parsed.version, len(parsed.entries)
+        )
+        return True
+
+    async def _run(self) -> None:
+        first_retry = FIRST_RETRY
+        while True:
+            self._kicked.clear()
+            try:
+                await self.refresh()
+                delay = self.settings.interval
+                first_retry = FIRST_RETRY
+            except TimkitError as e:
+                if e.errcode == OUTDATED:
+                    delay = self.settings.interval
+                elif self.held is None:
+                    delay = min(first_retry, self.settings.retry_interval)
+                    first_retry *= 2
+                else:
+                    delay = self.settings.retry_interval
+                log.warning("federation list pull failed: %s (next in %.0f s)", e.describe(), delay)
+            await wait_event(self._kicked, delay)
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        self.metrics.list_version.set(self.held.version if self.held else -1)
+
+    def _save(self, held: HeldList) -> None:
+        path = self.settings.state_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(
+            orjson.dumps({"jws": held.jws.decode("ascii"), "refreshed": held.refreshed})
+        )
+        os.replace(tmp, path)
+
+    def _load(self) -> HeldList | None:
+        path: Path = self.settings.state_file
+        try:
+            state = orjson.loads(path.read_bytes())
+            jws = state["jws"].encode("ascii")
+            refreshed = float(state["refreshed"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            log.error("federation list state %s unreadable, ignored: %s", path, e)
+            return None
+        try:
+            parsed = verify_list(
+                jws,
+                load_anchors(self.settings.trust_anchors),
+                self.settings.sig_alg,
+                now=datetime.fromtimestamp(self.clock(), UTC),
+            )
+        except TimkitError as e:
+            log.error("federation list state %s no longer verifies, ignored: %s", path, e)
+            return None
+        log.info("federation list version %d loaded from %s", parsed.version, path)
+        return HeldList(parsed, jws, refreshed)
+
+
+def _errcode(body: bytes) -> str | None:
+    with contextlib.suppress(orjson.JSONDecodeError):
+        document = orjson.loads(body)
+        if isinstance(document, dict) and isinstance(document.get("errcode"), str):
+            return str(document["errcode"])
+    return None

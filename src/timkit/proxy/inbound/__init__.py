@@ -1,0 +1,1 @@
+"""Inbound traffic: the reverse proxy in front of Synapse."""

@@ -1,0 +1,219 @@
+"""The inbound listener: the Messenger-Service's public client and federation URL.
+
+Routes, in order:
+
+* ``/tim-contact-mgmt/v1.0.2/…``: the Freigabeliste API (its own error format);
+* ``GET /health``: the proxy's state (200 ``ok``/``starting``, 503 when the federation list
+  is outdated and federation traffic is blocked);
+* ``GET /metrics``: Prometheus metrics, to loopback peers only;
+* ``/_matrix/federation/…``, ``/_matrix/key/…``: server-server traffic
+  (:mod:`timkit.proxy.inbound.federation`);
+* everything else: client-server traffic (:mod:`timkit.proxy.inbound.client` checks invites
+  and ``createRoom``; the rest is relayed untouched).
+
+Errors are Matrix JSON (``errcode``, ``error`` naming the rule) rendered here, once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from aiohttp import web
+
+from timkit.core.errors import Codes, TimkitError
+from timkit.core.metrics import metrics_handler
+from timkit.core.web import Handler, guard, json_response
+from timkit.proxy.config import InboundConfig
+from timkit.proxy.contacts.handlers import ContactsService
+from timkit.proxy.federation import MISSING
+from timkit.proxy.gate import DomainGate
+from timkit.proxy.inbound import client, federation
+from timkit.proxy.inbound.relay import Relay
+from timkit.proxy.invite_check import InviteCheck
+from timkit.proxy.metrics import ProxyMetrics
+
+log = logging.getLogger(__name__)
+
+CONTACTS_PREFIX = "/tim-contact-mgmt/v1.0.2"
+_INTERNAL = TimkitError(500, Codes.UNKNOWN, "internal error in the Messenger-Proxy")
+
+
+def _render(request: web.Request, error: TimkitError) -> web.Response:
+    return json_response(error.to_matrix(), error.status)
+
+
+def _http_code(status: int) -> str:
+    return {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
+        status, Codes.UNKNOWN
+    )
+
+
+def _is_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+class Inbound:
+    """Checks and relays the service's inbound traffic (see the module docstring)."""
+
+    def __init__(
+        self,
+        server_name: str,
+        settings: InboundConfig,
+        gate: DomainGate,
+        relay: Relay,
+        contacts: ContactsService,
+        invite_check: InviteCheck,
+        metrics: ProxyMetrics,
+    ) -> None:
+        self.server_name = server_name.lower()
+        self.settings = settings
+        self.gate = gate
+        self.relay = relay
+        self.contacts = contacts
+        self.invite_check = invite_check
+        self.metrics = metrics
+
+    # -- edge -------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await guard(
+            request, handler, self._render, http_code=_http_code, internal=_INTERNAL, logger=log
+        )
+
+    def _render(self, request: web.Request, error: TimkitError) -> web.Response:
+        if error.requirement or error.status in (401, 403):
+            listener = "federation" if _is_federation(request.path) else "client"
+            self.metrics.denied(listener, error.requirement)
+        return _render(request, error)
+
+    async def _read(self, request: web.Request) -> bytes:
+        limit = self.settings.checked_body
+        if request.content_length is not None and request.content_length > limit:
+            raise TimkitError(413, "M_TOO_LARGE", f"request body larger than {limit} bytes")
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            raise TimkitError(413, "M_TOO_LARGE", f"request body larger than {limit} bytes")
+        return body
+
+    def _check_size(self, request: web.Request) -> None:
+        if request.content_length is not None and request.content_length > self.settings.max_body:
+            raise TimkitError(
+                413, "M_TOO_LARGE", f"request body larger than {self.settings.max_body} bytes"
+            )
+
+    # -- routes -----------------------------------------------------------------------------
+
+    async def health(self, _request: web.Request) -> web.Response:
+        """``GET /health`` (see the module docstring)."""
+        healthy, state = self.gate.health()
+        if not healthy and state.get("errcode") == MISSING:
+            return json_response({**state, "status": "starting"})
+        return json_response(state, 200 if healthy else 503)
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        """Every request that is not the proxy's own."""
+        path = request.path
+        if _is_federation(path):
+            self.metrics.requests.labels("federation").inc()
+            return await self._federation(request)
+        self.metrics.requests.labels("client").inc()
+        if request.method == "POST":
+            invite = client.INVITE.match(path)
+            if invite:
+                return await self._client_invite(request, invite.group(1))
+            if client.CREATE_ROOM.match(path):
+                return await self._create_room(request)
+        self._check_size(request)
+        return await self.relay.forward(request, "client")
+
+    async def _client_invite(self, request: web.Request, room_id: str) -> web.StreamResponse:
+        body = await self._read(request)
+        pair = await self.contacts.direct_room(room_id)
+        await client.check_invite(self.gate, client.parse_json_object(body), pair)
+        return await self.relay.forward(request, "client", body)
+
+    async def _create_room(self, request: web.Request) -> web.StreamResponse:
+        body = await self._read(request)
+        partner = await client.check_create_room(self.gate, client.parse_json_object(body))
+        if partner is None:
+            return await self.relay.forward(request, "client", body)
+        response, answer = await self.relay.exchange(
+            request, "client", body, self.settings.checked_body
+        )
+        room_id = client.room_id_of(response.status, answer)
+        if room_id:
+            creator = await self._creator(request)
+            if creator:
+                await self.contacts.record_direct_room(room_id, creator, partner)
+        return response
+
+    async def _creator(self, request: web.Request) -> str | None:
+        """The user id behind the request's access token (``/account/whoami``)."""
+        headers = {}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        url = self.relay.base + "/_matrix/client/v3/account/whoami"
+        params = {k: v for k, v in request.query.items() if k == "access_token"}
+        async with self.relay.session.get(url, headers=headers, params=params) as r:
+            if r.status != 200:
+                return None
+            document = await r.json()
+        user_id = document.get("user_id") if isinstance(document, dict) else None
+        return user_id if isinstance(user_id, str) else None
+
+    async def _federation(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if federation.is_exempt(path):
+            return await self.relay.forward(request, "federation")
+        origin = await federation.check_origin(
+            self.gate, request.headers.get("Authorization"), self.server_name
+        )
+        if request.method == "PUT":
+            match = federation.INVITE.match(path)
+            if match:
+                return await self._federation_invite(request, match.group(1), origin)
+        self._check_size(request)
+        return await self.relay.forward(request, "federation")
+
+    async def _federation_invite(
+        self, request: web.Request, version: str, origin: str
+    ) -> web.StreamResponse:
+        body = await self._read(request)
+        invite = federation.parse_invite(
+            version, client.parse_json_object(body), origin, self.server_name
+        )
+        if not await self.contacts.allows(invite.invitee, invite.inviter):
+            verdict = await self.invite_check.ask(invite.inviter, invite.invitee)
+            if not verdict.allowed:
+                raise federation.refused(invite, verdict.reason)
+        response = await self.relay.forward(request, "federation", body)
+        if invite.is_direct and response.status == 200:
+            await self.contacts.record_direct_room(invite.room_id, invite.inviter, invite.invitee)
+        return response
+
+    # -- assembly ---------------------------------------------------------------------------
+
+    def app(self, contacts_app: web.Application) -> web.Application:
+        """The aiohttp application of the listener."""
+        app = web.Application(middlewares=[self._errors], client_max_size=self.settings.max_body)
+        app.add_subapp(CONTACTS_PREFIX, contacts_app)
+        metrics = metrics_handler(self.metrics.registry)
+
+        async def local_metrics(request: web.Request) -> web.StreamResponse:
+            if not _is_loopback(request):
+                raise TimkitError(404, "M_UNRECOGNIZED", "not found")
+            return await metrics(request)
+
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", local_metrics)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+
+def _is_federation(path: str) -> bool:
+    return path.startswith(("/_matrix/federation/", "/_matrix/key/"))

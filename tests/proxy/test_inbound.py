@@ -1,0 +1,325 @@
+"""The proxy's inbound listener, run by its real composition root, between real servers:
+a TLS client in front, a homeserver stand-in behind, an RD stand-in for the list and stage 3.
+
+The end-to-end behaviour with real Synapses is in ``tests/e2e/test_proxy.py``; this covers the
+edges a real Synapse does not easily show (byte-identical relaying, streaming, limits,
+upstream failures, the stage order).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.proxy.stand_ins import TOKEN, FakeRd, FakeSynapse, sign_list
+from tests.support.wait import async_wait_until
+from timkit.core.config import parse_config
+from timkit.core.process import free_port
+from timkit.core.tls import LocalPKI, server_ssl_context
+from timkit.core.web import running_app
+from timkit.proxy.config import ProxyConfig
+from timkit.proxy.contacts.handlers import Contact, parse_contact
+from timkit.proxy.service import RunningProxy, running_proxy
+
+SERVER = "praxis.tim.test"
+OTHER = "klinik.tim.test"
+ALICE = f"@alice:{SERVER}"
+TOKEN_ALICE = "alice-access-token"
+
+
+@dataclass
+class Stack:
+    proxy: RunningProxy
+    synapse: FakeSynapse
+    rd: FakeRd
+    http: httpx.AsyncClient
+
+    def last(self) -> Any:
+        return self.synapse.seen[-1]
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    pki = LocalPKI(tmp_path / "pki")
+    interception = LocalPKI(tmp_path / "interception", ca_name="interception")
+    interception.ensure_ca()
+    rd_tls = pki.ensure_server_cert("rd", ["127.0.0.1"])
+    proxy_tls = pki.ensure_server_cert(SERVER, [SERVER, "127.0.0.1"])
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    rd = FakeRd()
+    rd.jws, rd.version = sign_list(pki, 1, [SERVER, OTHER]), 1
+    synapse = FakeSynapse(SERVER, users={TOKEN_ALICE: ALICE}, big=b"x" * 3_000_000)
+    async with (
+        running_app(rd.app(), "127.0.0.1", 0, server_ssl_context(rd_tls)) as rd_runner,
+        running_app(synapse.app(), "127.0.0.1", 0) as synapse_runner,
+    ):
+        rd_url = f"https://127.0.0.1:{rd_runner.addresses[0][1]}"
+        config = parse_config(
+            ProxyConfig,
+            {
+                "server_name": SERVER,
+                "inbound": {
+                    "port": 0,
+                    "tls_cert": proxy_tls.cert,
+                    "tls_key": proxy_tls.key,
+                    "max_body": 5_000_000,
+                    "checked_body": 10_000,
+                },
+                "upstream": {"url": f"http://127.0.0.1:{synapse_runner.addresses[0][1]}"},
+                "forward": {
+                    "port": 0,
+                    "interception_ca_cert": interception.ca_cert_path,
+                    "interception_ca_key": interception.ca_key_path,
+                    "ca_file": pki.ca_cert_path,
+                },
+                "federation_list": {
+                    "url": rd_url + "/federation",
+                    "token_file": token_file,
+                    "ca_file": pki.ca_cert_path,
+                    "trust_anchors": [pki.ca_cert_path],
+                    "state_file": tmp_path / "proxy" / "list.json",
+                },
+                "invite_check": {
+                    "url": rd_url + "/vzd/invite",
+                    "token_file": token_file,
+                    "ca_file": pki.ca_cert_path,
+                },
+                "contacts": {"database": f"sqlite:///{tmp_path / 'proxy.db'}"},
+            },
+        )
+        async with running_proxy(config) as proxy:
+            await async_wait_until(lambda: proxy.gate.held is not None, "the first list")
+            tls = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+            async with httpx.AsyncClient(
+                base_url=f"https://127.0.0.1:{proxy.inbound_port}", verify=tls
+            ) as http:
+                yield Stack(proxy, synapse, rd, http)
+
+
+def _alice() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN_ALICE}"}
+
+
+def _x_matrix(origin: str, destination: str = SERVER) -> dict[str, str]:
+    return {
+        "Authorization": f'X-Matrix origin="{origin}",destination="{destination}",'
+        'key="ed25519:a",sig="c2ln"'
+    }
+
+
+def _invite_event(sender: str, invitee: str, *, direct: bool = False) -> dict[str, Any]:
+    content: dict[str, Any] = {"membership": "invite"}
+    if direct:
+        content["is_direct"] = True
+    return {
+        "room_version": "10",
+        "event": {
+            "type": "m.room.member",
+            "room_id": f"!r:{OTHER}",
+            "sender": sender,
+            "state_key": invitee,
+            "content": content,
+        },
+    }
+
+
+# -- relaying ---------------------------------------------------------------------------------
+
+
+async def test_requests_reach_synapse_byte_identical_with_forwarded_for(stack: Stack) -> None:
+    body = b'{"msgtype":"m.text","body":"Gr\\u00fc\\u00dfe"}'
+    path = "/_matrix/client/v3/rooms/%21a%3Ab/send/m.room.message/t%2F1?x=1&y=%20"
+    response = await stack.http.put(path, content=body, headers=_alice())
+    assert response.status_code == 200
+    seen = stack.last()
+    assert (seen.method, seen.raw_path, seen.body) == ("PUT", path, body)
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN_ALICE}"
+    assert seen.headers["X-Forwarded-For"] == "127.0.0.1"
+    assert seen.headers["X-Forwarded-Proto"] == "https"
+
+
+async def test_large_responses_are_streamed_through(stack: Stack) -> None:
+    response = await stack.http.get("/big")
+    assert response.status_code == 200
+    assert response.content == stack.synapse.big
+
+
+async def test_bodies_over_the_limit_are_refused_before_synapse(stack: Stack) -> None:
+    response = await stack.http.post("/_matrix/media/v3/upload", content=b"x" * 5_000_001)
+    assert response.status_code == 413
+    assert response.json()["errcode"] == "M_TOO_LARGE"
+    assert stack.synapse.seen == []
+
+
+async def test_synapse_down_is_a_502_in_matrix_json(stack: Stack) -> None:
+    stack.proxy.relay.base = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    response = await stack.http.get("/_matrix/client/versions")
+    assert response.status_code == 502
+    assert response.json()["errcode"] == "TIMKIT_UPSTREAM"
+
+
+# -- client-server: stage 1 -------------------------------------------------------------------
+
+
+async def test_ml_129415_invite_outside_the_federation_never_reaches_synapse(
+    stack: Stack,
+) -> None:
+    response = await stack.http.post(
+        "/_matrix/client/v3/rooms/%21a%3Ab/invite",
+        json={"user_id": "@x:matrix.org"},
+        headers=_alice(),
+    )
+    assert response.status_code == 403
+    assert response.json()["errcode"] == "M_FORBIDDEN"
+    assert "ML-129415" in response.json()["error"]
+    assert stack.synapse.seen == []
+    ok = await stack.http.post(
+        "/_matrix/client/v3/rooms/%21a%3Ab/invite",
+        json={"user_id": f"@bob:{OTHER}"},
+        headers=_alice(),
+    )
+    assert ok.status_code == 200
+
+
+async def test_a_1_to_1_chat_created_through_the_proxy_keeps_its_two_users(stack: Stack) -> None:
+    created = await stack.http.post(
+        "/_matrix/client/v3/createRoom",
+        json={"invite": [f"@bob:{OTHER}"], "is_direct": True},
+        headers=_alice(),
+    )
+    room_id = created.json()["room_id"]
+    path = f"/_matrix/client/v3/rooms/{room_id.replace('!', '%21').replace(':', '%3A')}/invite"
+    third = await stack.http.post(path, json={"user_id": f"@carol:{SERVER}"}, headers=_alice())
+    assert third.status_code == 403
+    assert "1:1 chat" in third.json()["error"]
+    again = await stack.http.post(path, json={"user_id": f"@bob:{OTHER}"}, headers=_alice())
+    assert again.status_code == 200
+
+
+async def test_checked_bodies_must_be_json_objects_within_the_limit(stack: Stack) -> None:
+    path = "/_matrix/client/v3/createRoom"
+    assert (await stack.http.post(path, content=b"[1]")).json()["errcode"] == "M_BAD_JSON"
+    assert (await stack.http.post(path, content=b"{")).json()["errcode"] == "M_NOT_JSON"
+    big = {"name": "x" * 20_000}
+    assert (await stack.http.post(path, json=big)).status_code == 413
+
+
+# -- server-server: stages 1 to 3 -------------------------------------------------------------
+
+
+async def test_ml_123666_origin_checked_on_every_federation_request(stack: Stack) -> None:
+    path = "/_matrix/federation/v1/send/1"
+    missing = await stack.http.put(path, json={})
+    assert missing.status_code == 401
+    assert missing.json()["errcode"] == "M_MISSING_TOKEN"
+    foreign = await stack.http.put(path, json={}, headers=_x_matrix("evil.example"))
+    assert foreign.status_code == 403
+    assert "ML-123666" in foreign.json()["error"]
+    elsewhere = await stack.http.put(path, json={}, headers=_x_matrix(OTHER, "other.example"))
+    assert elsewhere.status_code == 401
+    assert stack.synapse.seen == []
+    listed = await stack.http.put(path, content=b'{"pdus":[]}', headers=_x_matrix(OTHER))
+    assert listed.status_code == 200
+    assert stack.last().body == b'{"pdus":[]}'
+    assert stack.last().headers["Authorization"] == _x_matrix(OTHER)["Authorization"]
+
+
+async def test_exempt_paths_need_no_x_matrix(stack: Stack) -> None:
+    for path in (
+        "/_matrix/federation/v1/version",
+        "/_matrix/key/v2/server",
+        "/_matrix/federation/v1/openid/userinfo?access_token=t",
+        "/.well-known/matrix/server",
+    ):
+        assert (await stack.http.get(path)).status_code == 200, path
+
+
+async def test_ml_132864_stage_2_lets_a_listed_inviter_in_without_asking_stage_3(
+    stack: Stack,
+) -> None:
+    inviter, invitee = f"@doc:{OTHER}", f"@bob:{SERVER}"
+    await stack.proxy.contacts.create_contact(invitee, _contact(inviter))
+    response = await stack.http.put(
+        "/_matrix/federation/v2/invite/%21r%3Aklinik.tim.test/%24e",
+        json=_invite_event(inviter, invitee),
+        headers=_x_matrix(OTHER),
+    )
+    assert response.status_code == 200
+    assert stack.rd.invite_checks == []
+
+
+async def test_ml_132864_stage_3_decides_when_the_freigabeliste_does_not(stack: Stack) -> None:
+    inviter, invitee = f"@doc:{OTHER}", f"@empfang:{SERVER}"
+    path = "/_matrix/federation/v2/invite/%21r%3Aklinik.tim.test/%24e"
+    refused = await stack.http.put(
+        path, json=_invite_event(inviter, invitee), headers=_x_matrix(OTHER)
+    )
+    assert refused.status_code == 403
+    assert "Stufe 3" in refused.json()["error"]
+    assert "ML-132864" in refused.json()["error"]
+    stack.rd.allowed_invites.add((inviter, invitee))
+    allowed = await stack.http.put(
+        path, json=_invite_event(inviter, invitee, direct=True), headers=_x_matrix(OTHER)
+    )
+    assert allowed.status_code == 200
+    assert stack.rd.invite_checks == [(inviter, invitee), (inviter, invitee)]
+    assert await stack.proxy.contacts.direct_room(f"!r:{OTHER}") == (inviter, invitee)
+
+
+async def test_stage_3_unreachable_refuses_the_invite(stack: Stack) -> None:
+    stack.rd.invite_down = True
+    response = await stack.http.put(
+        "/_matrix/federation/v1/invite/%21r%3Aklinik.tim.test/%24e",
+        json=_invite_event(f"@doc:{OTHER}", f"@bob:{SERVER}")["event"],
+        headers=_x_matrix(OTHER),
+    )
+    assert response.status_code == 502
+    assert stack.synapse.seen == []
+
+
+async def test_an_invite_whose_sender_is_not_of_the_origin_is_refused(stack: Stack) -> None:
+    response = await stack.http.put(
+        "/_matrix/federation/v2/invite/%21r%3Aklinik.tim.test/%24e",
+        json=_invite_event(f"@doc:{SERVER}", f"@bob:{SERVER}"),
+        headers=_x_matrix(OTHER),
+    )
+    assert response.status_code == 403
+
+
+# -- the proxy's own endpoints ----------------------------------------------------------------
+
+
+async def test_health_and_metrics(stack: Stack) -> None:
+    health = await stack.http.get("/health")
+    assert health.json()["status"] == "ok"
+    assert health.json()["federation_list_version"] == 1
+    await stack.http.put("/_matrix/federation/v1/send/1", json={}, headers=_x_matrix("evil.x"))
+    metrics = (await stack.http.get("/metrics")).text
+    assert 'timkit_proxy_denials_total{listener="federation",rule="ML-123666"} 1.0' in metrics
+    assert "timkit_proxy_federation_list_version 1.0" in metrics
+    assert "timkit_proxy_upstream_seconds_bucket" in metrics
+
+
+async def test_health_is_503_once_the_list_is_outdated(stack: Stack) -> None:
+    gate = stack.proxy.gate
+    assert gate.held is not None
+    refreshed = gate.held.refreshed
+    gate.clock = lambda: refreshed + gate.settings.ttl + 1
+    health = await stack.http.get("/health")
+    assert health.status_code == 503
+    assert health.json()["errcode"] == "TIM_FEDERATION_LIST_OUTDATED"
+    blocked = await stack.http.put(
+        "/_matrix/federation/v1/send/1", json={}, headers=_x_matrix(OTHER)
+    )
+    assert blocked.status_code == 503
+
+
+def _contact(mxid: str) -> Contact:
+    return parse_contact({"displayName": "Doc", "mxid": mxid, "inviteSettings": {"start": 0}})
