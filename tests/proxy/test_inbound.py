@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.proxy.stand_ins import TOKEN, FakeRd, FakeSynapse, sign_list
@@ -323,3 +324,32 @@ async def test_health_is_503_once_the_list_is_outdated(stack: Stack) -> None:
 
 def _contact(mxid: str) -> Contact:
     return parse_contact({"displayName": "Doc", "mxid": mxid, "inviteSettings": {"start": 0}})
+
+
+async def test_ml_132592_rohdaten_for_invites_transactions_and_list_pulls(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """ML-132589 (AF_10064), ML-132590 (AF_10104), ML-132592 (AF_10061), ML-132593 (AF_10062):
+    one record per run, without personal data."""
+    await stack.http.post(
+        "/_matrix/client/v3/rooms/%21a%3Ab/invite", json={"user_id": f"@c:{SERVER}"}
+    )
+    await stack.http.post(
+        "/_matrix/client/v3/rooms/%21a%3Ab/invite", json={"user_id": "@x:matrix.org"}
+    )
+    await stack.http.put(
+        "/_matrix/federation/v1/send/t1", json={"pdus": []}, headers=_x_matrix(OTHER)
+    )
+    lines = (tmp_path / "proxy" / "rawdata.jsonl").read_text().splitlines()
+    records = [orjson.loads(line) for line in lines]
+    runs = [(r["use_case"], r["result"], r["status"]) for r in records]
+    assert ("AF_10064", "success", None) in runs
+    assert ("AF_10104", "success", 200) in runs
+    assert ("AF_10061", "failure", 403) in runs
+    assert ("AF_10062", "success", 200) in runs
+    for record in records:
+        assert set(record) == {"use_case", "component", "start", "duration_ms", "result", "status"}
+        assert record["component"] == "proxy"
+    text = "\n".join(lines)
+    assert SERVER not in text
+    assert "matrix.org" not in text

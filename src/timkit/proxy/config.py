@@ -15,6 +15,7 @@ from pydantic import Field
 
 from timkit.core.config import StrictModel
 from timkit.core.names import Routes
+from timkit.core.rawdata import RawDataConfig
 
 
 class Unrouted(StrEnum):
@@ -170,6 +171,8 @@ class ProxyConfig(StrictModel):
         federation_list: the federation list source and its trust.
         invite_check: stage 3 at the RD.
         contacts: the Freigabeliste storage.
+        rawdata: the Rohdatenerfassung sink (default: ``rawdata.jsonl`` beside the list's
+            ``state_file``).
         log_level: root log level.
     """
 
@@ -180,4 +183,5 @@ class ProxyConfig(StrictModel):
     federation_list: FederationListConfig = Field(default_factory=FederationListConfig)
     invite_check: InviteCheckConfig = Field(default_factory=InviteCheckConfig)
     contacts: ContactsConfig = Field(default_factory=ContactsConfig)
+    rawdata: RawDataConfig = Field(default_factory=RawDataConfig)
     log_level: str = "INFO"

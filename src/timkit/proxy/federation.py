@@ -42,6 +42,7 @@ import orjson
 from timkit.core.errors import TimkitError
 from timkit.core.federation_list import FederationList, load_anchors, verify_list
 from timkit.core.lifecycle import wait_event
+from timkit.core.rawdata import RawDataConfig, RawDataSink
 from timkit.core.tls import client_ssl_context
 from timkit.proxy.config import FederationListConfig
 from timkit.proxy.gate import not_in_federation
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 REQUIREMENT = "ML-137902"
 """The list must be current: pulled hourly, used only while valid."""
+USE_CASE = "AF_10064"
 OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
 MISSING = "TIM_FEDERATION_LIST_MISSING"
 FIRST_RETRY = 1.0
@@ -83,6 +85,7 @@ class FederationGate:
     Args:
         settings: the ``federation_list`` config.
         metrics: where the list's version and age are exported.
+        rawdata: where each pull is recorded as a run of AF_10064 (ML-132589).
         clock: wall clock in epoch seconds (tests move it).
     """
 
@@ -90,11 +93,13 @@ class FederationGate:
         self,
         settings: FederationListConfig,
         metrics: ProxyMetrics | None = None,
+        rawdata: RawDataSink | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or ProxyMetrics()
+        self.rawdata = rawdata or RawDataSink(RawDataConfig(sink="off"))
         self.clock = clock
         self.held: HeldList | None = None
         self.blocked = False
@@ -216,7 +221,7 @@ class FederationGate:
         if self._pull_lock.locked():
             async with self._pull_lock:
                 return False
-        async with self._pull_lock:
+        async with self._pull_lock, self.rawdata.measure(USE_CASE, "proxy"):
             return await self._pull()
 
     async def _pull(self) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from timkit.core.lifecycle import wait_for_stop
+from timkit.core.rawdata import RawDataSink
 from timkit.core.tls import optional_server_ssl_context
 from timkit.proxy.config import ProxyConfig
 from timkit.proxy.contacts.api import contacts_app
@@ -53,13 +54,17 @@ class RunningProxy:
 async def running_proxy(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
     """The proxy serving inside the context; stopped gracefully on leaving."""
     metrics = ProxyMetrics()
+    rawdata = RawDataSink(
+        config.rawdata, default_path=config.federation_list.state_file.parent / "rawdata.jsonl"
+    )
     db = open_database(config.contacts.database)
     contacts = ContactsService(db, config.contacts.max_contacts)
-    gate = FederationGate(config.federation_list, metrics)
+    gate = FederationGate(config.federation_list, metrics, rawdata)
     relay = Relay(config.upstream, metrics)
     invite_check = InviteCheck(config.invite_check)
     forward = ForwardProxy(config.forward, gate, metrics)
     async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(rawdata.aclose)
         stack.callback(db.close)
         stack.callback(contacts.close)
         await gate.start()
@@ -78,7 +83,14 @@ async def running_proxy(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
         await forward.start()
         stack.push_async_callback(forward.close)
         inbound = Inbound(
-            config.server_name, config.inbound, gate, relay, contacts, invite_check, metrics
+            config.server_name,
+            config.inbound,
+            gate,
+            relay,
+            contacts,
+            invite_check,
+            metrics,
+            rawdata,
         )
         app = inbound.app(contacts_app(contacts, validator))
         settings = config.inbound

@@ -12,17 +12,24 @@ Routes, in order:
   and ``createRoom``; the rest is relayed untouched).
 
 Errors are Matrix JSON (``errcode``, ``error`` naming the rule) rendered here, once.
+
+Rohdatenerfassung (ML-132590, ML-132592, ML-132593): each checked invite is recorded as a run
+of AF_10104 (all invitees local) or AF_10061, each inbound federation transaction as a run of
+AF_10062, with its outcome and status (:mod:`timkit.core.rawdata`, no personal data).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Awaitable
+from typing import Any
 
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.metrics import metrics_handler
+from timkit.core.rawdata import FAILURE, RawDataSink
 from timkit.core.web import Handler, guard, json_response
 from timkit.proxy.config import InboundConfig
 from timkit.proxy.contacts.handlers import ContactsService
@@ -36,6 +43,8 @@ from timkit.proxy.metrics import ProxyMetrics
 log = logging.getLogger(__name__)
 
 CONTACTS_PREFIX = "/tim-contact-mgmt/v1.0.2"
+COMPONENT = "proxy"
+"""The component name in raw-data records."""
 _INTERNAL = TimkitError(500, Codes.UNKNOWN, "internal error in the Messenger-Proxy")
 
 
@@ -68,6 +77,7 @@ class Inbound:
         contacts: ContactsService,
         invite_check: InviteCheck,
         metrics: ProxyMetrics,
+        rawdata: RawDataSink,
     ) -> None:
         self.server_name = server_name.lower()
         self.settings = settings
@@ -76,6 +86,7 @@ class Inbound:
         self.contacts = contacts
         self.invite_check = invite_check
         self.metrics = metrics
+        self.rawdata = rawdata
 
     # -- edge -------------------------------------------------------------------------------
 
@@ -131,15 +142,52 @@ class Inbound:
         self._check_size(request)
         return await self.relay.forward(request, "client")
 
+    async def _recorded(
+        self, use_case: str, run: Awaitable[web.StreamResponse]
+    ) -> web.StreamResponse:
+        """``await run``, recorded as one run of ``use_case`` (Rohdatenerfassung)."""
+        async with self.rawdata.measure(use_case, COMPONENT) as outcome:
+            response = await run
+            outcome.status = response.status
+            if response.status >= 400:
+                outcome.result = FAILURE
+        return response
+
+    def _use_case(self, invitees: list[Any]) -> str:
+        """AF_10104 for invites within the organisation, AF_10061 for any other."""
+        local = all(isinstance(u, str) and u.endswith(":" + self.server_name) for u in invitees)
+        return client.WITHIN if local else client.OUTSIDE
+
     async def _client_invite(self, request: web.Request, room_id: str) -> web.StreamResponse:
         body = await self._read(request)
+        document = client.parse_json_object(body)
+        return await self._recorded(
+            self._use_case([document.get("user_id")]),
+            self._checked_invite(request, room_id, body, document),
+        )
+
+    async def _checked_invite(
+        self, request: web.Request, room_id: str, body: bytes, document: dict[str, Any]
+    ) -> web.StreamResponse:
         pair = await self.contacts.direct_room(room_id)
-        await client.check_invite(self.gate, client.parse_json_object(body), pair)
+        await client.check_invite(self.gate, document, pair)
         return await self.relay.forward(request, "client", body)
 
     async def _create_room(self, request: web.Request) -> web.StreamResponse:
         body = await self._read(request)
-        partner = await client.check_create_room(self.gate, client.parse_json_object(body))
+        document = client.parse_json_object(body)
+        invite = document.get("invite")
+        if not invite or not isinstance(invite, list):
+            await client.check_create_room(self.gate, document)
+            return await self.relay.forward(request, "client", body)
+        return await self._recorded(
+            self._use_case(invite), self._checked_create_room(request, body, document)
+        )
+
+    async def _checked_create_room(
+        self, request: web.Request, body: bytes, document: dict[str, Any]
+    ) -> web.StreamResponse:
+        partner = await client.check_create_room(self.gate, document)
         if partner is None:
             return await self.relay.forward(request, "client", body)
         response, answer = await self.relay.exchange(
@@ -176,7 +224,14 @@ class Inbound:
         if request.method == "PUT":
             match = federation.INVITE.match(path)
             if match:
-                return await self._federation_invite(request, match.group(1), origin)
+                return await self._recorded(
+                    client.OUTSIDE, self._federation_invite(request, match.group(1), origin)
+                )
+            if federation.TRANSACTION.match(path):
+                self._check_size(request)
+                return await self._recorded(
+                    federation.EVENTS, self.relay.forward(request, "federation")
+                )
         self._check_size(request)
         return await self.relay.forward(request, "federation")
 

@@ -30,6 +30,10 @@ from timkit.proxy.gate import DomainGate, server_name_of
 INVITE = re.compile(r"^/_matrix/client/(?:r0|v3)/rooms/([^/]+)/invite$")
 CREATE_ROOM = re.compile(r"^/_matrix/client/(?:r0|v3)/createRoom$")
 
+WITHIN = "AF_10104"
+"""Use case: inviting a member of the own organisation (all invitees on this server)."""
+OUTSIDE = "AF_10061"
+"""Use case: inviting someone outside the organisation."""
 INVITE_RULE = "ML-129415"
 """AF_10104: the proxy refuses an invite whose domain is not in the federation."""
 CREATE_ROOM_RULE = "gemSpec_TI-Messenger-Dienst §4.3.3.1.1"

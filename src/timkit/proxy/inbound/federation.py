@@ -30,6 +30,9 @@ from timkit.proxy.gate import DomainGate, server_name_of
 from timkit.proxy.xmatrix import parse_x_matrix
 
 INVITE = re.compile(r"^/_matrix/federation/v([12])/invite/([^/]+)/([^/]+)$")
+TRANSACTION = re.compile(r"^/_matrix/federation/v1/send/[^/]+$")
+EVENTS = "AF_10062"
+"""Use case of an inbound transaction: events between organisations."""
 EXEMPT_PREFIXES = ("/_matrix/key/",)
 EXEMPT_PATHS = frozenset(
     {"/_matrix/federation/v1/openid/userinfo", "/_matrix/federation/v1/version"}
