@@ -28,7 +28,6 @@ from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.federation import (
     Domain,
     Federation,
-    FederationListError,
     SigAlg,
     SignedList,
     check_domain_name,
@@ -37,7 +36,6 @@ from timkit.directory.fhirproxy.federation import (
     ik_check_digit,
     load_list_signers,
     parse_domain,
-    parse_federation_list,
 )
 from timkit.directory.fhirproxy.service import open_database
 
@@ -184,49 +182,6 @@ def test_af_10048_tim_anbieter_is_the_caller() -> None:
     assert domain == Domain(
         "kk.example.de", "8-01-1234", True, ("108433248",), "provider-a", ("r1.example.de",)
     )
-
-
-# -- lenient parsing ---------------------------------------------------------------------------
-
-
-def test_parse_federation_list_accepts_every_known_shape() -> None:
-    served = {  # as TU serves it: iks, timAnbieter null
-        "version": 1650,
-        "domainList": [
-            {
-                "domain": "a.de",
-                "telematikID": "1-x",
-                "timAnbieter": None,
-                "iks": [],
-                "isInsurance": False,
-            },
-            {
-                "domain": "b.de",
-                "telematikID": "5-y",
-                "timProvider": "ORG-1",
-                "ik": ["104940005"],
-                "isInsurance": True,
-            },
-        ],
-    }
-    parsed = parse_federation_list(orjson.dumps(served))
-    assert parsed.version == 1650
-    assert parsed.entries[0].tim_anbieter is None
-    assert parsed.entries[1].tim_anbieter == "ORG-1"
-    assert parsed.entries[1].ik == ("104940005",)
-    hashed = parse_federation_list(
-        {"version": 3, "hashAlgorithm": "SHA-256", "domainList": ["ab12"]}
-    )
-    assert hashed.hash_algorithm == "SHA-256"
-    assert hashed.domains() == {"ab12"}
-    for bad in (
-        b"[]",
-        b"{",
-        {"version": "1", "domainList": []},
-        {"version": 1, "domainList": [{}]},
-    ):
-        with pytest.raises(FederationListError):
-            parse_federation_list(bad)
 
 
 # -- generation and signatures -----------------------------------------------------------------
