@@ -7,7 +7,8 @@
 * :func:`set_headers`: add headers (security headers) a response does not have yet.
 * :func:`start_app` / :func:`running_app` / :func:`serve_app`: serve an application on
   ``bind:port`` (optionally over TLS), until SIGTERM or SIGINT for :func:`serve_app`.
-* :func:`read_limited` / :func:`json_object`: bounded reads of outbound (client) responses.
+* :func:`read_stream` / :func:`read_limited` / :func:`json_object`: bounded reads of request
+  and response bodies.
 """
 
 from __future__ import annotations
@@ -111,12 +112,26 @@ async def guard(
         return render(request, internal)
 
 
+async def read_stream(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Everything up to the end of ``stream`` (a request's or a response's body).
+
+    ``StreamReader.read(n)`` returns what has arrived so far, so one call may hand back only
+    the first segments of a body; this reads to the end.
+
+    Raises:
+        ValueError: as soon as more than ``limit`` bytes arrived.
+    """
+    body = bytearray()
+    while chunk := await stream.readany():
+        body += chunk
+        if len(body) > limit:
+            raise ValueError(f"body larger than {limit} bytes")
+    return bytes(body)
+
+
 async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The response body; ValueError when it is longer than ``limit`` bytes."""
-    body = await response.content.read(limit + 1)
-    if len(body) > limit:
-        raise ValueError(f"response larger than {limit} bytes")
-    return body
+    return await read_stream(response.content, limit)
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ import aiohttp
 import orjson
 
 from timkit.core.errors import Codes, TimkitError, UpstreamError
+from timkit.core.web import read_stream
 
 log = logging.getLogger(__name__)
 
@@ -157,19 +158,19 @@ class OpenIdValidator:
                 ) as response,
             ):
                 status = response.status
-                body = await response.content.read(MAX_BODY + 1)
+                body = await read_stream(response.content, MAX_BODY)
         except TimeoutError as e:
             raise UpstreamError(
                 f"the homeserver did not answer the userinfo request within {self._timeout} s"
             ) from e
         except (aiohttp.ClientError, OSError) as e:
             raise UpstreamError(f"the homeserver is unreachable: {type(e).__name__}") from e
+        except ValueError as e:
+            raise UpstreamError("the homeserver's userinfo answer is too large") from e
         if status in (401, 403, 404):
             raise _unknown_token("the homeserver does not know this OpenID token")
         if status != 200:
             raise UpstreamError(f"the homeserver answered the userinfo request with {status}")
-        if len(body) > MAX_BODY:
-            raise UpstreamError("the homeserver's userinfo answer is too large")
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as e:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import json_response as json_response
+from timkit.core.web import read_stream
 
 MAX_BODY = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -25,9 +26,10 @@ async def read_json(request: web.Request, *, optional: bool = False) -> dict[str
     """
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise TimkitError(413, "M_TOO_LARGE", f"request body over {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise TimkitError(413, "M_TOO_LARGE", f"request body over {MAX_BODY} bytes")
+    try:
+        raw = await read_stream(request.content, MAX_BODY)
+    except ValueError:
+        raise TimkitError(413, "M_TOO_LARGE", f"request body over {MAX_BODY} bytes") from None
     if not raw.strip() and optional:
         return {}
     try:

@@ -54,7 +54,7 @@ from urllib.parse import parse_qsl, unquote_plus
 from aiohttp import web
 
 from timkit.core.errors import TimkitError
-from timkit.core.web import json_response
+from timkit.core.web import json_response, read_stream
 from timkit.directory.fhirproxy import matrix
 from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
 from timkit.directory.fhirproxy.idp import IdpClient
@@ -152,9 +152,10 @@ async def _form(request: web.Request) -> dict[str, str]:
             "the body must be application/x-www-form-urlencoded",
             PROVIDER_REQUIREMENT,
         )
-    raw = await request.content.read(MAX_FORM + 1)
-    if len(raw) > MAX_FORM:
-        raise _oauth_error(400, "invalid_request", "request body too large", None)
+    try:
+        raw = await read_stream(request.content, MAX_FORM)
+    except ValueError:
+        raise _oauth_error(400, "invalid_request", "request body too large", None) from None
     try:
         pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=32)
     except (UnicodeDecodeError, ValueError) as e:

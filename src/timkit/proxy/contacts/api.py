@@ -32,7 +32,7 @@ import orjson
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError, UpstreamError
-from timkit.core.web import Handler, json_response
+from timkit.core.web import Handler, json_response, read_stream
 from timkit.proxy.contacts.handlers import ContactsService, canonical_mxid, parse_contact
 from timkit.proxy.openid import OpenIdValidator
 
@@ -152,9 +152,10 @@ async def _body(request: web.Request) -> Any:
     length = request.content_length
     if length is not None and length > MAX_BODY:
         raise TimkitError(413, TOO_LARGE, f"the body is larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise TimkitError(413, TOO_LARGE, f"the body is larger than {MAX_BODY} bytes")
+    try:
+        raw = await read_stream(request.content, MAX_BODY)
+    except ValueError:
+        raise TimkitError(413, TOO_LARGE, f"the body is larger than {MAX_BODY} bytes") from None
     if not raw.strip():
         raise TimkitError(400, NOT_JSON, "the body must be a Contact (JSON)")
     try:

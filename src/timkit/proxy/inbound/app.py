@@ -30,7 +30,7 @@ from aiohttp import web
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.metrics import metrics_handler
 from timkit.core.rawdata import FAILURE, RawDataSink
-from timkit.core.web import Handler, guard, json_response
+from timkit.core.web import Handler, guard, json_response, read_stream
 from timkit.proxy.config import InboundConfig
 from timkit.proxy.contacts.handlers import ContactsService
 from timkit.proxy.federation import MISSING
@@ -106,10 +106,12 @@ class Inbound:
         limit = self.settings.checked_body
         if request.content_length is not None and request.content_length > limit:
             raise TimkitError(413, "M_TOO_LARGE", f"request body larger than {limit} bytes")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise TimkitError(413, "M_TOO_LARGE", f"request body larger than {limit} bytes")
-        return body
+        try:
+            return await read_stream(request.content, limit)
+        except ValueError:
+            raise TimkitError(
+                413, "M_TOO_LARGE", f"request body larger than {limit} bytes"
+            ) from None
 
     def _check_size(self, request: web.Request) -> None:
         if request.content_length is not None and request.content_length > self.settings.max_body:
