@@ -10,6 +10,7 @@ Commands::
     timkit bench provision    AF_10060 through the Registrierungs-Dienst vs. a direct start
     timkit bench directory    measure the FHIR-Directory at national scale
     timkit bench directory-proxy   what the FHIR-Proxy adds (latency, tokens, list signing)
+    timkit bench proxy        what the Messenger-Proxy adds (latency, throughput, delivery, RSS)
     timkit directory load PATH...            load Bundles / NDJSON into the directory
     timkit directory generate -o N -p M      synthetic organisations and practitioners
     timkit directory provider add ID --name N [--cert PEM]... [--secret S]   register a provider
@@ -37,6 +38,7 @@ from timkit.cli.directory import (
 from timkit.core.errors import ConfigError, TimkitError
 from timkit.directory.bench import bench_directory
 from timkit.directory.fhirproxy.bench import bench_directory_proxy
+from timkit.proxy import bench as proxy_bench
 from timkit.runtime import bench, control
 from timkit.runtime.config import find_config_file, load_config
 from timkit.runtime.plan import directory_database, fhir_proxy_database
@@ -103,6 +105,29 @@ def _parser() -> argparse.ArgumentParser:
     bench_proxy.add_argument(
         "--domains", type=int, default=100_000, help="domains in the signed federation list"
     )
+    bench_messenger = bench.add_parser(
+        "proxy",
+        help="what the Messenger-Proxy adds over direct Synapse: latency, throughput, "
+        "cross-organisation delivery, RSS",
+    )
+    bench_messenger.add_argument(
+        "--gets", type=int, default=1000, help="sequential GET versions per target"
+    )
+    bench_messenger.add_argument(
+        "--puts", type=int, default=300, help="sequential PUT send per target"
+    )
+    bench_messenger.add_argument(
+        "--clients", type=int, default=16, help="concurrent clients for throughput"
+    )
+    bench_messenger.add_argument(
+        "--seconds", type=float, default=5.0, help="measured duration per throughput phase"
+    )
+    bench_messenger.add_argument(
+        "--messages", type=int, default=30, help="cross-organisation deliveries per path"
+    )
+    bench_messenger.add_argument(
+        "--keep", type=Path, help="run in this directory and keep it (configs, process logs)"
+    )
     directory = commands.add_parser("directory", help="VZD FHIR-Directory data").add_subparsers(
         dest="directory_command", required=True, metavar="ACTION"
     )
@@ -159,6 +184,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench" and args.bench_command == "directory-proxy":
         proxied = bench_directory_proxy(args.resources, rounds=args.rounds, domains=args.domains)
         print(proxied.markdown())
+        return 0
+    if args.command == "bench" and args.bench_command == "proxy":
+        messenger = proxy_bench.bench_proxy(
+            gets=args.gets,
+            puts=args.puts,
+            clients=args.clients,
+            seconds=args.seconds,
+            messages=args.messages,
+            keep=args.keep,
+        )
+        print(messenger.markdown())
         return 0
     if args.command == "bench":
         measured = bench_directory(args.resources, database=args.database, seconds=args.seconds)

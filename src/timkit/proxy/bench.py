@@ -1,0 +1,1191 @@
+"""``timkit bench proxy``: what the Messenger-Proxy costs, side by side with direct Synapse.
+
+Everything runs in a fresh temporary directory on free loopback ports, in two phases:
+
+1. One Synapse (``python -m timkit.homeserver``, plain HTTP on loopback, relaxed rate limits)
+   with two real ``python -m timkit.proxy`` processes in front of it: one serving its inbound
+   listener over plain HTTP (the fair comparison with plain HTTP to Synapse) and one over TLS
+   (as deployed), plus a bare TCP relay process (:data:`TCP_RELAY_CODE`) as the floor of any
+   extra hop. Measured per target (Synapse directly, TCP relay, proxy over HTTP, proxy over
+   TLS), one ``aiohttp`` session with keep-alive per simulated client:
+
+   * latency of sequential ``GET /_matrix/client/versions`` and
+     ``PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}``, the targets
+     interleaved request by request (so drift in Synapse hits all of them alike);
+   * throughput of the same two requests with ``clients`` concurrent clients (one user and
+     one room each), the same measured duration per target after a short warm-up, with the
+     CPU time each process spent per request;
+   * the RSS of each proxy process after start, idle, and after the load.
+
+2. Cross-organisation delivery, two pairs of Synapses, measured interleaved message by
+   message with the same client code: ``A`` sends a message, ``B``'s ``/sync`` long-poll
+   (running all the time) sees it.
+
+   * proxied: two Messenger-Services as ``timkit.runtime.plan`` configures them (Synapse on a
+     loopback HTTP port behind its proxy's TLS inbound listener; outbound federation through
+     the proxy's TLS-intercepting forward proxy, routed to the other proxy);
+   * direct: two Synapses federating with each other without proxies (server names
+     ``localhost:PORT``, TLS listener with a local-CA certificate), their ``homeserver.yaml``
+     derived from the proxied Synapse's generated one so only the networking differs.
+
+The proxies pull their federation list from a small TLS stand-in of the
+Registrierungs-Dienst inside this process (a list signed by the local PKI, the stage-3
+invite check allowing everything). Benchmarks measure; they never assert timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import secrets
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import httpx
+import orjson
+import psutil
+import tomli_w
+import yaml
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from signedjson.key import generate_signing_key, write_signing_keys
+
+from timkit.core import jwt
+from timkit.core.config import dump_toml
+from timkit.core.machine import describe_machine
+from timkit.core.process import free_port
+from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI, server_ssl_context
+from timkit.core.web import running_app
+from timkit.proxy.config import (
+    ContactsConfig,
+    FederationListConfig,
+    ForwardProxyConfig,
+    InboundConfig,
+    InviteCheckConfig,
+    ProxyConfig,
+    UpstreamConfig,
+)
+from timkit.sdk.admin import register_user
+
+BIND = "127.0.0.1"
+SINGLE = "bench.tim.test"
+"""Server name of the Synapse of phase 1."""
+ORG_A = "a.bench.tim.test"
+ORG_B = "b.bench.tim.test"
+RD_TOKEN = secrets.token_urlsafe(24)
+DIRECT = "direct"
+PROXY = "proxy (HTTP)"
+PROXY_TLS = "proxy (TLS)"
+TCP_RELAY = "TCP relay (floor)"
+TARGETS = (DIRECT, TCP_RELAY, PROXY, PROXY_TLS)
+PROXIES = (PROXY, PROXY_TLS)
+VERSIONS = "GET /_matrix/client/versions"
+SEND = "PUT …/rooms/{roomId}/send/m.room.message/{txnId}"
+ENDPOINTS = (VERSIONS, SEND)
+PROXIED = "via both Messenger-Proxies"
+FEDERATED = "direct Synapse-to-Synapse federation"
+CPU_PARTS = ("Synapse", "relay", "bench client")
+"""Processes whose CPU time is counted in the throughput phases (relay: the proxy or the TCP
+relay in front of Synapse)."""
+TCP_RELAY_CODE = """
+import asyncio, sys
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+async def handle(reader, writer):
+    upstream = await asyncio.open_connection(sys.argv[2], int(sys.argv[3]))
+    await asyncio.gather(pipe(reader, upstream[1]), pipe(upstream[0], writer),
+                         return_exceptions=True)
+
+async def main():
+    server = await asyncio.start_server(handle, sys.argv[1], int(sys.argv[4]))
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"""
+"""A byte pump in its own process (no HTTP parsing): what any extra hop costs here."""
+WARMUP_REQUESTS = 20
+WARMUP_MESSAGES = 3
+MESSAGE_PAUSE = 0.05
+"""Seconds between two deliveries (the receiver's next long-poll is parked by then)."""
+STARTUP_TIMEOUT = 120.0
+LOG_LEVEL = "WARNING"
+SYNC_FILTER = json.dumps(
+    {
+        "room": {"timeline": {"limit": 20}, "state": {"lazy_load_members": True}},
+        "presence": {"types": []},
+        "account_data": {"types": []},
+    }
+)
+PASSWORD = "bench-password-0123"  # noqa: S105 - throwaway users of a throwaway homeserver
+
+# The issue's goals (Messenger-Proxy performance).
+GOAL_ADDED_P50_MS = 1.0
+GOAL_ADDED_P99_MS = 5.0
+GOAL_THROUGHPUT_LOSS = 0.15
+GOAL_DELIVERY_RATIO = 1.15
+GOAL_RSS_MB = 40.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a process failed, a request was refused)."""
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Latency:
+    """p50/p99 in milliseconds over ``count`` samples."""
+
+    p50: float
+    p99: float
+    count: int
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Latency:
+        """From raw samples in milliseconds (p99 by nearest rank)."""
+        ordered = sorted(samples)
+        rank = max(0, math.ceil(0.99 * len(ordered)) - 1)
+        return cls(statistics.median(ordered), ordered[rank], len(ordered))
+
+    def text(self) -> str:
+        """``p50 / p99 ms``."""
+        return f"{self.p50:.2f} / {self.p99:.2f} ms"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Completed requests per second in the measured window, failed requests, and the CPU
+    time per request (ms) each process spent in that window (:data:`CPU_PARTS`)."""
+
+    per_second: float
+    errors: int
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Memory of one proxy process in bytes: RSS idle after start and after the load, and the
+    idle USS (the pages no other process shares: RSS minus shared libraries and the
+    interpreter's pages that the other proxy maps too)."""
+
+    idle: int
+    loaded: int
+    idle_uss: int = 0
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One of the issue's goals: what it asks, what was measured, whether it is met."""
+
+    name: str
+    measured: str
+    met: bool
+
+
+@dataclass(frozen=True)
+class ProxyBenchResult:
+    """Everything ``timkit bench proxy`` measured (see the module docstring)."""
+
+    gets: int
+    puts: int
+    clients: int
+    seconds: float
+    messages: int
+    latency: dict[str, dict[str, Latency]]
+    """endpoint → target → latency."""
+    throughput: dict[str, dict[str, Rate]]
+    """endpoint → target → rate."""
+    delivery: dict[str, Latency]
+    """:data:`PROXIED` / :data:`FEDERATED` → send-to-seen latency."""
+    send: dict[str, Latency]
+    """Like :attr:`delivery`: the sender's ``PUT`` alone."""
+    memory: dict[str, Memory]
+    """:data:`PROXY` / :data:`PROXY_TLS` → RSS."""
+    synapse_rss: int
+    load: tuple[float, float] = (0.0, 0.0)
+    """The machine's 1-minute load average when the bench started and ended."""
+
+    def added(self, endpoint: str, target: str = PROXY) -> tuple[float, float]:
+        """Added p50 and p99 (ms) of ``target`` over direct Synapse for ``endpoint``."""
+        direct, proxied = self.latency[endpoint][DIRECT], self.latency[endpoint][target]
+        return proxied.p50 - direct.p50, proxied.p99 - direct.p99
+
+    def loss(self, endpoint: str, target: str = PROXY) -> float:
+        """Throughput lost by ``target`` relative to direct Synapse (0.1 = 10 %)."""
+        direct = self.throughput[endpoint][DIRECT].per_second
+        return 1.0 - self.throughput[endpoint][target].per_second / direct
+
+    def delivery_ratio(self) -> float:
+        """Proxied delivery p50 over direct federation delivery p50."""
+        return self.delivery[PROXIED].p50 / self.delivery[FEDERATED].p50
+
+    def goals(self) -> list[Goal]:
+        """The issue's four goals, judged on this run's numbers."""
+        added = {e: self.added(e) for e in ENDPOINTS}
+        loss = {e: self.loss(e) for e in ENDPOINTS}
+        rss = max(m.idle for m in self.memory.values()) / 1e6
+        return [
+            Goal(
+                f"added latency p50 ≤ {GOAL_ADDED_P50_MS:g} ms, p99 ≤ {GOAL_ADDED_P99_MS:g} ms"
+                " (proxy over HTTP vs direct)",
+                "; ".join(f"{_short(e)} {a[0]:+.2f} / {a[1]:+.2f} ms" for e, a in added.items()),
+                all(
+                    a[0] <= GOAL_ADDED_P50_MS and a[1] <= GOAL_ADDED_P99_MS for a in added.values()
+                ),
+            ),
+            Goal(
+                f"throughput loss ≤ {GOAL_THROUGHPUT_LOSS:.0%} at {self.clients} clients",
+                "; ".join(f"{_short(e)} {v:.1%}" for e, v in loss.items()),
+                all(v <= GOAL_THROUGHPUT_LOSS for v in loss.values()),
+            ),
+            Goal(
+                f"cross-organisation delivery p50 ≤ {GOAL_DELIVERY_RATIO:g} x direct federation",
+                f"{self.delivery_ratio():.2f}x",
+                self.delivery_ratio() <= GOAL_DELIVERY_RATIO,
+            ),
+            Goal(
+                f"proxy RSS idle ≤ {GOAL_RSS_MB:g} MB",
+                f"{rss:.1f} MB ({rss * 1e6 / 2**20:.1f} MiB)",
+                rss <= GOAL_RSS_MB,
+            ),
+        ]
+
+    def markdown(self) -> str:
+        """The result as a Markdown section for ``docs/benchmarks.md``."""
+        lines = [
+            f"### `timkit bench proxy` — {dt.date.today().isoformat()}",
+            "",
+            f"Machine: {describe_machine()}",
+            "",
+            f"Load average (1 min) at start / end: {self.load[0]:.2f} / {self.load[1]:.2f}.",
+            "",
+            f"Sequential latency: {self.gets} `GET versions` and {self.puts} `PUT send` per"
+            " target, one keep-alive client, the targets interleaved request by request. Added"
+            " = percentile minus the direct percentile. The TCP relay is a byte pump in its own"
+            " process (asyncio streams, no HTTP): the floor any extra hop costs on this machine.",
+            "",
+            "| request | target | p50 / p99 | added p50 / p99 |",
+            "|---|---|---|---|",
+        ]
+        for endpoint in ENDPOINTS:
+            for target in TARGETS:
+                latency = self.latency[endpoint][target]
+                added = (
+                    ""
+                    if target == DIRECT
+                    else "{:+.2f} / {:+.2f} ms".format(*self.added(endpoint, target))
+                )
+                if target == PROXY:
+                    added = f"**{added}**"
+                lines.append(f"| {_short(endpoint)} | {target} | {latency.text()} | {added} |")
+        lines += [
+            "",
+            f"Throughput: {self.clients} concurrent clients (one user, one room and one"
+            f" keep-alive connection each), {self.seconds:g} s measured per target after a"
+            " warm-up. CPU time per request (user + system) of each process in the measured"
+            " window; the 2 cores are shared by all of them.",
+            "",
+            "| request | target | requests/s | loss | CPU per request: "
+            + " / ".join(CPU_PARTS)
+            + " |",
+            "|---|---|---|---|---|",
+        ]
+        for endpoint in ENDPOINTS:
+            for target in TARGETS:
+                rate = self.throughput[endpoint][target]
+                loss = "" if target == DIRECT else f"{self.loss(endpoint, target):.1%}"
+                if target == PROXY:
+                    loss = f"**{loss}**"
+                cpu = " / ".join(
+                    f"{rate.cpu_ms[p]:.2f}" if p in rate.cpu_ms else "-" for p in CPU_PARTS
+                )
+                lines.append(
+                    f"| {_short(endpoint)} | {target} | {_rate(rate)} | {loss} | {cpu} ms |"
+                )
+        lines += [
+            "",
+            f"Cross-organisation delivery: {self.messages} messages per path, A's `PUT send`"
+            " until B's running `/sync` long-poll returns the event, both paths interleaved.",
+            "",
+            "| path | send → seen at B p50 / p99 | of which A's `PUT` p50 |",
+            "|---|---|---|",
+        ]
+        for path in (PROXIED, FEDERATED):
+            lines.append(
+                f"| {path} | {self.delivery[path].text()} | {self.send[path].p50:.2f} ms |"
+            )
+        lines += [
+            f"| ratio of the p50s | **{self.delivery_ratio():.2f}x** | |",
+            "",
+            "| process | RSS idle after start | RSS after the load | USS idle |",
+            "|---|---|---|---|",
+        ]
+        for target, memory in self.memory.items():
+            lines.append(
+                f"| `python -m timkit.proxy`, inbound {target.split()[-1].strip('()')} |"
+                f" **{_mib(memory.idle)}** | {_mib(memory.loaded)} | {_mib(memory.idle_uss)} |"
+            )
+        lines += [
+            f"| baseline: the Synapse behind them, after the load | {_mib(self.synapse_rss)} | | |",
+            "",
+            "| goal | measured | met |",
+            "|---|---|---|",
+        ]
+        for goal in self.goals():
+            lines.append(f"| {goal.name} | {goal.measured} | {'yes' if goal.met else '**no**'} |")
+        return "\n".join(lines)
+
+
+def _short(endpoint: str) -> str:
+    return "GET versions" if endpoint == VERSIONS else "PUT send"
+
+
+def _rate(rate: Rate) -> str:
+    errors = f" ({rate.errors} failed)" if rate.errors else ""
+    return f"{rate.per_second:,.0f}{errors}"
+
+
+def _mib(rss: int) -> str:
+    return f"{rss / 2**20:.1f} MiB ({rss / 1e6:.1f} MB)"
+
+
+# -- processes --------------------------------------------------------------------------------
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when the bench dies (one libc call: the bench
+    has threads by then, so nothing that could take a lock may run between fork and exec)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class _Processes:
+    """Child processes of the bench, each logging to ``<logs>/<name>.log``; all stopped on
+    :meth:`stop_all`."""
+
+    logs: Path
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        self.running[name] = process
+        return process
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.logs / f"{name}.log"
+        text = path.read_text("utf-8", "replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop_all(self) -> None:
+        processes = list(self.running.values())
+        self.running.clear()
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+@contextlib.contextmanager
+def _processes(logs: Path) -> Iterator[_Processes]:
+    processes = _Processes(logs)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+async def _wait_healthy(
+    http: aiohttp.ClientSession,
+    processes: _Processes,
+    name: str,
+    url: str,
+    ready: Callable[[bytes], bool] = lambda _body: True,
+) -> None:
+    """Poll ``url`` until it answers 200 and ``ready(body)``.
+
+    Raises:
+        BenchError: when the process exits or does not become ready in time.
+    """
+    process = processes.running[name]
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{name} exited with {process.returncode}:\n{processes.tail(name)}")
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                if response.status == 200 and ready(await response.read()):
+                    return
+        await asyncio.sleep(0.05)
+    raise BenchError(f"{name} not healthy within {STARTUP_TIMEOUT:g} s:\n{processes.tail(name)}")
+
+
+def _proxy_ready(body: bytes) -> bool:
+    document = orjson.loads(body)
+    return isinstance(document, dict) and document.get("status") == "ok"
+
+
+# -- the Registrierungs-Dienst stand-in -------------------------------------------------------
+
+
+def _signed_list(pki: LocalPKI, domains: Sequence[str]) -> bytes:
+    """A federation list signed like the VZD-FHIR-Directory signs it (BP256R1, ``x5c``)."""
+    signer = pki.ensure_signing_cert("flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1())
+    payload = {"version": 1, "domainList": [{"domain": d} for d in domains]}
+    return jwt.sign(
+        orjson.dumps(payload),
+        jwt.key_from_pem(signer.key.read_bytes()),
+        x5c=jwt.x5c_of(x509.load_pem_x509_certificates(signer.cert.read_bytes())),
+    ).encode()
+
+
+def _rd_app(federation_list: bytes) -> web.Application:
+    """``GET /federation`` (the signed list) and ``POST /vzd/invite`` (always allowed)."""
+
+    def authorised(request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {RD_TOKEN}"
+
+    async def listing(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return web.json_response({"errcode": "M_UNKNOWN_TOKEN", "error": "?"}, status=401)
+        if request.query.get("version") == "1":
+            return web.Response(status=304)
+        return web.Response(body=federation_list, content_type="application/jose")
+
+    async def invite(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return web.json_response({"errcode": "M_UNKNOWN_TOKEN", "error": "?"}, status=401)
+        return web.json_response({"allowed": True, "rule": "bench"})
+
+    app = web.Application()
+    app.router.add_get("/federation", listing)
+    app.router.add_post("/vzd/invite", invite)
+    return app
+
+
+@dataclass(frozen=True)
+class _Rd:
+    """Where the proxies find the RD stand-in."""
+
+    url: str
+    token_file: Path
+    ca: Path
+
+
+# -- component configs ------------------------------------------------------------------------
+
+
+def _homeserver(
+    processes: _Processes,
+    home: Path,
+    server_name: str,
+    port: int,
+    public_url: str,
+    *,
+    forward_port: int | None = None,
+    interception_ca: Path | None = None,
+) -> Path:
+    """Start Synapse with timkit's launcher as a service behind a proxy; its data dir."""
+    data_dir = home / "synapse"
+    settings: dict[str, Any] = {
+        "server_name": server_name,
+        "bind": BIND,
+        "port": port,
+        "public_baseurl": public_url + "/",
+        "data_dir": str(data_dir),
+        "relaxed_rate_limits": True,
+        "log_level": LOG_LEVEL,
+    }
+    if forward_port is not None and interception_ca is not None:
+        settings["https_proxy"] = f"http://{BIND}:{forward_port}"
+        settings["federation_ca"] = str(interception_ca)
+    config_file = home / "homeserver.toml"
+    home.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(tomli_w.dumps(settings), "utf-8")
+    processes.start(
+        f"homeserver-{server_name}",
+        [sys.executable, "-m", "timkit.homeserver", "--config", str(config_file)],
+    )
+    return data_dir
+
+
+def _proxy(
+    processes: _Processes,
+    name: str,
+    home: Path,
+    rd: _Rd,
+    server_name: str,
+    port: int,
+    upstream_port: int,
+    *,
+    tls: CertPaths | None,
+    forward_port: int = 0,
+    routes: dict[str, str] | None = None,
+) -> None:
+    """Start ``python -m timkit.proxy`` as :func:`timkit.runtime.plan.plan_service` does."""
+    interception = LocalPKI(home / "interception", ca_name=f"bench interception CA {name}")
+    interception.ensure_ca()
+    config = ProxyConfig(
+        server_name=server_name,
+        inbound=InboundConfig(
+            bind=BIND,
+            port=port,
+            tls_cert=tls.cert if tls else None,
+            tls_key=tls.key if tls else None,
+        ),
+        upstream=UpstreamConfig(url=f"http://{BIND}:{upstream_port}"),
+        forward=ForwardProxyConfig(
+            bind=BIND,
+            port=forward_port,
+            interception_ca_cert=interception.ca_cert_path,
+            interception_ca_key=interception.ca_key_path,
+            ca_file=rd.ca,
+            routes=routes or {},
+        ),
+        federation_list=FederationListConfig(
+            url=rd.url + "/federation",
+            token_file=rd.token_file,
+            ca_file=rd.ca,
+            trust_anchors=(rd.ca,),
+            retry_interval=10.0,
+            state_file=home / "federation-list.json",
+        ),
+        invite_check=InviteCheckConfig(
+            url=rd.url + "/vzd/invite", token_file=rd.token_file, ca_file=rd.ca
+        ),
+        contacts=ContactsConfig(database=f"sqlite:///{home / 'proxy.db'}"),
+        log_level=LOG_LEVEL,
+    )
+    config_file = home / "proxy.toml"
+    dump_toml(config, config_file)
+    processes.start(name, [sys.executable, "-m", "timkit.proxy", "--config", str(config_file)])
+
+
+def _interception_ca(home: Path) -> Path:
+    return home / "interception" / "ca.crt"
+
+
+def _write_secret(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secrets.token_urlsafe(32), "utf-8")
+    return path
+
+
+def _direct_yaml(template: Path, home: Path, port: int, cert: CertPaths, ca: Path) -> Path:
+    """``homeserver.yaml`` of a Synapse federating without a proxy, as ``localhost:PORT``.
+
+    Starts from ``template`` (a proxied Synapse's generated file, so rate limits, logging and
+    the rest stay the same) and changes only the networking and the files of its own.
+    """
+    rendered: dict[str, Any] = yaml.safe_load(template.read_text("utf-8"))
+    rendered.pop("https_proxy", None)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "media").mkdir(exist_ok=True)
+    with open(home / "signing.key", "w", encoding="ascii") as fh:
+        write_signing_keys(fh, [generate_signing_key("a_" + secrets.token_hex(2))])
+    rendered.update(
+        {
+            "server_name": f"localhost:{port}",
+            "public_baseurl": f"https://localhost:{port}/",
+            "pid_file": str(home / "homeserver.pid"),
+            "listeners": [
+                {
+                    "port": port,
+                    "bind_addresses": [BIND],
+                    "type": "http",
+                    "tls": True,
+                    "x_forwarded": False,
+                    "resources": [{"names": ["client", "federation"], "compress": False}],
+                }
+            ],
+            "tls_certificate_path": str(cert.cert),
+            "tls_private_key_path": str(cert.key),
+            "federation_custom_ca_list": [str(ca)],
+            # It reaches the other Synapse on 127.0.0.1 without a proxy in between.
+            "ip_range_blacklist": [],
+            "federation_ip_range_blacklist": [],
+            "trusted_key_servers": [],
+            "database": {"name": "sqlite3", "args": {"database": str(home / "homeserver.db")}},
+            "media_store_path": str(home / "media"),
+            "signing_key_path": str(home / "signing.key"),
+            "registration_shared_secret_path": str(
+                _write_secret(home / "secrets" / "registration_shared_secret")
+            ),
+            "macaroon_secret_key_path": str(_write_secret(home / "secrets" / "macaroon")),
+            "form_secret_path": str(_write_secret(home / "secrets" / "form")),
+        }
+    )
+    path = home / "homeserver.yaml"
+    path.write_text(yaml.safe_dump(rendered, sort_keys=False), "utf-8")
+    return path
+
+
+def _shared_secret(data_dir: Path) -> str:
+    return (data_dir / "secrets" / "registration_shared_secret").read_text("utf-8").strip()
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+def _session(ssl_context: ssl.SSLContext, connections: int = 1) -> aiohttp.ClientSession:
+    """One simulated client: keep-alive connections, no overall time-out but a generous one."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections, ssl=ssl_context),
+        timeout=aiohttp.ClientTimeout(total=60),
+    )
+
+
+@dataclass
+class _User:
+    """A user at one base URL with an access token and a room to send to."""
+
+    base: str
+    user_id: str
+    token: str
+    room_id: str = ""
+    txn: Iterator[int] = field(default_factory=itertools.count)
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def _register(
+    ssl_context: ssl.SSLContext, base: str, server_name: str, secret: str, localpart: str
+) -> _User:
+    async with httpx.AsyncClient(verify=ssl_context, timeout=60) as http:
+        registration = await register_user(
+            http,
+            base,
+            server_name=server_name,
+            shared_secret=secret,
+            localpart=localpart,
+            password=PASSWORD,
+        )
+    if registration.access_token is None:
+        raise BenchError(f"{registration.user_id} existed already")
+    return _User(base, registration.user_id, registration.access_token)
+
+
+async def _call(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+) -> Any:
+    """A JSON request that must succeed; its JSON answer.
+
+    Raises:
+        BenchError: for any status but 200.
+    """
+    data = orjson.dumps(body) if body is not None else None
+    if data is not None:
+        headers = {**(headers or {}), "Content-Type": "application/json"}
+    async with session.request(method, url, headers=headers, data=data) as response:
+        payload = await response.read()
+        if response.status != 200:
+            raise BenchError(f"{method} {url}: {response.status} {payload[:300]!r}")
+    return orjson.loads(payload)
+
+
+_MESSAGE = orjson.dumps({"msgtype": "m.text", "body": "bench"})
+_JSON = {"Content-Type": "application/json"}
+
+
+def _send_url(user: _User, base: str, txn: str) -> str:
+    room = quote(user.room_id, safe="")
+    return f"{base}/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"
+
+
+async def _request(
+    session: aiohttp.ClientSession, user: _User, base: str, endpoint: str, tag: str
+) -> bool:
+    """One benchmarked request; whether it succeeded."""
+    if endpoint == VERSIONS:
+        context = session.get(base + "/_matrix/client/versions")
+    else:
+        url = _send_url(user, base, f"{tag}-{next(user.txn)}")
+        context = session.put(url, data=_MESSAGE, headers={**user.auth(), **_JSON})
+    async with context as response:
+        await response.read()
+        return response.status == 200
+
+
+# -- phase 1: one Synapse, direct vs proxied ---------------------------------------------------
+
+
+@dataclass
+class _Single:
+    bases: dict[str, str]
+    users: list[_User]
+    relay_pids: dict[str, int]
+    """Target → pid of the process in front of Synapse."""
+    synapse_pid: int
+
+
+async def _sequential(
+    single: _Single, sessions: dict[str, aiohttp.ClientSession], endpoint: str, count: int
+) -> dict[str, Latency]:
+    """``count`` requests per target, the targets interleaved request by request."""
+    user = single.users[0]
+    samples: dict[str, list[float]] = {target: [] for target in TARGETS}
+    for index in range(WARMUP_REQUESTS + count):
+        for target in TARGETS:
+            started = time.perf_counter()
+            if not await _request(sessions[target], user, single.bases[target], endpoint, target):
+                raise BenchError(f"{endpoint} at {target} failed")
+            if index >= WARMUP_REQUESTS:
+                samples[target].append((time.perf_counter() - started) * 1000)
+    return {target: Latency.of(times) for target, times in samples.items()}
+
+
+async def _throughput(
+    single: _Single,
+    ssl_context: ssl.SSLContext,
+    target: str,
+    endpoint: str,
+    seconds: float,
+) -> Rate:
+    """Requests per second of all users at once against ``target`` for ``seconds``."""
+    base = single.bases[target]
+    warmup = min(1.0, seconds / 5)
+    done = errors = 0
+    sessions = [_session(ssl_context) for _ in single.users]
+    parts = {"Synapse": single.synapse_pid, "bench client": None}
+    if target != DIRECT:
+        parts["relay"] = single.relay_pids[target]
+    cpu: dict[str, float] = {}
+    try:
+        begin = time.perf_counter()
+        measure_from, end = begin + warmup, begin + warmup + seconds
+
+        async def account() -> None:
+            await asyncio.sleep(warmup)
+            started = {name: _cpu_seconds(pid) for name, pid in parts.items()}
+            await asyncio.sleep(max(0.0, end - time.perf_counter()))
+            cpu.update({name: _cpu_seconds(pid) - started[name] for name, pid in parts.items()})
+
+        async def client(session: aiohttp.ClientSession, user: _User) -> None:
+            nonlocal done, errors
+            while time.perf_counter() < end:
+                try:
+                    ok = await _request(session, user, base, endpoint, f"tp-{target[0]}")
+                except (aiohttp.ClientError, TimeoutError):
+                    ok = False
+                if measure_from <= time.perf_counter() <= end:
+                    done += ok
+                    errors += not ok
+
+        await asyncio.gather(
+            account(), *(client(s, u) for s, u in zip(sessions, single.users, strict=True))
+        )
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions))
+    requests = max(1, done + errors)
+    return Rate(done / seconds, errors, {k: v * 1000 / requests for k, v in cpu.items()})
+
+
+def _rss(pid: int) -> int:
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` (None: this process) so far."""
+    times = (psutil.Process(pid) if pid is not None else psutil.Process()).cpu_times()
+    return float(times.user + times.system)
+
+
+async def _single_stack(
+    work: Path, processes: _Processes, rd: _Rd, pki: LocalPKI, clients: int
+) -> _Single:
+    """Start phase 1's Synapse, the TCP relay and the two proxies; ``clients`` users."""
+    hs_port, relay_port, plain_port, tls_port = free_port(), free_port(), free_port(), free_port()
+    tls_url = f"https://{BIND}:{tls_port}"
+    data_dir = _homeserver(processes, work / "single", SINGLE, hs_port, tls_url)
+    cert = pki.ensure_server_cert(SINGLE, [SINGLE, *LOOPBACK_NAMES])
+    names = {TCP_RELAY: "tcp-relay", PROXY: "proxy-http", PROXY_TLS: "proxy-tls"}
+    processes.start(
+        names[TCP_RELAY],
+        [sys.executable, "-c", TCP_RELAY_CODE, BIND, BIND, str(hs_port), str(relay_port)],
+    )
+    _proxy(processes, names[PROXY], work / "proxy-http", rd, SINGLE, plain_port, hs_port, tls=None)
+    _proxy(processes, names[PROXY_TLS], work / "proxy-tls", rd, SINGLE, tls_port, hs_port, tls=cert)
+    bases = {
+        DIRECT: f"http://{BIND}:{hs_port}",
+        TCP_RELAY: f"http://{BIND}:{relay_port}",
+        PROXY: f"http://{BIND}:{plain_port}",
+        PROXY_TLS: tls_url,
+    }
+    context = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+    async with _session(context, 4) as http:
+        await _wait_healthy(http, processes, f"homeserver-{SINGLE}", bases[DIRECT] + "/health")
+        await _wait_healthy(http, processes, names[TCP_RELAY], bases[TCP_RELAY] + "/health")
+        for target in PROXIES:
+            await _wait_healthy(
+                http, processes, names[target], bases[target] + "/health", _proxy_ready
+            )
+        secret = _shared_secret(data_dir)
+        limit = asyncio.Semaphore(4)
+
+        async def user(index: int) -> _User:
+            async with limit:
+                made = await _register(context, bases[DIRECT], SINGLE, secret, f"client{index}")
+                room = await _call(
+                    http,
+                    "POST",
+                    bases[DIRECT] + "/_matrix/client/v3/createRoom",
+                    headers=made.auth(),
+                    body={"preset": "private_chat"},
+                )
+                made.room_id = room["room_id"]
+                return made
+
+        users = await asyncio.gather(*(user(i) for i in range(clients)))
+    return _Single(
+        bases,
+        list(users),
+        {target: processes.running[name].pid for target, name in names.items()},
+        processes.running[f"homeserver-{SINGLE}"].pid,
+    )
+
+
+async def _phase_single(
+    work: Path,
+    rd: _Rd,
+    pki: LocalPKI,
+    *,
+    gets: int,
+    puts: int,
+    clients: int,
+    seconds: float,
+) -> tuple[dict[str, dict[str, Latency]], dict[str, dict[str, Rate]], dict[str, Memory], int]:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+    with _processes(work / "logs") as processes:
+        single = await _single_stack(work, processes, rd, pki, clients)
+        await asyncio.sleep(1.0)  # let the proxies settle after start-up, then weigh them
+        idle = {t: _rss(single.relay_pids[t]) for t in PROXIES}
+        uss = {t: int(psutil.Process(single.relay_pids[t]).memory_full_info().uss) for t in PROXIES}
+        sessions = {target: _session(context) for target in TARGETS}
+        try:
+            latency = {
+                VERSIONS: await _sequential(single, sessions, VERSIONS, gets),
+                SEND: await _sequential(single, sessions, SEND, puts),
+            }
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions.values()))
+        throughput: dict[str, dict[str, Rate]] = {}
+        for endpoint in ENDPOINTS:
+            throughput[endpoint] = {}
+            for target in TARGETS:
+                throughput[endpoint][target] = await _throughput(
+                    single, context, target, endpoint, seconds
+                )
+        memory = {t: Memory(idle[t], _rss(single.relay_pids[t]), uss[t]) for t in PROXIES}
+        synapse_rss = _rss(single.synapse_pid)
+    return latency, throughput, memory, synapse_rss
+
+
+# -- phase 2: cross-organisation delivery ------------------------------------------------------
+
+
+@dataclass
+class _Pair:
+    """Sender ``alice`` at A and receiver ``bob`` at B, both in ``alice.room_id``."""
+
+    name: str
+    alice: _User
+    bob: _User
+    waiting: dict[str, asyncio.Future[float]] = field(default_factory=dict)
+
+    async def watch(self, session: aiohttp.ClientSession) -> None:
+        """Bob's sync loop: resolves :attr:`waiting` markers when their message arrives."""
+        url = self.bob.base + "/_matrix/client/v3/sync"
+        params = {"filter": SYNC_FILTER, "timeout": "0"}
+        while True:
+            async with session.get(url, params=params, headers=self.bob.auth()) as response:
+                payload = await response.read()
+                seen = time.perf_counter()
+                if response.status != 200:
+                    raise BenchError(f"{self.name}: /sync {response.status} {payload[:300]!r}")
+            document = orjson.loads(payload)
+            params = {"filter": SYNC_FILTER, "timeout": "30000", "since": document["next_batch"]}
+            room = document.get("rooms", {}).get("join", {}).get(self.alice.room_id, {})
+            for event in room.get("timeline", {}).get("events", []):
+                body = event.get("content", {}).get("body")
+                future = self.waiting.pop(body, None) if isinstance(body, str) else None
+                if future is not None and not future.done():
+                    future.set_result(seen)
+
+    async def deliver(self, session: aiohttp.ClientSession) -> tuple[float, float]:
+        """Send one message; milliseconds until Bob's sync returned it, and of the send."""
+        marker = uuid.uuid4().hex
+        arrived: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiting[marker] = arrived
+        url = _send_url(self.alice, self.alice.base, marker)
+        started = time.perf_counter()
+        await _call(
+            session,
+            "PUT",
+            url,
+            headers=self.alice.auth(),
+            body={"msgtype": "m.text", "body": marker},
+        )
+        sent = time.perf_counter()
+        seen = await asyncio.wait_for(arrived, 60)
+        return (seen - started) * 1000, (sent - started) * 1000
+
+
+async def _make_pair(
+    name: str,
+    context: ssl.SSLContext,
+    sender: tuple[str, str, str],
+    receiver: tuple[str, str, str],
+) -> _Pair:
+    """Register Alice at ``sender`` and Bob at ``receiver`` (base, server name, secret); Alice
+    creates a room inviting Bob, Bob joins over federation."""
+    alice = await _register(context, *sender, "alice")
+    bob = await _register(context, *receiver, "bob")
+    async with _session(context) as http:
+        room = await _call(
+            http,
+            "POST",
+            alice.base + "/_matrix/client/v3/createRoom",
+            headers=alice.auth(),
+            body={"preset": "private_chat", "invite": [bob.user_id]},
+        )
+        alice.room_id = room["room_id"]
+        await _call(
+            http,
+            "POST",
+            f"{bob.base}/_matrix/client/v3/join/{quote(alice.room_id, safe='')}",
+            headers=bob.auth(),
+            body={},
+        )
+    return _Pair(name, alice, bob)
+
+
+async def _deliveries(
+    pairs: list[_Pair], context: ssl.SSLContext, messages: int
+) -> tuple[dict[str, Latency], dict[str, Latency]]:
+    """``messages`` deliveries per pair, the pairs interleaved message by message."""
+    watchers = [_session(context) for _ in pairs]
+    senders = [_session(context) for _ in pairs]
+    tasks = [
+        asyncio.create_task(pair.watch(session))
+        for pair, session in zip(pairs, watchers, strict=True)
+    ]
+    totals: dict[str, list[float]] = {pair.name: [] for pair in pairs}
+    sends: dict[str, list[float]] = {pair.name: [] for pair in pairs}
+    try:
+        for index in range(WARMUP_MESSAGES + messages):
+            for pair, session in zip(pairs, senders, strict=True):
+                done = asyncio.ensure_future(pair.deliver(session))
+                finished, _ = await asyncio.wait(
+                    [done, *tasks], return_when=asyncio.FIRST_COMPLETED
+                )
+                if done not in finished:
+                    done.cancel()
+                    for task in finished:
+                        task.result()  # a watcher failed: raise its error
+                    raise BenchError(f"{pair.name}: the /sync watcher stopped")
+                total, send = done.result()
+                if index >= WARMUP_MESSAGES:
+                    totals[pair.name].append(total)
+                    sends[pair.name].append(send)
+                await asyncio.sleep(MESSAGE_PAUSE)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in [*watchers, *senders]))
+    return (
+        {name: Latency.of(times) for name, times in totals.items()},
+        {name: Latency.of(times) for name, times in sends.items()},
+    )
+
+
+async def _phase_federation(
+    work: Path, rd: _Rd, pki: LocalPKI, messages: int
+) -> tuple[dict[str, Latency], dict[str, Latency]]:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+    ports = {org: (free_port(), free_port(), free_port()) for org in (ORG_A, ORG_B)}
+    routes = {org: f"{BIND}:{inbound}" for org, (inbound, _, _) in ports.items()}
+    with _processes(work / "logs") as processes:
+        data_dirs: dict[str, Path] = {}
+        for org, (inbound, forward, hs_port) in ports.items():
+            home = work / org
+            cert = pki.ensure_server_cert(org, [org, *LOOPBACK_NAMES])
+            _proxy(
+                processes,
+                f"proxy-{org}",
+                home / "proxy",
+                rd,
+                org,
+                inbound,
+                hs_port,
+                tls=cert,
+                forward_port=forward,
+                routes=routes,
+            )
+            data_dirs[org] = _homeserver(
+                processes,
+                home,
+                org,
+                hs_port,
+                f"https://{BIND}:{inbound}",
+                forward_port=forward,
+                interception_ca=_interception_ca(home / "proxy"),
+            )
+        async with _session(context, 4) as http:
+            for org, (inbound, _, hs_port) in ports.items():
+                await _wait_healthy(
+                    http, processes, f"homeserver-{org}", f"http://{BIND}:{hs_port}/health"
+                )
+                await _wait_healthy(
+                    http,
+                    processes,
+                    f"proxy-{org}",
+                    f"https://{BIND}:{inbound}/health",
+                    _proxy_ready,
+                )
+            direct_ports = free_port(), free_port()
+            localhost = pki.ensure_server_cert("localhost", list(LOOPBACK_NAMES))
+            template = data_dirs[ORG_A] / "homeserver.yaml"
+            direct: list[tuple[str, str, str]] = []
+            for index, port in enumerate(direct_ports):
+                name = f"direct-{index}"
+                config = _direct_yaml(template, work / name, port, localhost, pki.ca_cert_path)
+                processes.start(
+                    f"homeserver-{name}",
+                    [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config)],
+                )
+                base = f"https://localhost:{port}"
+                direct.append((base, f"localhost:{port}", _shared_secret(work / name)))
+            for index, (base, _, _) in enumerate(direct):
+                await _wait_healthy(http, processes, f"homeserver-direct-{index}", base + "/health")
+        proxied = [
+            (f"https://{BIND}:{ports[org][0]}", org, _shared_secret(data_dirs[org]))
+            for org in (ORG_A, ORG_B)
+        ]
+        pairs = [
+            await _make_pair(PROXIED, context, proxied[0], proxied[1]),
+            await _make_pair(FEDERATED, context, direct[0], direct[1]),
+        ]
+        return await _deliveries(pairs, context, messages)
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
+async def _bench(
+    work: Path, *, gets: int, puts: int, clients: int, seconds: float, messages: int
+) -> ProxyBenchResult:
+    load_at_start = os.getloadavg()[0]
+    pki = LocalPKI(work / "pki")
+    pki.ensure_ca()
+    token_file = work / "rd-token"
+    token_file.write_text(RD_TOKEN, "utf-8")
+    rd_cert = pki.ensure_server_cert("rd", list(LOOPBACK_NAMES))
+    federation_list = _signed_list(pki, [SINGLE, ORG_A, ORG_B])
+    async with running_app(
+        _rd_app(federation_list), BIND, 0, server_ssl_context(rd_cert)
+    ) as rd_runner:
+        rd = _Rd(f"https://{BIND}:{rd_runner.addresses[0][1]}", token_file, pki.ca_cert_path)
+        latency, throughput, memory, synapse_rss = await _phase_single(
+            work, rd, pki, gets=gets, puts=puts, clients=clients, seconds=seconds
+        )
+        delivery, send = await _phase_federation(work, rd, pki, messages)
+    return ProxyBenchResult(
+        gets=gets,
+        puts=puts,
+        clients=clients,
+        seconds=seconds,
+        messages=messages,
+        latency=latency,
+        throughput=throughput,
+        delivery=delivery,
+        send=send,
+        memory=memory,
+        synapse_rss=synapse_rss,
+        load=(load_at_start, os.getloadavg()[0]),
+    )
+
+
+def bench_proxy(
+    *,
+    gets: int = 1000,
+    puts: int = 300,
+    clients: int = 16,
+    seconds: float = 5.0,
+    messages: int = 30,
+    keep: Path | None = None,
+) -> ProxyBenchResult:
+    """Run the benchmark (see the module docstring) in a temporary directory.
+
+    Args:
+        gets: sequential ``GET versions`` per target.
+        puts: sequential ``PUT send`` per target.
+        clients: concurrent clients in the throughput phases.
+        seconds: measured duration of each throughput phase.
+        messages: cross-organisation deliveries per path.
+        keep: run in this directory instead (kept afterwards, with the processes' logs).
+
+    Raises:
+        BenchError: when a process fails to start or a request is refused.
+    """
+
+    def run(work: Path) -> ProxyBenchResult:
+        return asyncio.run(
+            _bench(work, gets=gets, puts=puts, clients=clients, seconds=seconds, messages=messages)
+        )
+
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        return run(keep)
+    with tempfile.TemporaryDirectory(prefix="timkit-bench-proxy-") as tmp:
+        return run(Path(tmp))
