@@ -30,6 +30,20 @@ RENEW_BEFORE = dt.timedelta(days=30)
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
+SIGNATURE_ONLY = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+"""keyUsage of an EC leaf that only signs (TLS server keys with ECDHE, JWS signers)."""
+
+
 @dataclass(frozen=True)
 class CertPaths:
     """Where a certificate and its private key live (PEM)."""
@@ -228,18 +242,7 @@ class LocalPKI:
                 and self._signed_by(cert, ca_cert)
             ):
                 return paths
-        usage = x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
-        _issue_leaf(paths, common_name, curve, [(usage, True)], ca_cert, ca_key)
+        _issue_leaf(paths, common_name, curve, [(SIGNATURE_ONLY, True)], ca_cert, ca_key)
         return paths
 
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from timkit.core.errors import ConfigError
+from timkit.core.tls import SIGNATURE_ONLY
 
 LEAF_LIFETIME = dt.timedelta(days=7)
 """How long a minted certificate is valid."""
@@ -150,20 +151,7 @@ class InterceptionCA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName([_san(host)]), critical=len(subject) == 0)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(SIGNATURE_ONLY, critical=True)
             .add_extension(self._aki, critical=False)
         )
         return builder.sign(self.key, hashes.SHA256())
