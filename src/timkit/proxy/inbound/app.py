@@ -248,8 +248,13 @@ class Inbound:
             verdict = await self.invite_check.ask(invite.inviter, invite.invitee)
             if not verdict.allowed:
                 raise federation.refused(invite, verdict.reason)
-        response = await self.relay.forward(request, "federation", body)
-        if invite.is_direct and response.status == 200:
+        if not invite.is_direct:
+            return await self.relay.forward(request, "federation", body)
+        # read whole, so the 1:1 room is recorded before the inviting server hears back
+        response, _ = await self.relay.exchange(
+            request, "federation", body, self.settings.checked_body
+        )
+        if response.status == 200:
             await self.contacts.record_direct_room(invite.room_id, invite.inviter, invite.invitee)
         return response
 
