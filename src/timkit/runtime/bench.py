@@ -34,6 +34,7 @@ from timkit.core.process import free_port
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI, client_ssl_context
 from timkit.homeserver.config import HomeserverConfig
 from timkit.runtime import control
+from timkit.runtime.backend import read_records
 from timkit.runtime.config import (
     DirectorySettings,
     IdpSettings,
@@ -105,10 +106,17 @@ def _bench_config(data_dir: Path, services: int) -> TimkitConfig:
     )
 
 
-def _baseline(config: TimkitConfig) -> float:
-    """Seconds until the config's Synapses, started directly, all answer ``/health``."""
+def _baseline(config: TimkitConfig, timeout: float = 120.0) -> float:
+    """Seconds until the config's Synapses, started directly, all answer ``/health``.
+
+    Each is started from the ``homeserver.yaml`` the runtime generated and probed on its own
+    loopback port (behind the proxy in the federation).
+
+    Raises:
+        RuntimeError: when they are not all healthy within ``timeout`` seconds.
+    """
     layout = Layout(config.data_dir)
-    ssl_context = client_ssl_context(layout.ca_cert)
+    records = read_records(layout)
     begin = time.monotonic()
     procs = [
         subprocess.Popen(
@@ -117,19 +125,19 @@ def _baseline(config: TimkitConfig) -> float:
                 "-m",
                 "synapse.app.homeserver",
                 "-c",
-                str(layout.service_dir(s.domain) / "synapse" / "homeserver.yaml"),
+                str(layout.service_dir(r.domain) / "synapse" / "homeserver.yaml"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for s in config.messenger_services
+        for r in records
     ]
     try:
-        pending = {
-            f"https://{config.runtime.bind}:{s.port}/health" for s in config.messenger_services
-        }
-        with httpx.Client(verify=ssl_context, timeout=1.0) as client:
+        pending = {f"http://{config.runtime.bind}:{r.homeserver_port}/health" for r in records}
+        with httpx.Client(timeout=1.0) as client:
             while pending:
+                if time.monotonic() - begin > timeout:
+                    raise RuntimeError(f"baseline Synapses not healthy: {sorted(pending)}")
                 for url in list(pending):
                     try:
                         if client.get(url).is_success:
