@@ -27,7 +27,7 @@ async def failing_homeserver() -> AsyncIterator[str]:
         if token == "notjson":
             return web.Response(text="<html>")
         if token == "slow":
-            await asyncio.sleep(2)
+            await asyncio.Event().wait()  # never answers; the server's close cancels it
         return web.json_response({"user": ALICE})
 
     app = web.Application()

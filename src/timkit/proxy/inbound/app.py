@@ -25,6 +25,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
@@ -209,10 +210,14 @@ class Inbound:
             headers["Authorization"] = request.headers["Authorization"]
         url = self.relay.base + "/_matrix/client/v3/account/whoami"
         params = {k: v for k, v in request.query.items() if k == "access_token"}
-        async with self.relay.session.get(url, headers=headers, params=params) as r:
-            if r.status != 200:
-                return None
-            document = await r.json()
+        try:
+            async with self.relay.session.get(url, headers=headers, params=params) as r:
+                if r.status != 200:
+                    return None
+                document = await r.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            log.warning("1:1 room not recorded: whoami failed: %s", e)
+            return None
         user_id = document.get("user_id") if isinstance(document, dict) else None
         return user_id if isinstance(user_id, str) else None
 
