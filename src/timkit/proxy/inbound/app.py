@@ -88,6 +88,8 @@ class Inbound:
         self.invite_check = invite_check
         self.metrics = metrics
         self.rawdata = rawdata
+        self._client_requests = metrics.requests.labels("client")
+        self._federation_requests = metrics.requests.labels("federation")
 
     # -- edge -------------------------------------------------------------------------------
 
@@ -133,9 +135,9 @@ class Inbound:
         """Every request that is not the proxy's own."""
         path = request.path
         if _is_federation(path):
-            self.metrics.requests.labels("federation").inc()
+            self._federation_requests.inc()
             return await self._federation(request)
-        self.metrics.requests.labels("client").inc()
+        self._client_requests.inc()
         if request.method == "POST":
             invite = client.INVITE.match(path)
             if invite:

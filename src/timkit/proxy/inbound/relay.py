@@ -10,6 +10,7 @@ requests), or streamed straight from the client. The response comes back through
 
 from __future__ import annotations
 
+import functools
 import time
 
 import aiohttp
@@ -36,6 +37,9 @@ class Relay:
         self.settings = settings
         self.metrics = metrics
         self._session: aiohttp.ClientSession | None = None
+        # labelled children resolved once per listener, not on every request
+        self._latency = functools.cache(metrics.upstream_seconds.labels)
+        self._errors = functools.cache(metrics.upstream_errors.labels)
 
     async def start(self) -> None:
         """Open the connection pool."""
@@ -80,12 +84,12 @@ class Relay:
                 request.method, url, headers=headers, data=data, allow_redirects=False
             )
         except TimeoutError as e:
-            self.metrics.upstream_errors.labels(listener).inc()
+            self._errors(listener).inc()
             raise TimkitError(504, Codes.UPSTREAM, "the homeserver did not answer in time") from e
         except aiohttp.ClientError as e:
-            self.metrics.upstream_errors.labels(listener).inc()
+            self._errors(listener).inc()
             raise TimkitError(502, Codes.UPSTREAM, f"the homeserver is unreachable: {e}") from e
-        self.metrics.upstream_seconds.labels(listener).observe(time.perf_counter() - started)
+        self._latency(listener).observe(time.perf_counter() - started)
         return upstream
 
     async def forward(
