@@ -115,6 +115,8 @@ def test_every_sample_config_loads(sample: Path) -> None:
     from timkit.idp.config import IdpConfig
     from timkit.mailbox.config import MailboxConfig
     from timkit.proxy.config import ProxyConfig
+    from timkit.push.config import PushConfig
+    from timkit.pushreceiver.config import PushReceiverConfig
     from timkit.registration.config import RegistrationConfig
 
     models = {
@@ -125,6 +127,8 @@ def test_every_sample_config_loads(sample: Path) -> None:
         "fhir-proxy": FhirProxyConfig,
         "idp": IdpConfig,
         "mailbox": MailboxConfig,
+        "push": PushConfig,
+        "pushreceiver": PushReceiverConfig,
         "registration": RegistrationConfig,
     }
     model = models[sample.name.split(".")[0]]

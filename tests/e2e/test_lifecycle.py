@@ -49,12 +49,12 @@ def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
     timkit(config, "up")
     federation = Federation(config)
     pids = federation.pids()
-    # supervisor, fhir-directory, directory (FHIR-Proxy), idp, mailbox, registration, proxy,
-    # homeserver
-    assert len(pids) == 8
+    # supervisor, fhir-directory, directory (FHIR-Proxy), idp, mailbox, pushreceiver, push,
+    # registration, proxy, homeserver
+    assert len(pids) == 10
 
     result = timkit(config, "down")
-    assert "stopped 8 processes" in result.stdout
+    assert "stopped 10 processes" in result.stdout
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     data_dir = str(tmp_path / "var")
     leftovers = [

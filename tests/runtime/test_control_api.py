@@ -214,7 +214,7 @@ def test_provisioned_service_comes_back_after_down_and_up(tmp_path: Path) -> Non
         client_url = asyncio.run(provision())
         federation.add_user(DYNAMIC, "bert", "pw-bert")
         down = timkit(config_file, "down")
-        assert "stopped 8 processes" in down.stdout  # supervisor, 5 shared, 2 of the service
+        assert "stopped 10 processes" in down.stdout  # supervisor, 7 shared, 2 of the service
         assert federation.status()["services"][0]["client_url"] == client_url  # from the record
 
         timkit(config_file, "up")

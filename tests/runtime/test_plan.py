@@ -15,11 +15,14 @@ from timkit.homeserver.config import HomeserverConfig
 from timkit.idp.cards import load_cards
 from timkit.idp.config import IdpConfig
 from timkit.proxy.config import ProxyConfig
+from timkit.push.config import ApnsApp, FcmApp, PushConfig
+from timkit.pushreceiver.config import PushReceiverConfig
 from timkit.registration.config import RegistrationConfig
 from timkit.runtime.config import MessengerServiceConfig, TimkitConfig, _check_unique
 from timkit.runtime.demo import HBA_CARD, SPARE_ORGANISATION, demo_organisations, telematik_id
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import SHARED_COMPONENTS, Plan, ServiceRecord, build_plan, plan_service
+from timkit.runtime.push import APNS_APP, FCM_APP, vapid_public_key
 
 
 def test_static_plan_holds_the_shared_components_and_the_config(tmp_path: Path) -> None:
@@ -30,6 +33,8 @@ def test_static_plan_holds_the_shared_components_and_the_config(tmp_path: Path) 
         "directory",
         "idp",
         "mailbox",
+        "pushreceiver",
+        "push",
         "registration",
     ]
     assert len(SHARED_COMPONENTS) == len(plan.components)
@@ -76,7 +81,39 @@ def test_plan_service_writes_both_configs_routing_by_the_names_file(tmp_path: Pa
     assert homeserver.https_proxy == "http://127.0.0.1:9002"
     assert homeserver.federation_ca == interception  # only its own proxy's interception CA
     assert (homeserver.bind, homeserver.port, homeserver.tls_cert) == ("127.0.0.1", 9003, None)
+    # Its pushers reach the Push-Gateway on loopback directly, past Synapse's IP block list.
+    assert homeserver.no_proxy_hosts == homeserver.ip_range_whitelist == ("127.0.0.1",)
     assert (layout.pki / "certs" / "apotheke.tim.test.crt").exists()
+
+
+def test_push_gateway_delivers_every_backend_to_the_receiver_with_keys_made_once(
+    tmp_path: Path,
+) -> None:
+    config = TimkitConfig(data_dir=tmp_path)
+    build_plan(config)
+    layout = Layout(tmp_path)
+    gateway = load_toml(PushConfig, layout.root / "push" / "push.toml")
+    receiver = load_toml(PushReceiverConfig, layout.root / "pushreceiver" / "pushreceiver.toml")
+    assert gateway.port == 8428
+    assert {app.type for app in gateway.apps.values()} == {"webpush", "unifiedpush", "fcm", "apns"}
+    assert gateway.outbound.allowed_networks == ("127.0.0.0/8", "::1/128")  # receiver: loopback
+    fcm = gateway.apps[FCM_APP]
+    apns = gateway.apps[APNS_APP]
+    assert isinstance(fcm, FcmApp)
+    assert isinstance(apns, ApnsApp)
+    assert fcm.endpoint == receiver.public_url == "https://127.0.0.1:8429"
+    assert apns.endpoint == "https://127.0.0.1:8430"
+    assert receiver.apns is not None
+    assert receiver.fcm is not None
+    assert receiver.apns.keys == {apns.key_id: apns.key_file}
+    assert receiver.fcm.service_account_files == (fcm.service_account_file,)
+    account = json.loads(fcm.service_account_file.read_text())
+    assert account["token_uri"] == "https://127.0.0.1:8429/token"
+    assert fcm.service_account_file.stat().st_mode & 0o077 == 0
+    keys = {path: path.read_bytes() for path in (layout.root / "push" / "keys").iterdir()}
+    build_plan(config)  # re-planning keeps the keys
+    assert {path: path.read_bytes() for path in keys} == keys
+    assert vapid_public_key(layout).startswith("B")  # an uncompressed P-256 point
 
 
 def test_plan_service_refuses_a_record_without_homeserver_port(tmp_path: Path) -> None:

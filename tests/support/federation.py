@@ -36,6 +36,11 @@ def write_config(directory: Path, services: int, *, database: list[str] | None =
         "idp": {"port": free_port()},
         "mailbox": {"smtp_port": free_port(), "http_port": free_port()},
         "registration": {"port": free_port()},
+        "push": {
+            "port": free_port(),
+            "receiver_port": free_port(),
+            "apns_port": free_port(),
+        },
         "messenger_services": entries,
     }
     path = directory / "timkit.toml"

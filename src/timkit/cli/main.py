@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from timkit import __version__
+from timkit.cli import push as push_cli
 from timkit.cli.directory import (
     PROXY_COMMANDS,
     add_proxy_parsers,
@@ -39,10 +40,12 @@ from timkit.core.errors import ConfigError, TimkitError
 from timkit.directory.bench import bench_directory
 from timkit.directory.fhirproxy.bench import bench_directory_proxy
 from timkit.proxy import bench as proxy_bench
-from timkit.runtime import bench, control
+from timkit.runtime import bench, control, push_bench
 from timkit.runtime.config import find_config_file, load_config
+from timkit.runtime.layout import Layout
 from timkit.runtime.plan import directory_database, fhir_proxy_database
-from timkit.runtime.users import add_user
+from timkit.runtime.push import receiver_url
+from timkit.runtime.users import add_user, subscribe_user
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("localpart", help="the user's localpart")
     add.add_argument("--password", required=True)
     add.add_argument("--admin", action="store_true", help="make the user a server admin")
+
+    push = commands.add_parser("push", help="see pushes arrive at the local push receiver")
+    push_commands = push.add_subparsers(dest="push_command", required=True, metavar="ACTION")
+    subscribe = push_commands.add_parser(
+        "subscribe", help="give a user a WebPush device at the local push receiver"
+    )
+    subscribe.add_argument("domain", help="server name of the Messenger-Service")
+    subscribe.add_argument("localpart", help="the user's localpart")
+    subscribe.add_argument("--password", required=True)
+    tail = push_commands.add_parser("tail", help="print the pushes the receiver got")
+    tail.add_argument("--target", help="only pushes to this device (subscription id, token)")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep waiting for more")
 
     bench = commands.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench_command", required=True, metavar="BENCH"
@@ -128,6 +143,14 @@ def _parser() -> argparse.ArgumentParser:
     bench_messenger.add_argument(
         "--keep", type=Path, help="run in this directory and keep it (configs, process logs)"
     )
+    bench_push = bench.add_parser(
+        "push", help="message → push latency through the Push-Gateway, gateway throughput"
+    )
+    bench_push.add_argument("--messages", type=int, default=50, help="messages timed one by one")
+    bench_push.add_argument("--clients", type=int, default=32, help="concurrent notify clients")
+    bench_push.add_argument(
+        "--seconds", type=float, default=5.0, help="measured duration per throughput phase"
+    )
     directory = commands.add_parser("directory", help="VZD FHIR-Directory data").add_subparsers(
         dest="directory_command", required=True, metavar="ACTION"
     )
@@ -156,6 +179,7 @@ def _print_summary(document: dict[str, Any]) -> None:
         print(f"  service {s['domain']:<36} client {s['client_url']}")
     print(f"Registrierungs-Dienst portal : {document['portal_url']}")
     print(f"mailbox (KIM mails)          : {document['mailbox_url']}")
+    print(f"push receiver (timkit push)  : {document['push_receiver_url']}")
     print(f"demo Org-Admin credentials   : {document['demo_admins']}")
 
 
@@ -196,6 +220,13 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(messenger.markdown())
         return 0
+    if args.command == "bench" and args.bench_command == "push":
+        print(
+            push_bench.bench_push(
+                messages=args.messages, clients=args.clients, seconds=args.seconds
+            ).markdown()
+        )
+        return 0
     if args.command == "bench":
         measured = bench_directory(args.resources, database=args.database, seconds=args.seconds)
         print(measured.markdown())
@@ -229,6 +260,18 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print("timkit is not running")
         return 0
+    if args.command == "push" and args.push_command == "subscribe":
+        device = asyncio.run(subscribe_user(config, args.domain, args.localpart, args.password))
+        print(json.dumps(device))
+        return 0
+    if args.command == "push":
+        return push_cli.tail(
+            receiver_url(config),
+            target=args.target,
+            follow=args.follow,
+            ca_file=Layout(config.data_dir).ca_cert,
+            out=sys.stdout,
+        )
     if args.command == "user":
         registration = asyncio.run(
             add_user(config, args.domain, args.localpart, args.password, admin=args.admin)

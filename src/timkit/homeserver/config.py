@@ -69,6 +69,10 @@ class HomeserverConfig(StrictModel):
         federation_ca: CA that outbound federation TLS is checked against (behind a
             Messenger-Proxy: its interception CA); ``None`` uses the system trust store.
         https_proxy: forward proxy for outbound federation (``http://host:port``).
+        no_proxy_hosts: hosts Synapse reaches directly although ``https_proxy`` is set (the
+            provider's Push-Gateway: the Messenger-Proxy forwards federation only).
+        ip_range_whitelist: addresses Synapse may reach although they are private or
+            loopback (its default block list covers them): the Push-Gateway on loopback.
         database: ``sqlite`` or a PostgreSQL DSN.
         relaxed_rate_limits: lift Synapse's client rate limits (local federations and tests).
         log_level: Synapse's root log level.
@@ -83,6 +87,8 @@ class HomeserverConfig(StrictModel):
     tls_key: Path | None = None
     federation_ca: Path | None = None
     https_proxy: str | None = None
+    no_proxy_hosts: tuple[str, ...] = ()
+    ip_range_whitelist: tuple[str, ...] = ()
     database: DatabaseUrl = "sqlite"
     relaxed_rate_limits: bool = False
     log_level: str = "INFO"

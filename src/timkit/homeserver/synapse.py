@@ -112,7 +112,7 @@ def render(config: HomeserverConfig) -> dict[str, Any]:
         "registration_shared_secret_path": str(secret_path(data, "registration_shared_secret")),
         "macaroon_secret_key_path": str(secret_path(data, "macaroon_secret_key")),
         "form_secret_path": str(secret_path(data, "form_secret")),
-        "no_proxy_hosts": [],
+        "no_proxy_hosts": list(config.no_proxy_hosts),
     }
     if tls:
         rendered["tls_certificate_path"] = str(config.tls_cert)
@@ -121,6 +121,8 @@ def render(config: HomeserverConfig) -> dict[str, Any]:
         rendered["federation_custom_ca_list"] = [str(config.federation_ca)]
     if config.https_proxy is not None:
         rendered["https_proxy"] = config.https_proxy
+    if config.ip_range_whitelist:
+        rendered["ip_range_whitelist"] = list(config.ip_range_whitelist)
     if config.relaxed_rate_limits:
         rendered.update(RELAXED_RATE_LIMITS)
     return rendered

@@ -53,11 +53,17 @@ class Inbox:
         self._items: deque[Received] = deque(maxlen=capacity)
         self._seq = 0
         self._changed = asyncio.Condition()
+        self._waiting = 0
 
     @property
     def last_seq(self) -> int:
         """The ``seq`` of the newest push (0 when none arrived yet)."""
         return self._seq
+
+    @property
+    def waiting(self) -> int:
+        """How many :meth:`wait` calls are parked right now (long-polls, ``tail -f``)."""
+        return self._waiting
 
     async def record(
         self, kind: str, target: str, payload: dict[str, Any], meta: dict[str, Any] | None = None
@@ -83,12 +89,16 @@ class Inbox:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._changed:
-            while not (found := self.since(seq, target=target)):
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return []
-                try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except TimeoutError:
-                    return []
-            return found
+            self._waiting += 1
+            try:
+                while not (found := self.since(seq, target=target)):
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return []
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), remaining)
+                    except TimeoutError:
+                        return []
+                return found
+            finally:
+                self._waiting -= 1

@@ -40,6 +40,7 @@ from timkit.runtime.config import (
     IdpSettings,
     MailboxSettings,
     MessengerServiceConfig,
+    PushSettings,
     RegistrationSettings,
     RuntimeSettings,
     TimkitConfig,
@@ -84,7 +85,8 @@ class UpBenchResult:
         )
 
 
-def _bench_config(data_dir: Path, services: int) -> TimkitConfig:
+def bench_config(data_dir: Path, services: int) -> TimkitConfig:
+    """A federation of ``services`` Messenger-Services in ``data_dir``, all on free ports."""
     template = TimkitConfig().messenger_services
     entries = tuple(
         MessengerServiceConfig(
@@ -102,6 +104,7 @@ def _bench_config(data_dir: Path, services: int) -> TimkitConfig:
         idp=IdpSettings(port=free_port()),
         mailbox=MailboxSettings(smtp_port=free_port(), http_port=free_port()),
         registration=RegistrationSettings(port=free_port()),
+        push=PushSettings(port=free_port(), receiver_port=free_port(), apns_port=free_port()),
         messenger_services=entries,
     )
 
@@ -156,7 +159,7 @@ def _baseline(config: TimkitConfig, timeout: float = 120.0) -> float:
 def bench_up(*, services: int = 2, runs: int = 3) -> UpBenchResult:
     """Measure cold and warm ``up`` against the direct-start baseline."""
     with tempfile.TemporaryDirectory(prefix="timkit-bench-") as tmp:
-        config = _bench_config(Path(tmp) / "var", services)
+        config = bench_config(Path(tmp) / "var", services)
         cold = control.up(config)
         rss = [
             psutil.Process(c.pid).memory_info().rss / 2**20
@@ -319,7 +322,7 @@ def bench_provision(*, runs: int = 10) -> ProvisionBenchResult:
     (fresh data directory) directly, once per run.
     """
     with tempfile.TemporaryDirectory(prefix="timkit-bench-") as tmp:
-        config = _bench_config(Path(tmp) / "var", 1)
+        config = bench_config(Path(tmp) / "var", 1)
         control.up(config)
         try:
             totals, actives, removals = asyncio.run(_provision_runs(config, runs))

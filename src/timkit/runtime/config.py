@@ -117,6 +117,22 @@ class MailboxSettings(StrictModel):
     http_port: int = Field(default=8426, ge=1, le=65535)
 
 
+class PushSettings(StrictModel):
+    """The provider's Push-Gateway and the local push receiver standing in for devices.
+
+    Attributes:
+        port: loopback HTTP port of the Push-Gateway (``/_matrix/push/v1/notify``); the
+            homeservers' pushers point here.
+        receiver_port: HTTPS port of the push receiver: WebPush and UnifiedPush endpoints,
+            the FCM stand-in, the page of received pushes and its JSON API.
+        apns_port: HTTPS (HTTP/2) port of the receiver's APNs stand-in.
+    """
+
+    port: int = Field(default=8428, ge=1, le=65535)
+    receiver_port: int = Field(default=8429, ge=1, le=65535)
+    apns_port: int = Field(default=8430, ge=1, le=65535)
+
+
 class RegistrationSettings(StrictModel):
     """The Registrierungs-Dienst: org authentication, Org-Admin accounts, provisioning.
 
@@ -138,6 +154,7 @@ class TimkitConfig(StrictModel):
         idp: the IDP stand-in.
         mailbox: the local mailbox (SMTP relay for KIM mails).
         registration: the Registrierungs-Dienst.
+        push: the Push-Gateway and the local push receiver.
         messenger_services: the organisations' Messenger-Services, onboarded by ``timkit up``
             through the Registrierungs-Dienst (one organisation per distinct
             ``organisation`` name).
@@ -149,6 +166,7 @@ class TimkitConfig(StrictModel):
     idp: IdpSettings = Field(default_factory=IdpSettings)
     mailbox: MailboxSettings = Field(default_factory=MailboxSettings)
     registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
     messenger_services: tuple[MessengerServiceConfig, ...] = DEMO_SERVICES
 
 
@@ -216,6 +234,9 @@ def shared_ports(config: TimkitConfig) -> list[tuple[str, int]]:
         ("mailbox.smtp_port", config.mailbox.smtp_port),
         ("mailbox.http_port", config.mailbox.http_port),
         ("registration.port", config.registration.port),
+        ("push.port", config.push.port),
+        ("push.receiver_port", config.push.receiver_port),
+        ("push.apns_port", config.push.apns_port),
     ]
 
 

@@ -43,6 +43,7 @@ from timkit.runtime.plan import (
     mailbox_url,
     registration_url,
 )
+from timkit.runtime.push import gateway_url, receiver_url
 from timkit.runtime.services import (
     ServiceControl,
     control_url,
@@ -254,8 +255,10 @@ def status(config: TimkitConfig) -> dict[str, Any]:
     ``components`` lists every supervised process, the Messenger-Services' included;
     ``services`` comes from the control API while the federation runs (with ``phase`` and
     ``healthy``), else from the services' persisted records. ``portal_url`` is the
-    Registrierungs-Dienst, ``idp_url`` the IDP stand-in, ``mailbox_url`` the mailbox page and
-    ``demo_admins`` the file with the demo Org-Admins' credentials.
+    Registrierungs-Dienst, ``idp_url`` the IDP stand-in, ``mailbox_url`` the mailbox page,
+    ``push_gateway_url`` the Push-Gateway (pushers append ``/_matrix/push/v1/notify``),
+    ``push_receiver_url`` the push receiver's page and ``demo_admins`` the file with the demo
+    Org-Admins' credentials.
     """
     layout = Layout(config.data_dir)
     state = read_state(layout.state_file)
@@ -290,6 +293,8 @@ def status(config: TimkitConfig) -> dict[str, Any]:
         "portal_url": registration_url(config),
         "idp_url": idp_url(config),
         "mailbox_url": mailbox_url(config),
+        "push_gateway_url": gateway_url(config),
+        "push_receiver_url": receiver_url(config),
         "demo_admins": str(layout.demo_admins),
         "components": components,
         "services": services,

@@ -7,7 +7,9 @@ The static plan holds the components the federation shares, built by
 certificates of the local PKI, and it reaches the homeservers by name through the route file
 ``run/names.json`` for ``/tim-authenticate``), ``idp`` (the IDP stand-in with one virtual
 SMC-B per organisation, :func:`timkit.runtime.demo.cards_document`), ``mailbox`` (the SMTP
-relay of KIM mails with its page) and ``registration`` (the Registrierungs-Dienst over TLS:
+relay of KIM mails with its page), ``pushreceiver`` and ``push`` (the Push-Gateway every
+homeserver's pushers use, delivering to the receiver, :mod:`timkit.runtime.push`) and
+``registration`` (the Registrierungs-Dienst over TLS:
 OIDC client of ``idp``, KIM mails through ``mailbox``, provider at ``directory``,
 provisioning through the control API). All start at once; the Registrierungs-Dienst fetches
 the IDP's discovery and keys when first needed and retries its federation list pull, so it
@@ -59,12 +61,15 @@ from timkit.registration import config as rd
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.demo import LDAP_ENTRIES, cards_document, kim_entries, write_demo_data
 from timkit.runtime.layout import Layout
+from timkit.runtime.push import gateway_url, push_configs, receiver_url
 from timkit.runtime.services import control_url
 
 DIRECTORY_KIND = "fhir-directory"
 FHIR_PROXY_KIND = "directory"
 IDP_KIND = "idp"
 MAILBOX_KIND = "mailbox"
+PUSH_KIND = "push"
+PUSH_RECEIVER_KIND = "pushreceiver"
 REGISTRATION_KIND = "registration"
 RD_CLIENT_ID = "registration"
 """The Registrierungs-Dienst's client id at the IDP stand-in."""
@@ -315,6 +320,18 @@ def _mailbox(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPl
     return _component(layout, MAILBOX_KIND, None, mailbox, mailbox_url(config))
 
 
+def _push(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
+    """The provider's Push-Gateway on loopback, one app per backend (:mod:`.push`)."""
+    gateway, _ = push_configs(config, layout, pki)
+    return _component(layout, PUSH_KIND, None, gateway, gateway_url(config))
+
+
+def _pushreceiver(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
+    """The push receiver standing in for devices, FCM and APNs (:mod:`.push`)."""
+    _, receiver = push_configs(config, layout, pki)
+    return _component(layout, PUSH_RECEIVER_KIND, None, receiver, receiver_url(config))
+
+
 def rd_token_signer(pki: LocalPKI) -> CertPaths:
     """The RD's RegService-OpenID-Token signer (BP256R1), issued by the local CA."""
     return pki.ensure_signing_cert(
@@ -387,6 +404,8 @@ SHARED_COMPONENTS: list[SharedBuilder] = [
     _fhir_proxy,
     _idp,
     _mailbox,
+    _pushreceiver,
+    _push,
     _registration,
 ]
 """The federation's shared components, started in this order (extend for new kinds)."""
@@ -461,6 +480,9 @@ def plan_service(
         data_dir=home / "synapse",
         federation_ca=interception.ca_cert_path,
         https_proxy=forward_url,
+        # The Push-Gateway is on loopback: reached directly, past Synapse's IP block list.
+        no_proxy_hosts=(bind,),
+        ip_range_whitelist=(bind,),
         database=service.database,
         relaxed_rate_limits=True,
         log_level=config.runtime.log_level,

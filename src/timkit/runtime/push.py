@@ -1,0 +1,191 @@
+"""The local run's push chain: Push-Gateway apps, the push receiver and their keys.
+
+Every homeserver's pushers point at the Push-Gateway on loopback (:func:`gateway_url`).
+The gateway has one app per delivery backend, each delivering to the local push receiver,
+which stands in for browsers, UnifiedPush distributors, FCM and APNs:
+
+========================  ===========  =================================================
+app id                    backend      delivered to
+========================  ===========  =================================================
+``de.timkit.webpush``     WebPush      ``<receiver>/wp/<id>`` (VAPID, ``aes128gcm``)
+``de.timkit.unifiedpush`` UnifiedPush  ``<receiver>/up/<id>``
+``de.timkit.fcm``         FCM HTTP v1  the receiver's FCM stand-in (service account below)
+``de.timkit.apns``        APNs         the receiver's HTTP/2 APNs stand-in (``.p8`` key)
+========================  ===========  =================================================
+
+Keys live in ``<data>/push/keys/`` and are created once: the VAPID key, an FCM service
+account (RSA, its ``token_uri`` the stand-in's ``/token``) and an APNs signing key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
+from timkit.push.config import (
+    ApnsApp,
+    FcmApp,
+    OutboundConfig,
+    PushConfig,
+    UnifiedPushApp,
+    WebPushApp,
+)
+from timkit.pushreceiver.config import ApnsServerConfig, FcmServerConfig, PushReceiverConfig
+from timkit.runtime.config import TimkitConfig
+from timkit.runtime.layout import Layout
+
+WEBPUSH_APP = "de.timkit.webpush"
+UNIFIEDPUSH_APP = "de.timkit.unifiedpush"
+FCM_APP = "de.timkit.fcm"
+APNS_APP = "de.timkit.apns"
+FCM_PROJECT = "timkit-local"
+APNS_TEAM = "TIMKITTEAM"
+APNS_KEY_ID = "TIMKITKEY1"
+APNS_TOPIC = "de.timkit.messenger"
+VAPID_CONTACT = "mailto:push@timkit.invalid"
+NOTIFY_PATH = "/_matrix/push/v1/notify"
+
+
+def gateway_url(config: TimkitConfig) -> str:
+    """The Push-Gateway's base URL (loopback HTTP; pushers use ``+ NOTIFY_PATH``)."""
+    return f"http://{config.runtime.bind}:{config.push.port}"
+
+
+def receiver_url(config: TimkitConfig) -> str:
+    """The push receiver's base URL (page, JSON API, WebPush/UnifiedPush/FCM endpoints)."""
+    return f"https://{config.runtime.bind}:{config.push.receiver_port}"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    tmp.replace(path)
+
+
+def _ec_key(path: Path) -> Path:
+    """An EC P-256 private key in PKCS#8 PEM at ``path`` (created once)."""
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write_private(
+            path,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+    return path
+
+
+def vapid_key_file(layout: Layout) -> Path:
+    """The gateway's VAPID private key (PEM)."""
+    return layout.root / "push" / "keys" / "vapid.pem"
+
+
+def vapid_public_key(layout: Layout) -> str:
+    """The VAPID public key as a browser's ``applicationServerKey`` (base64url, unpadded)."""
+    key = serialization.load_pem_private_key(vapid_key_file(layout).read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{vapid_key_file(layout)} is not an EC key")
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return base64.urlsafe_b64encode(point).rstrip(b"=").decode("ascii")
+
+
+def _service_account(path: Path, token_uri: str) -> Path:
+    """A Google service-account JSON for the FCM stand-in (key created once).
+
+    The ``token_uri`` is rewritten on every plan so a changed receiver port takes effect.
+    """
+    account: dict[str, str] = {}
+    if path.exists():
+        account = json.loads(path.read_text("utf-8"))
+    if "private_key" not in account:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        account = {
+            "type": "service_account",
+            "project_id": FCM_PROJECT,
+            "private_key_id": os.urandom(20).hex(),
+            "private_key": pem.decode("ascii"),
+            "client_email": f"push-gateway@{FCM_PROJECT}.iam.gserviceaccount.com",
+            "client_id": str(int.from_bytes(os.urandom(8), "big")),
+        }
+    if account.get("token_uri") != token_uri:
+        account["token_uri"] = token_uri
+        _write_private(path, json.dumps(account, indent=2).encode("utf-8"))
+    return path
+
+
+def push_configs(
+    config: TimkitConfig, layout: Layout, pki: LocalPKI
+) -> tuple[PushConfig, PushReceiverConfig]:
+    """The gateway's and the receiver's configs for the local run; creates missing keys."""
+    bind = config.runtime.bind
+    keys = layout.root / "push" / "keys"
+    receiver = receiver_url(config)
+    vapid = _ec_key(vapid_key_file(layout))
+    apns_key = _ec_key(keys / f"AuthKey_{APNS_KEY_ID}.p8")
+    account = _service_account(keys / "fcm-service-account.json", receiver + "/token")
+    gateway = PushConfig(
+        bind=bind,
+        port=config.push.port,
+        apps={
+            WEBPUSH_APP: WebPushApp(
+                type="webpush", vapid_private_key=vapid, vapid_contact=VAPID_CONTACT
+            ),
+            UNIFIEDPUSH_APP: UnifiedPushApp(type="unifiedpush"),
+            FCM_APP: FcmApp(
+                type="fcm",
+                project_id=FCM_PROJECT,
+                service_account_file=account,
+                endpoint=receiver,
+                ca_file=layout.ca_cert,
+            ),
+            APNS_APP: ApnsApp(
+                type="apns",
+                team_id=APNS_TEAM,
+                key_id=APNS_KEY_ID,
+                key_file=apns_key,
+                topic=APNS_TOPIC,
+                endpoint=f"https://{bind}:{config.push.apns_port}",
+                ca_file=layout.ca_cert,
+            ),
+        },
+        # The receiver is on loopback, which the SSRF guard refuses unless allowed.
+        outbound=OutboundConfig(
+            allowed_networks=("127.0.0.0/8", "::1/128"), ca_file=layout.ca_cert
+        ),
+        log_level=config.runtime.log_level,
+    )
+    tls = pki.ensure_server_cert("pushreceiver", list(LOOPBACK_NAMES))
+    receiver_config = PushReceiverConfig(
+        bind=bind,
+        port=config.push.receiver_port,
+        tls_cert=tls.cert,
+        tls_key=tls.key,
+        public_url=receiver,
+        fcm=FcmServerConfig(project_id=FCM_PROJECT, service_account_files=(account,)),
+        apns=ApnsServerConfig(
+            port=config.push.apns_port,
+            team_id=APNS_TEAM,
+            keys={APNS_KEY_ID: apns_key},
+            topics=(APNS_TOPIC,),
+        ),
+        log_level=config.runtime.log_level,
+    )
+    return gateway, receiver_config

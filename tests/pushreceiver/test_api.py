@@ -1,0 +1,71 @@
+"""The inbox API (long-poll), the page and liveness."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.pushreceiver.conftest import Running
+from tests.support.wait import async_wait_until
+
+
+async def test_a_long_poll_returns_as_soon_as_a_push_arrives(rx: Running) -> None:
+    endpoint = rx.receiver.create_unifiedpush_endpoint()
+    other = rx.receiver.create_unifiedpush_endpoint()
+    waiting = asyncio.create_task(
+        rx.http.get(rx.url + "/api/pushes", params={"wait": 30, "target": endpoint["id"]})
+    )
+    await async_wait_until(lambda: rx.receiver.inbox.waiting, "the long-poll to park")
+    assert (await rx.http.post(other["endpoint"], content=b"not for me")).status_code == 201
+    assert not waiting.done()
+    assert (await rx.http.post(endpoint["endpoint"], content=b'{"a": 1}')).status_code == 201
+    response = await asyncio.wait_for(waiting, 5)
+    body = response.json()
+    assert [p["payload"] for p in body["pushes"]] == [{"a": 1}]
+    assert body["last_seq"] == 2
+    assert (await rx.pushes(since=body["last_seq"])) == []
+    assert [p["seq"] for p in await rx.pushes(since=1)] == [2]
+
+
+async def test_a_long_poll_without_pushes_answers_empty_after_the_wait(rx: Running) -> None:
+    response = await rx.http.get(rx.url + "/api/pushes", params={"wait": 0.05, "since": 7})
+    assert response.json() == {"pushes": [], "last_seq": 0}
+
+
+@pytest.mark.parametrize(
+    "params", [{"wait": 61}, {"wait": -1}, {"wait": "soon"}, {"since": "-1"}, {"since": "x"}]
+)
+async def test_bad_queries_are_400(rx: Running, params: dict[str, object]) -> None:
+    response = await rx.http.get(rx.url + "/api/pushes", params=params)
+    assert response.status_code == 400
+    assert response.json()["errcode"] == "M_INVALID_PARAM"
+
+
+async def test_unknown_push_and_route_are_json_404(rx: Running) -> None:
+    for path in ("/api/pushes/5", "/api/pushes/x", "/nothing"):
+        response = await rx.http.get(rx.url + path)
+        assert response.status_code == 404
+        assert response.json()["errcode"] == "M_NOT_FOUND"
+
+
+async def test_the_page_lists_pushes_escaped_and_refreshes(rx: Running) -> None:
+    empty = await rx.http.get(rx.url + "/")
+    assert "No pushes yet." in empty.text
+    endpoint = rx.receiver.create_unifiedpush_endpoint()
+    body = b'{"event_id": "$<script>x</script>", "room_id": "!r:a", "counts": {"unread": 3}}'
+    assert (await rx.http.post(endpoint["endpoint"], content=body)).status_code == 201
+    page = await rx.http.get(rx.url + "/")
+    assert page.status_code == 200
+    assert page.headers["refresh"] == "3"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text
+    assert "$&lt;script&gt;x&lt;/script&gt;" in page.text
+    assert "!r:a" in page.text
+    assert "unread=3" in page.text
+    assert endpoint["id"] in page.text
+
+
+async def test_health(rx: Running) -> None:
+    response = await rx.http.get(rx.url + "/health")
+    assert response.json() == {"status": "ok"}
