@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.federation import Federation, timkit, write_config
+from tests.support.users import A, B, User
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,3 +29,19 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         yield Federation(config)
     finally:
         timkit(config, "down", check=False)
+
+
+@pytest.fixture
+async def users(federation: Federation) -> AsyncIterator[dict[str, User]]:
+    """Fresh logged-in users (unique localparts): a1 and a2 at A, b1 at B."""
+    tag = uuid.uuid4().hex[:6]
+    made = {
+        "a1": User(federation, A, f"a1-{tag}"),
+        "a2": User(federation, A, f"a2-{tag}"),
+        "b1": User(federation, B, f"b1-{tag}"),
+    }
+    await asyncio.gather(*(u.login() for u in made.values()))
+    try:
+        yield made
+    finally:
+        await asyncio.gather(*(u.close() for u in made.values()))

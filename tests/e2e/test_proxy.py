@@ -7,38 +7,19 @@ users are not (only their Freigabeliste lets someone invite them).
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 import tomllib
 import uuid
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
-import pytest
 from nio import JoinResponse, RoomCreateResponse, RoomSendResponse
 
 from tests.support.federation import Federation
 from tests.support.matrix import messages, sync_until
 from tests.support.users import CONTACTS, PASSWORD, A, B, User
 from tests.support.wait import async_wait_until
-
-
-@pytest.fixture
-async def users(federation: Federation) -> AsyncIterator[dict[str, User]]:
-    """Fresh users (unique localparts) on both services: a1, a2 at A; b1 and empfang at B."""
-    tag = uuid.uuid4().hex[:6]
-    made = {
-        "a1": User(federation, A, f"a1-{tag}"),
-        "a2": User(federation, A, f"a2-{tag}"),
-        "b1": User(federation, B, f"b1-{tag}"),
-    }
-    await asyncio.gather(*(u.login() for u in made.values()))
-    try:
-        yield made
-    finally:
-        await asyncio.gather(*(u.close() for u in made.values()))
 
 
 def _error(response: httpx.Response, status: int, errcode: str = "M_FORBIDDEN") -> str:

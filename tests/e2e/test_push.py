@@ -21,7 +21,7 @@ from nio import JoinResponse, RoomCreateResponse, RoomSendResponse
 
 from tests.support.federation import Federation, timkit
 from tests.support.matrix import sync_until
-from tests.support.users import PASSWORD, A, B, User
+from tests.support.users import PASSWORD, A, User
 from tests.support.wait import async_wait_until
 from timkit.runtime.layout import Layout
 from timkit.runtime.push import APNS_APP, FCM_APP, NOTIFY_PATH, WEBPUSH_APP, vapid_public_key
@@ -106,22 +106,6 @@ async def receiver(federation: Federation) -> AsyncIterator[Receiver]:
         yield made
     finally:
         await made.http.aclose()
-
-
-@pytest.fixture
-async def users(federation: Federation) -> AsyncIterator[dict[str, User]]:
-    """Fresh users: a1, a2 at A and b1 at B."""
-    tag = uuid.uuid4().hex[:6]
-    made = {
-        "a1": User(federation, A, f"a1-{tag}"),
-        "a2": User(federation, A, f"a2-{tag}"),
-        "b1": User(federation, B, f"b1-{tag}"),
-    }
-    await asyncio.gather(*(u.login() for u in made.values()))
-    try:
-        yield made
-    finally:
-        await asyncio.gather(*(u.close() for u in made.values()))
 
 
 def _assert_event_id_only(push: dict[str, Any], event_id: str, room_id: str) -> None:

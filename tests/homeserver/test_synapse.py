@@ -52,6 +52,21 @@ def test_generated_config_is_accepted_by_synapse(tmp_path: Path) -> None:
     assert listener.port == 8481
 
 
+def test_the_push_gateway_host_bypasses_the_forward_proxy_and_the_ip_block_list(
+    tmp_path: Path,
+) -> None:
+    from synapse.config.homeserver import HomeServerConfig
+
+    config = _config(tmp_path, no_proxy_hosts=("127.0.0.1",), ip_range_whitelist=("127.0.0.1",))
+    synapse_config = HomeServerConfig.load_config("timkit test", ["-c", str(prepare(config))])
+    proxy = synapse_config.server.proxy_config
+    assert proxy is not None
+    assert proxy.no_proxy_hosts == ["127.0.0.1"]
+    assert "127.0.0.1" in synapse_config.server.ip_range_allowlist
+    assert "127.0.0.1" in synapse_config.server.ip_range_blocklist  # still blocked otherwise
+    assert "ip_range_whitelist" not in render(_config(tmp_path))
+
+
 def test_federation_uses_the_local_ca_and_no_key_servers(tmp_path: Path) -> None:
     config = _config(tmp_path)
     rendered = render(config)

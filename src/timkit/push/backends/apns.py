@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ssl
 import string
 import time
 from collections.abc import Callable
@@ -45,13 +44,13 @@ from jwcrypto import jwk
 
 from timkit.core import jwt
 from timkit.core.errors import ConfigError
-from timkit.core.tls import client_ssl_context
 from timkit.push.backends.base import (
     Backend,
     PermanentPushError,
     PushError,
     PushkeyRejected,
     TemporaryPushError,
+    service_client,
 )
 from timkit.push.config import ApnsApp, OutboundConfig
 from timkit.push.notifications import Device, Notification
@@ -136,21 +135,7 @@ class ApnsBackend(Backend):
                 file cannot be read.
         """
         key = load_signing_key(config.key_file)
-        try:
-            verify = (
-                client_ssl_context(config.ca_file)
-                if config.ca_file
-                else ssl.create_default_context()
-            )
-        except OSError as e:
-            raise ConfigError(f"cannot read CA file: {e}", source=str(config.ca_file)) from e
-        client = httpx.AsyncClient(
-            http2=True,
-            verify=verify,
-            timeout=config.delivery.timeout,
-            limits=httpx.Limits(max_connections=config.delivery.max_concurrency),
-            follow_redirects=False,
-        )
+        client = service_client(config.ca_file, config.delivery)
         return cls(app_id, config, ProviderToken(key, config.key_id, config.team_id), client)
 
     async def send(self, notification: Notification, device: Device) -> None:

@@ -14,10 +14,16 @@ turning outcomes into the ``rejected`` list are the dispatcher's job, not the ba
 
 from __future__ import annotations
 
+import ssl
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Self
 
-from timkit.push.config import OutboundConfig
+import httpx
+
+from timkit.core.errors import ConfigError
+from timkit.core.tls import client_ssl_context
+from timkit.push.config import DeliveryConfig, OutboundConfig
 from timkit.push.notifications import Device, Notification
 
 
@@ -86,3 +92,25 @@ class Backend(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections and sessions."""
+
+
+def service_client(ca_file: Path | None, delivery: DeliveryConfig) -> httpx.AsyncClient:
+    """The HTTP/2-capable client a backend uses for its push service (FCM, APNs).
+
+    Trusts ``ca_file`` only, or the system store; at most ``max_concurrency`` connections;
+    never follows redirects.
+
+    Raises:
+        ConfigError: the CA file cannot be read.
+    """
+    try:
+        verify = client_ssl_context(ca_file) if ca_file else ssl.create_default_context()
+    except OSError as e:
+        raise ConfigError(f"cannot read CA file: {e}", source=str(ca_file)) from e
+    return httpx.AsyncClient(
+        http2=True,
+        verify=verify,
+        timeout=delivery.timeout,
+        limits=httpx.Limits(max_connections=delivery.max_concurrency),
+        follow_redirects=False,
+    )

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,13 +40,13 @@ import orjson
 from jwcrypto import jwk, jws
 
 from timkit.core.errors import ConfigError
-from timkit.core.tls import client_ssl_context
 from timkit.push.backends.base import (
     Backend,
     PermanentPushError,
     PushError,
     PushkeyRejected,
     TemporaryPushError,
+    service_client,
 )
 from timkit.push.config import FcmApp, OutboundConfig
 from timkit.push.notifications import Device, Notification
@@ -247,21 +246,7 @@ class FcmBackend(Backend):
             ConfigError: the service account or the CA file cannot be read.
         """
         account = ServiceAccount.load(config.service_account_file)
-        try:
-            verify = (
-                client_ssl_context(config.ca_file)
-                if config.ca_file
-                else ssl.create_default_context()
-            )
-        except OSError as e:
-            raise ConfigError(f"cannot read CA file: {e}", source=str(config.ca_file)) from e
-        client = httpx.AsyncClient(
-            http2=True,
-            verify=verify,
-            timeout=config.delivery.timeout,
-            limits=httpx.Limits(max_connections=config.delivery.max_concurrency),
-            follow_redirects=False,
-        )
+        client = service_client(config.ca_file, config.delivery)
         return cls(app_id, config, account, client)
 
     async def send(self, notification: Notification, device: Device) -> None:
