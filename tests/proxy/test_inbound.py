@@ -152,6 +152,44 @@ async def test_large_responses_are_streamed_through(stack: Stack) -> None:
     assert response.content == stack.synapse.big
 
 
+async def test_chunked_uploads_are_streamed_through(stack: Stack) -> None:
+    parts = [bytes([65 + i]) * 700_000 for i in range(4)]
+
+    async def upload() -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    response = await stack.http.post("/_matrix/media/v3/upload", content=upload())
+    assert response.status_code == 200
+    assert stack.last().body == b"".join(parts)
+
+
+async def test_hop_by_hop_headers_stay_and_forwarded_for_grows(stack: Stack) -> None:
+    headers = {
+        "Connection": "keep-alive, X-Hop",
+        "X-Hop": "1",
+        "Keep-Alive": "timeout=5",
+        "X-Forwarded-For": "10.0.0.1",
+        "X-End": "kept",
+    }
+    response = await stack.http.get("/_matrix/client/v3/profile/x", headers=headers)
+    assert response.status_code == 200
+    seen = stack.last().headers
+    assert "X-Hop" not in seen
+    assert "Keep-Alive" not in seen
+    assert seen["X-End"] == "kept"
+    assert seen["X-Forwarded-For"] == "10.0.0.1, 127.0.0.1"
+
+
+async def test_head_requests_get_the_head_only_and_the_connection_goes_on(stack: Stack) -> None:
+    for _ in range(2):
+        response = await stack.http.head("/_matrix/client/versions")
+        assert response.status_code == 200
+        assert response.content == b""
+        assert int(response.headers["Content-Length"]) > 0
+    assert (await stack.http.get("/big")).content == stack.synapse.big
+
+
 async def test_bodies_over_the_limit_are_refused_before_synapse(stack: Stack) -> None:
     response = await stack.http.post("/_matrix/media/v3/upload", content=b"x" * 5_000_001)
     assert response.status_code == 413

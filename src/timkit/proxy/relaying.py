@@ -5,9 +5,9 @@
   ``Connection`` are dropped (:func:`end_to_end`).
 * Response bodies: read whole while they fit :data:`BUFFER_LIMIT` (Synapse answers JSON
   chunked, without a length, so the size is only known at the end) and sent with a
-  ``Content-Length`` in one write; a larger body is streamed on from what was read. If the
-  upstream breaks off after the head is out, the client connection is cut: the only honest
-  signal left.
+  ``Content-Length`` in one write together with the head; a larger body is streamed on
+  from what was read. If the upstream breaks off after the head is out, the client
+  connection is cut: the only honest signal left.
 """
 
 from __future__ import annotations
@@ -73,10 +73,14 @@ async def relay_response(
         while length is None or length <= BUFFER_LIMIT:
             chunk = await upstream.content.readany()
             if not chunk:
-                response.content_length = len(head)
-                await response.prepare(request)
-                await response.write_eof(bytes(head))
-                return response
+                # a web.Response goes out with its head in one write (a StreamResponse
+                # writes the head on its own as soon as it is prepared)
+                return web.Response(
+                    status=upstream.status,
+                    reason=upstream.reason,
+                    headers=response.headers,
+                    body=bytes(head),
+                )
             head += chunk
             if len(head) > BUFFER_LIMIT:
                 break
