@@ -12,7 +12,10 @@ from py_vapid import Vapid
 from pywebpush import WebPusher, WebPushException, webpush_async
 
 from tests.pushreceiver.conftest import Running, VapidKey
-from timkit.pushreceiver.webpush import origin
+from timkit.core.errors import TimkitError
+from timkit.core.jwt import b64url_decode
+from timkit.pushreceiver import webpush
+from timkit.pushreceiver.webpush import VapidVerifier, origin
 
 NOTIFICATION = {
     "event_id": "$event:a.tim.test",
@@ -209,3 +212,33 @@ def test_origin_drops_paths_and_default_ports() -> None:
     assert origin("https://Push.Example:443/wp/x") == "https://push.example"
     assert origin("http://127.0.0.1:8429/wp/x") == "http://127.0.0.1:8429"
     assert origin("http://[::1]:80/") == "http://[::1]"
+
+
+def test_a_remembered_vapid_token_is_still_checked_for_expiry_audience_and_pinned_key(
+    vapid: VapidKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audience = "https://push.example.com"
+    exp = int(time.time()) + 600
+    header = vapid.header(vapid.claims(audience, exp=exp))
+    verifier = VapidVerifier()
+    signature_checks: list[str] = []
+    real = webpush._verify_signature
+
+    def counting(token: str, k: str) -> tuple[bytes, dict[str, Any]]:
+        signature_checks.append(token)
+        return real(token, k)
+
+    monkeypatch.setattr(webpush, "_verify_signature", counting)
+    assert verifier.verify(header, audience, None)["aud"] == audience
+    assert verifier.verify(header, audience, None)["exp"] == exp
+    assert len(signature_checks) == 1  # the ES256 check ran once for the reused token
+    with pytest.raises(TimkitError, match="aud") as wrong_aud:
+        verifier.verify(header, "https://other.example.com", None)
+    assert wrong_aud.value.status == 401
+    with pytest.raises(TimkitError, match="application_server_key") as pinned:
+        verifier.verify(header, audience, b64url_decode(VapidKey.generate().public))
+    assert pinned.value.status == 403
+    with pytest.raises(TimkitError, match="exp") as expired:
+        verifier.verify(header, audience, None, now=exp + 1)
+    assert expired.value.status == 401
+    assert len(signature_checks) == 1

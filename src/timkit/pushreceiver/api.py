@@ -44,7 +44,7 @@ from timkit.pushreceiver import pages
 from timkit.pushreceiver.devices import Devices
 from timkit.pushreceiver.faults import Attempts, Fault, FaultRequest, Faults
 from timkit.pushreceiver.inbox import Inbox, Received
-from timkit.pushreceiver.webpush import decrypt, verify_vapid
+from timkit.pushreceiver.webpush import VapidVerifier, decrypt
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class ReceiverState:
         max_payload: largest push body accepted, in bytes.
         faults: armed fault injections.
         attempts: delivery attempts per target.
+        vapid: checks the pushes' VAPID tokens.
     """
 
     inbox: Inbox
@@ -85,6 +86,7 @@ class ReceiverState:
     max_payload: int
     faults: Faults = field(default_factory=Faults)
     attempts: Attempts = field(default_factory=Attempts)
+    vapid: VapidVerifier = field(default_factory=VapidVerifier)
 
 
 STATE_KEY = web.AppKey("pushreceiver.state", ReceiverState)
@@ -219,7 +221,7 @@ async def webpush_push(request: web.Request) -> web.Response:
     if fault := state.faults.take(target):
         return _fault_response(fault)
     subscription = state.devices.webpush(target)
-    claims = verify_vapid(
+    claims = state.vapid.verify(
         request.headers.get("Authorization", ""),
         state.devices.audience,
         subscription.application_server_key,

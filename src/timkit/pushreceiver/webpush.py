@@ -132,23 +132,12 @@ def parse_authorization(header: str) -> tuple[str, str]:
     return values["t"], values["k"]
 
 
-def verify_vapid(
-    header: str, audience: str, pinned: bytes | None, *, now: float | None = None
-) -> dict[str, Any]:
-    """Check a push's VAPID ``Authorization`` header; return the JWT's claims.
-
-    Args:
-        header: the ``Authorization`` header value ("" when absent).
-        audience: the push resource's origin, as :func:`origin` gives it.
-        pinned: the subscription's ``application_server_key``; None accepts any key.
-        now: the current Unix time (tests).
+def _verify_signature(token: str, k: str) -> tuple[bytes, dict[str, Any]]:
+    """The raw public key ``k`` names and the claims of ``token`` it signed (ES256).
 
     Raises:
-        TimkitError: 401 for a missing, malformed, badly signed, expired, too long-lived or
-            wrongly addressed token (or one without ``sub``); 403 when ``k`` is not the
-            pinned key (RFC 8292 §4.2).
+        TimkitError: 401 for a malformed key or a token that does not verify with it.
     """
-    token, k = parse_authorization(header)
     try:
         public = _raw_public_key(k, "VAPID key k")
     except TimkitError as e:
@@ -156,10 +145,6 @@ def verify_vapid(
     raw = public.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
-    if pinned is not None and raw != pinned:
-        raise TimkitError(
-            403, Codes.FORBIDDEN, "VAPID key k is not the subscription's application_server_key"
-        )
     pem = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -175,8 +160,61 @@ def verify_vapid(
         )
     except TokenError as e:
         raise TimkitError(401, Codes.UNKNOWN_TOKEN, f"VAPID: {e.message}") from e
-    _check_claims(claims, audience, time.time() if now is None else now)
-    return claims
+    return raw, claims
+
+
+class VapidVerifier:
+    """Checks pushes' VAPID ``Authorization`` headers, remembering verified signatures.
+
+    An application server reuses its VAPID token for many pushes (RFC 8292 §2 lets it, and
+    push services cache), so the ES256 verification runs once per distinct ``(t, k)``; the
+    claims (``aud``, ``exp``, ``sub``) and the pinned key are checked on every push.
+
+    Args:
+        capacity: distinct tokens remembered; the cache is emptied when full.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._verified: dict[tuple[str, str], tuple[bytes, dict[str, Any]]] = {}
+
+    def verify(
+        self, header: str, audience: str, pinned: bytes | None, *, now: float | None = None
+    ) -> dict[str, Any]:
+        """Check a push's VAPID ``Authorization`` header; return the JWT's claims.
+
+        Args:
+            header: the ``Authorization`` header value ("" when absent).
+            audience: the push resource's origin, as :func:`origin` gives it.
+            pinned: the subscription's ``application_server_key``; None accepts any key.
+            now: the current Unix time (tests).
+
+        Raises:
+            TimkitError: 401 for a missing, malformed, badly signed, expired, too long-lived
+                or wrongly addressed token (or one without ``sub``); 403 when ``k`` is not
+                the pinned key (RFC 8292 §4.2).
+        """
+        token, k = parse_authorization(header)
+        verified = self._verified.get((token, k))
+        if verified is None:
+            verified = _verify_signature(token, k)
+            if len(self._verified) >= self.capacity:
+                self._verified.clear()
+            self._verified[(token, k)] = verified
+        raw, claims = verified
+        if pinned is not None and raw != pinned:
+            raise TimkitError(
+                403, Codes.FORBIDDEN, "VAPID key k is not the subscription's application_server_key"
+            )
+        _check_claims(claims, audience, time.time() if now is None else now)
+        return claims
+
+
+def verify_vapid(
+    header: str, audience: str, pinned: bytes | None, *, now: float | None = None
+) -> dict[str, Any]:
+    """:meth:`VapidVerifier.verify` without remembering anything."""
+    return VapidVerifier(capacity=0).verify(header, audience, pinned, now=now)
 
 
 def _check_claims(claims: dict[str, Any], audience: str, now: float) -> None:
@@ -185,6 +223,8 @@ def _check_claims(claims: dict[str, Any], audience: str, now: float) -> None:
         raise TimkitError(
             401, Codes.UNKNOWN_TOKEN, f"VAPID: aud {aud!r} is not this push service {audience!r}"
         )
+    if not isinstance(claims["exp"], int | float) or claims["exp"] <= now:
+        raise TimkitError(401, Codes.UNKNOWN_TOKEN, "VAPID: the token has expired (exp)")
     if claims["exp"] > now + MAX_VAPID_LIFETIME:
         raise TimkitError(401, Codes.UNKNOWN_TOKEN, "VAPID: exp is more than 24 hours ahead")
     if not isinstance(claims["sub"], str) or not claims["sub"]:

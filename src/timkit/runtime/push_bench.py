@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import aiohttp
 import httpx
+import psutil
 from aiohttp import web
 
 from timkit.core.http import async_client
@@ -41,7 +42,7 @@ from timkit.runtime.backend import read_records
 from timkit.runtime.bench import bench_config
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.layout import Layout
-from timkit.runtime.plan import endpoints
+from timkit.runtime.plan import PUSH_KIND, PUSH_RECEIVER_KIND, endpoints
 from timkit.runtime.push import (
     NOTIFY_PATH,
     UNIFIEDPUSH_APP,
@@ -66,12 +67,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class Rate:
-    """Completed notifications over a measured interval."""
+    """Completed notifications over a measured interval, and the CPU each process spent.
+
+    ``cpu`` maps a process (``gateway``, ``receiver``) to its CPU seconds (user + system)
+    in the interval.
+    """
 
     label: str
     done: int
     failed: int
     seconds: float
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
@@ -111,10 +117,12 @@ class PushBenchResult:
             "",
             f"Throughput, {self.clients} concurrent clients, one device per notification:",
             "",
-            "| phase | notifications | failed | seconds | per second |",
-            "|---|---|---|---|---|",
+            "| phase | notifications | failed | seconds | per second | CPU per notification: "
+            "gateway / receiver |",
+            "|---|---|---|---|---|---|",
             *(
-                f"| {r.label} | {r.done} | {r.failed} | {r.seconds:.1f} | {r.per_second:.0f} |"
+                f"| {r.label} | {r.done} | {r.failed} | {r.seconds:.1f} | {r.per_second:.0f} "
+                f"| {_cpu_ms(r, 'gateway')} / {_cpu_ms(r, 'receiver')} |"
                 for r in self.rates
             ),
             "",
@@ -126,6 +134,18 @@ class PushBenchResult:
             f"{through.per_second:.0f}/s | {'yes' if through.per_second >= 1000 else 'no'} |",
         ]
         return "\n".join(lines)
+
+
+def _cpu_ms(rate: Rate, process: str) -> str:
+    seconds = rate.cpu.get(process)
+    if seconds is None or not rate.done:
+        return "-"
+    return f"{seconds / rate.done * 1000:.2f} ms"
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 class _Sink:
@@ -281,7 +301,11 @@ def _notification(app_id: str, pushkey: str, data: dict[str, Any]) -> dict[str, 
 
 
 async def _load(
-    label: str, clients: int, seconds: float, post: Callable[[], Awaitable[bool]]
+    label: str,
+    clients: int,
+    seconds: float,
+    post: Callable[[], Awaitable[bool]],
+    processes: dict[str, psutil.Process],
 ) -> Rate:
     done = failed = 0
     counter = itertools.count()
@@ -295,12 +319,17 @@ async def _load(
             else:
                 failed += 1
 
+    before = {name: _cpu_seconds(process) for name, process in processes.items()}
     begin = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    return Rate(label, done, failed, time.monotonic() - begin)
+    elapsed = time.monotonic() - begin
+    cpu = {name: _cpu_seconds(process) - before[name] for name, process in processes.items()}
+    return Rate(label, done, failed, elapsed, cpu)
 
 
-async def _throughput(config: TimkitConfig, clients: int, seconds: float) -> list[Rate]:
+async def _throughput(
+    config: TimkitConfig, clients: int, seconds: float, processes: dict[str, psutil.Process]
+) -> list[Rate]:
     layout = Layout(config.data_dir)
     receiver = receiver_url(config)
     notify = gateway_url(config) + NOTIFY_PATH
@@ -345,8 +374,8 @@ async def _throughput(config: TimkitConfig, clients: int, seconds: float) -> lis
             ("gateway → UnifiedPush receiver", via_gateway(unifiedpush)),
             ("baseline: direct POST to the UnifiedPush receiver", direct),
         ):
-            await _load(label, clients, min(1.0, seconds), post)  # warm-up
-            rates.append(await _load(label, clients, seconds, post))
+            await _load(label, clients, min(1.0, seconds), post, processes)  # warm-up
+            rates.append(await _load(label, clients, seconds, post, processes))
     return rates
 
 
@@ -354,10 +383,15 @@ def bench_push(*, messages: int = 50, clients: int = 32, seconds: float = 5.0) -
     """Run both phases on a fresh one-service federation; see the module docstring."""
     with tempfile.TemporaryDirectory(prefix="timkit-bench-") as tmp:
         config = bench_config(Path(tmp) / "var", 1)
-        control.up(config)
+        state = control.up(config).state
+        pids = {c.kind: c.pid for c in state.components if c.pid is not None}
+        processes = {
+            "gateway": psutil.Process(pids[PUSH_KIND]),
+            "receiver": psutil.Process(pids[PUSH_RECEIVER_KIND]),
+        }
         try:
             chain, sink = asyncio.run(_latency(config, messages))
-            rates = asyncio.run(_throughput(config, clients, seconds))
+            rates = asyncio.run(_throughput(config, clients, seconds, processes))
         finally:
             control.down(config)
     return PushBenchResult(messages, chain, sink, clients, rates)
