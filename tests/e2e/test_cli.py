@@ -24,6 +24,8 @@ def test_status_json_describes_components_and_services(federation: Federation) -
         "mailbox",
         "proxy",
         "proxy",
+        "push",
+        "pushreceiver",
         "registration",
     ]
     for component in status["components"]:
@@ -32,6 +34,9 @@ def test_status_json_describes_components_and_services(federation: Federation) -
         assert isinstance(component["pid"], int)
     assert status["portal_url"] == next(
         c["url"] for c in status["components"] if c["kind"] == "registration"
+    )
+    assert status["push_receiver_url"] == next(
+        c["url"] for c in status["components"] if c["kind"] == "pushreceiver"
     )
     assert status["demo_admins"].endswith("registration/demo-admins.json")
     domains = {s["domain"] for s in status["services"]}
