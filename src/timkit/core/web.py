@@ -72,6 +72,20 @@ async def health(_request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+SCRIPTLESS_PAGE_HEADERS: Mapping[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
+    ),
+    "Cache-Control": "no-store",
+}
+"""Security headers of a local tool's pages and JSON API (mailbox, push receiver): no
+scripts, inline styles only, never framed, forms post to the same origin, nothing cached."""
+
+
 def set_headers(response: web.StreamResponse, headers: Mapping[str, str]) -> None:
     """Add each of ``headers`` that ``response`` does not set itself (handlers win)."""
     for name, value in headers.items():

@@ -21,24 +21,21 @@ import logging
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
-from timkit.core.web import Handler, guard, health, html_response, json_response, set_headers
+from timkit.core.web import (
+    SCRIPTLESS_PAGE_HEADERS,
+    Handler,
+    guard,
+    health,
+    html_response,
+    json_response,
+    set_headers,
+)
 from timkit.mailbox import pages
 from timkit.mailbox.messages import Mailbox, Message
 
 log = logging.getLogger(__name__)
 
 MAILBOX_KEY = web.AppKey("mailbox.mailbox", Mailbox)
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'self'"
-    ),
-    "Cache-Control": "no-store",
-}
 
 
 def mailbox(request: web.Request) -> Mailbox:
@@ -64,7 +61,7 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
         logger=log,
     )
-    set_headers(response, SECURITY_HEADERS)
+    set_headers(response, SCRIPTLESS_PAGE_HEADERS)
     return response
 
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from timkit.core.config import StrictModel
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import (
+    SCRIPTLESS_PAGE_HEADERS,
     Handler,
     guard,
     health,
@@ -55,17 +56,6 @@ NOT_JSON = "M_NOT_JSON"
 MAX_WAIT = 60.0
 URGENCIES = ("very-low", "low", "normal", "high")
 DELIVERY_ROUTES = frozenset({"webpush.push", "unifiedpush.push"})
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
-        "base-uri 'none'; form-action 'self'"
-    ),
-    "Cache-Control": "no-store",
-}
 
 
 @dataclass
@@ -127,7 +117,7 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
         logger=log,
     )
-    set_headers(response, SECURITY_HEADERS)
+    set_headers(response, SCRIPTLESS_PAGE_HEADERS)
     return response
 
 
