@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.wait import async_wait_until
 from timkit.proxy.upstream import Pool, UpstreamUnavailable, request_head
 
 Script = Callable[[int, bytes, bytes], bytes | None]
@@ -214,7 +215,11 @@ async def test_idle_connections_closed_by_the_upstream_are_not_used(serve: Any) 
     raw = RawServer(lambda i, _h, _b: _ok(b"%d" % i), close_after={0})
     pool = await serve(raw)
     assert await _get(pool) == (200, b"0")
-    await asyncio.sleep(0.05)  # the FIN arrives while the connection is idle
+    await async_wait_until(
+        lambda: all(c.reader.at_eof() for c in pool._idle),
+        "the upstream's FIN to reach the idle pooled connection",
+        timeout=5,
+    )
     assert await _get(pool, b"POST", b"x") == (200, b"1")
     assert raw.connections == 2
 
