@@ -8,14 +8,13 @@ import pytest
 
 from tests.push.fakes import FakePushService
 from timkit.core.errors import ConfigError
-from timkit.push.backends.base import TemporaryPushError
+from timkit.push.backends.base import TemporaryPushError, parse_retry_after
 from timkit.push.config import OutboundConfig
 from timkit.push.ssrf import (
     OutboundClient,
     OutboundGuard,
     OutboundRefused,
     parse_networks,
-    parse_retry_after,
 )
 
 DEFAULT = OutboundGuard()

@@ -22,12 +22,10 @@ survives until the operator decides (a config change may allow it).
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import fnmatch
 import ipaddress
 import socket
 import ssl
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +36,7 @@ from yarl import URL
 
 from timkit.core.errors import ConfigError
 from timkit.core.web import read_limited
-from timkit.push.backends.base import PermanentPushError, TemporaryPushError
+from timkit.push.backends.base import PermanentPushError, TemporaryPushError, parse_retry_after
 from timkit.push.config import OutboundConfig
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -178,20 +176,6 @@ class PushResponse:
     def retry_after(self) -> float | None:
         """``Retry-After`` in seconds (delta or HTTP date); None when absent or malformed."""
         return parse_retry_after(self.headers.get("Retry-After"))
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """A ``Retry-After`` header value in seconds from now (never negative), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class OutboundClient:

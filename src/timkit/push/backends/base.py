@@ -14,7 +14,9 @@ turning outcomes into the ``rejected`` list are the dispatcher's job, not the ba
 
 from __future__ import annotations
 
+import email.utils
 import ssl
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Self
@@ -50,6 +52,20 @@ class TemporaryPushError(PushError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header value in seconds from now (never negative), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class Backend(ABC):

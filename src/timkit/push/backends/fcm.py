@@ -27,7 +27,6 @@ any other 4xx (incl. a 404 without ``UNREGISTERED``)   :class:`PermanentPushErro
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from timkit.push.backends.base import (
     PushError,
     PushkeyRejected,
     TemporaryPushError,
+    parse_retry_after,
     service_client,
 )
 from timkit.push.config import FcmApp, OutboundConfig
@@ -360,14 +360,4 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
 
 def retry_after(response: httpx.Response) -> float | None:
     """The ``Retry-After`` header in seconds (delta or HTTP date), None when absent or bad."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(response.headers.get("retry-after"))
