@@ -3,7 +3,7 @@
 A :class:`Subscription` is what a browser's ``PushManager.subscribe()`` creates: an EC P-256
 key pair and a 16-byte auth secret, handed to the application server as
 ``{"endpoint", "keys": {"p256dh", "auth"}}`` (RFC 8291 §3). A push to the endpoint must carry
-``Authorization: vapid t=<JWT>, k=<public key>`` (RFC 8292): :func:`verify_vapid` checks the
+``Authorization: vapid t=<JWT>, k=<public key>`` (RFC 8292): :class:`VapidVerifier` checks the
 ES256 signature with ``k``, ``aud`` (the endpoint's origin), ``exp`` (in the future, at most
 24 h ahead) and ``sub``; :func:`decrypt` opens the ``aes128gcm`` body (RFC 8188, RFC 8291).
 Failures raise :class:`~timkit.core.errors.TimkitError` (401, 403 or 400) naming the reason.
@@ -208,13 +208,6 @@ class VapidVerifier:
             )
         _check_claims(claims, audience, time.time() if now is None else now)
         return claims
-
-
-def verify_vapid(
-    header: str, audience: str, pinned: bytes | None, *, now: float | None = None
-) -> dict[str, Any]:
-    """:meth:`VapidVerifier.verify` without remembering anything."""
-    return VapidVerifier(capacity=0).verify(header, audience, pinned, now=now)
 
 
 def _check_claims(claims: dict[str, Any], audience: str, now: float) -> None:
