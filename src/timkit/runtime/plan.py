@@ -61,7 +61,7 @@ from timkit.registration import config as rd
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.demo import LDAP_ENTRIES, cards_document, kim_entries, write_demo_data
 from timkit.runtime.layout import Layout
-from timkit.runtime.push import gateway_url, push_configs, receiver_url
+from timkit.runtime.push import gateway_config, gateway_url, receiver_config, receiver_url
 from timkit.runtime.services import control_url
 
 DIRECTORY_KIND = "fhir-directory"
@@ -322,13 +322,13 @@ def _mailbox(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPl
 
 def _push(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
     """The provider's Push-Gateway on loopback, one app per backend (:mod:`.push`)."""
-    gateway, _ = push_configs(config, layout, pki)
+    gateway = gateway_config(config, layout)
     return _component(layout, PUSH_KIND, None, gateway, gateway_url(config))
 
 
 def _pushreceiver(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
     """The push receiver standing in for devices, FCM and APNs (:mod:`.push`)."""
-    _, receiver = push_configs(config, layout, pki)
+    receiver = receiver_config(config, layout, pki)
     return _component(layout, PUSH_RECEIVER_KIND, None, receiver, receiver_url(config))
 
 

@@ -131,36 +131,45 @@ def _service_account(path: Path, token_uri: str) -> Path:
     return path
 
 
-def push_configs(
-    config: TimkitConfig, layout: Layout, pki: LocalPKI
-) -> tuple[PushConfig, PushReceiverConfig]:
-    """The gateway's and the receiver's configs for the local run; creates missing keys."""
+def _apns_key(layout: Layout) -> Path:
+    """The APNs signing key (``.p8``) the gateway signs and the receiver verifies with."""
+    return _ec_key(layout.root / "push" / "keys" / f"AuthKey_{APNS_KEY_ID}.p8")
+
+
+def _fcm_account(config: TimkitConfig, layout: Layout) -> Path:
+    """The FCM service account the gateway uses and the receiver's stand-in accepts."""
+    path = layout.root / "push" / "keys" / "fcm-service-account.json"
+    return _service_account(path, receiver_url(config) + "/token")
+
+
+def gateway_config(config: TimkitConfig, layout: Layout) -> PushConfig:
+    """The Push-Gateway's config for the local run: every app delivers to the receiver.
+
+    Creates the VAPID key, the APNs key and the FCM service account when missing.
+    """
     bind = config.runtime.bind
-    keys = layout.root / "push" / "keys"
-    receiver = receiver_url(config)
-    vapid = _ec_key(vapid_key_file(layout))
-    apns_key = _ec_key(keys / f"AuthKey_{APNS_KEY_ID}.p8")
-    account = _service_account(keys / "fcm-service-account.json", receiver + "/token")
-    gateway = PushConfig(
+    return PushConfig(
         bind=bind,
         port=config.push.port,
         apps={
             WEBPUSH_APP: WebPushApp(
-                type="webpush", vapid_private_key=vapid, vapid_contact=VAPID_CONTACT
+                type="webpush",
+                vapid_private_key=_ec_key(vapid_key_file(layout)),
+                vapid_contact=VAPID_CONTACT,
             ),
             UNIFIEDPUSH_APP: UnifiedPushApp(type="unifiedpush"),
             FCM_APP: FcmApp(
                 type="fcm",
                 project_id=FCM_PROJECT,
-                service_account_file=account,
-                endpoint=receiver,
+                service_account_file=_fcm_account(config, layout),
+                endpoint=receiver_url(config),
                 ca_file=layout.ca_cert,
             ),
             APNS_APP: ApnsApp(
                 type="apns",
                 team_id=APNS_TEAM,
                 key_id=APNS_KEY_ID,
-                key_file=apns_key,
+                key_file=_apns_key(layout),
                 topic=APNS_TOPIC,
                 endpoint=f"https://{bind}:{config.push.apns_port}",
                 ca_file=layout.ca_cert,
@@ -172,20 +181,29 @@ def push_configs(
         ),
         log_level=config.runtime.log_level,
     )
+
+
+def receiver_config(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> PushReceiverConfig:
+    """The push receiver's config for the local run (TLS with the local CA's certificate).
+
+    Its FCM and APNs stand-ins accept the gateway's service account and APNs key (created
+    when missing).
+    """
     tls = pki.ensure_server_cert("pushreceiver", list(LOOPBACK_NAMES))
-    receiver_config = PushReceiverConfig(
-        bind=bind,
+    return PushReceiverConfig(
+        bind=config.runtime.bind,
         port=config.push.receiver_port,
         tls_cert=tls.cert,
         tls_key=tls.key,
-        public_url=receiver,
-        fcm=FcmServerConfig(project_id=FCM_PROJECT, service_account_files=(account,)),
+        public_url=receiver_url(config),
+        fcm=FcmServerConfig(
+            project_id=FCM_PROJECT, service_account_files=(_fcm_account(config, layout),)
+        ),
         apns=ApnsServerConfig(
             port=config.push.apns_port,
             team_id=APNS_TEAM,
-            keys={APNS_KEY_ID: apns_key},
+            keys={APNS_KEY_ID: _apns_key(layout)},
             topics=(APNS_TOPIC,),
         ),
         log_level=config.runtime.log_level,
     )
-    return gateway, receiver_config
