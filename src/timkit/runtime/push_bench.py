@@ -36,7 +36,6 @@ from timkit.core.http import async_client
 from timkit.core.machine import describe_machine
 from timkit.core.tls import client_ssl_context
 from timkit.core.web import running_app
-from timkit.homeserver.synapse import secret_path
 from timkit.runtime import control
 from timkit.runtime.backend import read_records
 from timkit.runtime.bench import bench_config
@@ -51,7 +50,7 @@ from timkit.runtime.push import (
     receiver_url,
     vapid_public_key,
 )
-from timkit.sdk.admin import register_user
+from timkit.runtime.users import add_user
 from timkit.sdk.push import set_pusher
 
 PASSWORD = "bench-password"  # noqa: S105 - a throwaway user of a temporary federation
@@ -208,10 +207,6 @@ async def _latency(config: TimkitConfig, messages: int) -> tuple[list[float], li
     layout = Layout(config.data_dir)
     (service,) = read_records(layout)
     base = endpoints(config, service).client_url
-    secret = secret_path(
-        layout.service_dir(service.domain) / "synapse", "registration_shared_secret"
-    )
-    shared = secret.read_text("utf-8").strip()
     sink = _Sink()
     receiver = receiver_url(config)
     chain: list[float] = []
@@ -222,15 +217,8 @@ async def _latency(config: TimkitConfig, messages: int) -> tuple[list[float], li
     ):
         tokens = []
         for name in ("a1", "a2"):
-            made = await register_user(
-                http,
-                base,
-                server_name=service.domain,
-                shared_secret=shared,
-                localpart=name,
-                password=PASSWORD,
-            )
-            assert made.access_token is not None
+            made = await add_user(config, service.domain, name, PASSWORD)
+            assert made.access_token is not None  # a fresh federation: the user is new
             tokens.append(made.access_token)
         a1, a2 = tokens
         sink_port = int(sink_runner.addresses[0][1])
