@@ -106,7 +106,7 @@ async def test_429_retry_after_pauses_the_unifiedpush_endpoint(
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-async def test_loopback_endpoints_are_refused_by_default(
+async def test_loopback_endpoints_are_refused_and_rejected_by_default(
     tmp_path: Path, push_service: FakePushService, host: str
 ) -> None:
     sub = Subscription(f"http://{host}:{push_service.port}/wp/1")
@@ -115,17 +115,84 @@ async def test_loopback_endpoints_are_refused_by_default(
     async with gateway(config) as gw:
         response = await gw.notify(event(sub.device(), up))
     assert response.status_code == 200
-    assert response.json() == {"rejected": []}  # refused, not retried, pusher kept
+    # Refused for good, not retried; rejected, so the homeserver drops both pushers.
+    assert response.json() == {"rejected": [sub.p256dh, up["pushkey"]]}
     assert push_service.requests == []
 
 
-async def test_private_literal_is_refused_without_a_connection(tmp_path: Path) -> None:
+async def test_private_literal_is_rejected_without_a_connection(tmp_path: Path) -> None:
     config = push_config(apps=webpush_apps(tmp_path), outbound=LOOPBACK)
     async with gateway(config) as gw:
         response = await gw.notify(event({"app_id": "up", "pushkey": "http://10.1.2.3/up"}))
         metrics = (await gw.http.get("/metrics")).text
+    assert response.json() == {"rejected": ["http://10.1.2.3/up"]}
+    assert 'timkit_push_deliveries_total{app_id="up",outcome="rejected"} 1.0' in metrics
+
+
+async def test_an_allowed_origin_is_served_and_other_loopback_ports_are_rejected(
+    tmp_path: Path, push_service: FakePushService
+) -> None:
+    """Finding 7: exactly the allow-listed origin, not loopback at large, may be reached."""
+    async with FakePushService().running() as other:  # stands in for a loopback-only service
+        port = push_service.port
+        allowed = push_service.url("/up/ok")
+        refused = [
+            other.url("/up/x"),  # another loopback port
+            f"http://localhost:{port}/up/x",  # another spelling of the host
+            f"http://127.1:{port}/up/x",
+            f"http://[::ffff:127.0.0.1]:{port}/up/x",
+            f"https://127.0.0.1:{port}/up/x",  # another scheme
+        ]
+        sub_ok = Subscription(push_service.url("/wp/ok"))
+        sub_other = Subscription(other.url("/wp/x"))
+        outbound = {"allowed_origins": [f"http://127.0.0.1:{port}"]}
+        config = push_config(apps=webpush_apps(tmp_path), outbound=outbound)
+        devices = [{"app_id": "up", "pushkey": key} for key in (allowed, *refused)]
+        async with gateway(config) as gw:
+            response = await gw.notify(event(*devices, sub_ok.device(), sub_other.device()))
+        assert other.requests == []
     assert response.status_code == 200
-    assert 'timkit_push_deliveries_total{app_id="up",outcome="failed"} 1.0' in metrics
+    assert response.json() == {"rejected": [*refused, sub_other.p256dh]}
+    assert sorted(r.path for r in push_service.requests) == ["/up/ok", "/wp/ok"]
+
+
+@pytest.mark.parametrize(
+    "pushkey",
+    [
+        "not a url",
+        "ntfy-token-1234",
+        "ftp://push.example.com/up",
+        "file:///etc/passwd",
+        "//push.example.com/up",
+        "https:///up",
+        "https://user:pw@push.example.com/up",
+        "https://push.example.com/up\r\nX-Injected: 1",
+        "https://push.exämple.com/up",
+        "https://push.example.com:99999/up",
+    ],
+)
+async def test_a_pushkey_that_is_not_an_http_url_is_rejected(tmp_path: Path, pushkey: str) -> None:
+    """Finding 8: Synapse drops a UnifiedPush pusher whose pushkey can never be served."""
+    config = push_config(apps=webpush_apps(tmp_path))
+    async with gateway(config) as gw:
+        response = await gw.notify(event({"app_id": "up", "pushkey": pushkey}))
+    assert response.status_code == 200
+    assert response.json() == {"rejected": [pushkey]}
+
+
+async def test_a_webpush_endpoint_that_is_not_a_url_rejects_its_pushkey(tmp_path: Path) -> None:
+    sub = Subscription("javascript:alert(1)")
+    config = push_config(apps=webpush_apps(tmp_path))
+    async with gateway(config) as gw:
+        response = await gw.notify(event(sub.device()))
+    assert response.json() == {"rejected": [sub.p256dh]}
+
+
+async def test_a_malformed_allowed_origin_is_a_config_error(tmp_path: Path) -> None:
+    outbound = {"allowed_origins": ["https://127.0.0.1:8429/path"]}
+    with pytest.raises(ConfigError, match=r"outbound\.allowed_origins\.0"):
+        async with running(push_config(apps=webpush_apps(tmp_path), outbound=outbound)):
+            pass
 
 
 async def test_app_type_without_backend_fails_naming_the_app(tmp_path: Path) -> None:

@@ -118,13 +118,18 @@ class OutboundConfig(StrictModel):
     """Where the gateway may send (the SSRF guard for device-supplied URLs).
 
     Attributes:
-        allowed_networks: CIDRs that are allowed although private, loopback or link-local
-            (the local run allows ``127.0.0.0/8``); everything non-public is refused
-            otherwise.
+        allowed_origins: exact origins ``scheme://host[:port]`` that may be sent to although
+            their address is private, loopback or link-local (the local run allows exactly
+            its push receiver, ``https://127.0.0.1:8429``); scheme, host spelling and port
+            must all match.
+        allowed_networks: CIDRs whose every address and port is allowed although not
+            public; prefer ``allowed_origins``. Everything else non-public is refused, and
+            a device URL pointing there is rejected.
         ca_file: extra CA bundle trusted for WebPush/UnifiedPush endpoints (the local CA in
             the local run); None = system trust.
     """
 
+    allowed_origins: tuple[str, ...] = ()
     allowed_networks: tuple[str, ...] = ()
     ca_file: Path | None = None
 

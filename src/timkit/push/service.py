@@ -22,7 +22,7 @@ from timkit.push.backends.base import Backend
 from timkit.push.config import PushConfig
 from timkit.push.dispatch import App, Dispatcher
 from timkit.push.metrics import PushMetrics
-from timkit.push.ssrf import parse_networks
+from timkit.push.ssrf import parse_networks, parse_origins
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class RunningGateway:
 
 
 def check_config(config: PushConfig, registry: Mapping[str, type[Backend]]) -> None:
-    """What the schema cannot check: TLS pairs, networks, a backend for every app's type.
+    """What the schema cannot check: TLS pairs, networks, origins, every app type's backend.
 
     Raises:
         ConfigError: naming the key.
@@ -55,6 +55,7 @@ def check_config(config: PushConfig, registry: Mapping[str, type[Backend]]) -> N
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("set both tls_cert and tls_key, or neither", path="tls_cert")
     parse_networks(config.outbound.allowed_networks)
+    parse_origins(config.outbound.allowed_origins)
     for app_id, app in config.apps.items():
         if app.type not in registry:
             raise ConfigError(

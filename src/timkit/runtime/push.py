@@ -13,6 +13,10 @@ app id                    backend      delivered to
 ``de.timkit.apns``        APNs         the receiver's HTTP/2 APNs stand-in (``.p8`` key)
 ========================  ===========  =================================================
 
+Device-supplied URLs (WebPush endpoints, UnifiedPush pushkeys) may reach exactly the
+receiver's origin (``outbound.allowed_origins``) besides public hosts; the FCM and APNs apps
+send only to the stand-ins' configured origins.
+
 Keys live in ``<data>/push/keys/`` and are created once: the VAPID key, an FCM service
 account (RSA, its ``token_uri`` the stand-in's ``/token``) and an APNs signing key.
 """
@@ -175,10 +179,10 @@ def gateway_config(config: TimkitConfig, layout: Layout) -> PushConfig:
                 ca_file=layout.ca_cert,
             ),
         },
-        # The receiver is on loopback, which the SSRF guard refuses unless allowed.
-        outbound=OutboundConfig(
-            allowed_networks=("127.0.0.0/8", "::1/128"), ca_file=layout.ca_cert
-        ),
+        # The receiver is on loopback, which the SSRF guard refuses unless allowed: exactly
+        # its origin is, not loopback (a pushkey aimed at another loopback port is rejected).
+        # FCM and APNs go to their configured endpoints, never to a device-supplied URL.
+        outbound=OutboundConfig(allowed_origins=(receiver_url(config),), ca_file=layout.ca_cert),
         log_level=config.runtime.log_level,
     )
 

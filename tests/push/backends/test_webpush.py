@@ -21,7 +21,7 @@ from timkit.push.backends.base import (
 from timkit.push.backends.webpush import MAX_RECORD, WebPushBackend
 from timkit.push.config import OutboundConfig, WebPushApp
 from timkit.push.notifications import Device, Notification
-from timkit.push.ssrf import OutboundRefused
+from timkit.push.ssrf import EndpointNotAllowed, OutboundRefused
 
 CONTACT = "mailto:push-admin@a.tim.test"
 LOOPBACK = OutboundConfig(allowed_networks=("127.0.0.0/8",))
@@ -160,11 +160,27 @@ async def test_incomplete_or_invalid_subscription_is_rejected(webpush: WebPush) 
         await webpush.send(device=device | {"pushkey": "not-a-key"})
 
 
-async def test_endpoint_refused_by_the_guard_is_permanent(tmp_path: Path) -> None:
+async def test_endpoint_outside_allowed_endpoints_is_permanent(tmp_path: Path) -> None:
     write_vapid_key(tmp_path / "vapid.pem")
     config = app_config(tmp_path / "vapid.pem", allowed_endpoints=["*.push.example.com"])
     backend = await WebPushBackend.create("web", config, OutboundConfig())
-    sub = Subscription("http://127.0.0.1:9/push")
+    sub = Subscription("https://push.example.org/push")
+    try:
+        with pytest.raises(EndpointNotAllowed):
+            await WebPush(backend, ec.generate_private_key(ec.SECP256R1()), sub).send()
+    finally:
+        await backend.close()
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9/push", "push-endpoint", "ftp://a.b/c"])
+async def test_endpoint_refused_by_the_guard_rejects_the_pushkey(
+    tmp_path: Path, endpoint: str
+) -> None:
+    write_vapid_key(tmp_path / "vapid.pem")
+    backend = await WebPushBackend.create(
+        "web", app_config(tmp_path / "vapid.pem"), OutboundConfig()
+    )
+    sub = Subscription(endpoint)
     try:
         with pytest.raises(OutboundRefused):
             await WebPush(backend, ec.generate_private_key(ec.SECP256R1()), sub).send()

@@ -4,8 +4,10 @@ A backend delivers one notification to one device, once. Retrying, concurrency l
 turning outcomes into the ``rejected`` list are the dispatcher's job, not the backend's::
 
     PushError                 delivery failed
-    ├── PushkeyRejected       the device is gone (404/410, UNREGISTERED, BadDeviceToken …):
-    │                         its pushkey goes into ``rejected``; never retried
+    ├── PushkeyRejected       the device is gone (404/410, UNREGISTERED, BadDeviceToken …)
+    │                         or can never be served (its endpoint is no URL or points at a
+    │                         refused address, ``ssrf.OutboundRefused``): its pushkey goes
+    │                         into ``rejected``; never retried
     ├── PermanentPushError    the request itself is wrong (400, 401, 413 …): not retried,
     │                         not rejected (the pushkey may be fine)
     └── TemporaryPushError    5xx, 429, time-out, connection refused: retried with back-off,
