@@ -11,6 +11,7 @@ Every error timkit raises on purpose is a :class:`TimkitError`; each protocol ed
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -63,6 +64,9 @@ class TimkitError(Exception):
         message: human-readable explanation naming what was wrong.
         requirement: gematik/MedMij requirement id the rejection rests on, e.g. ``ML-123485``.
         extra: additional fields for the rendered error body.
+        headers: response headers the error must carry wherever it is rendered (``Allow``
+            on a 405, ``WWW-Authenticate`` on a 401, ``Retry-After``); ``core.web.guard``
+            adds them to what the component's renderer returns.
     """
 
     def __init__(
@@ -73,12 +77,14 @@ class TimkitError(Exception):
         *,
         requirement: str | None = None,
         extra: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status = status
         self.errcode = errcode
         self.message = message
         self.requirement = requirement
         self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
         super().__init__(self.describe())
 
     def describe(self) -> str:
