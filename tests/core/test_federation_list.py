@@ -1,7 +1,8 @@
 """The federation list reader and verifier shared by the FHIR-Proxy, the RD and the proxy.
 
 Signed lists are made like the VZD-FHIR-Directory makes them: a BP256R1 signing certificate
-of a local PKI, its chain in ``x5c``; the PKI's CA is the trust anchor.
+of a local PKI carrying the list signer's role, its chain in ``x5c``; the PKI's CA is the
+trust anchor. The forgeries of issue 14 (finding 2) come from :mod:`tests.support.forged_lists`.
 """
 
 from __future__ import annotations
@@ -17,22 +18,35 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.forged_lists import (
+    EVIL,
+    Issued,
+    forgeries,
+    issue,
+    list_signer,
+    local_ca,
+    sign_list,
+)
 from timkit.core import jwt
 from timkit.core.federation_list import (
     INVALID,
+    LIST_SIGNER_ROLE,
     REQUIREMENT,
     FederationList,
     FederationListError,
     ListEntry,
     ListVerificationError,
     check_chain,
+    check_signer_role,
     load_anchors,
     parse_federation_list,
     verify_list,
 )
-from timkit.core.tls import LocalPKI
+from timkit.core.tls import FEDERATION_LIST_SIGNER, SIGNATURE_ONLY, LocalPKI
 
 NOW = dt.datetime.now(dt.UTC)
+VZD_SIGNER = Path(__file__).parents[1] / "data" / "vzd" / "certificates" / "vzd-flist-signer.der"
+"""The VZD's real list signer certificate (see the README beside it)."""
 PAYLOAD = {"version": 7, "domainList": [{"domain": "praxis.example.de"}]}
 
 
@@ -44,7 +58,9 @@ def _pki(tmp_path: Path, name: str = "pki") -> LocalPKI:
 
 def _signer(pki: LocalPKI) -> tuple[list[x509.Certificate], bytes]:
     """The BP256R1 list signer's chain (leaf only) and private key PEM."""
-    paths = pki.ensure_signing_cert("flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1())
+    paths = pki.ensure_signing_cert(
+        "flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1(), role=FEDERATION_LIST_SIGNER
+    )
     return x509.load_pem_x509_certificates(paths.cert.read_bytes()), paths.key.read_bytes()
 
 
@@ -71,6 +87,7 @@ def _expired_signer(pki: LocalPKI) -> tuple[x509.Certificate, ec.EllipticCurvePr
         .not_valid_before(NOW - dt.timedelta(days=30))
         .not_valid_after(NOW - dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(SIGNATURE_ONLY, critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     return cert, key
@@ -203,7 +220,7 @@ def test_a_broken_chain_is_rejected(tmp_path: Path) -> None:
     unrelated = _anchor(_pki(tmp_path, "unrelated"))
     with pytest.raises(ListVerificationError) as excinfo:
         check_chain([*chain, unrelated], [_anchor(pki)], NOW)
-    assert "not a certificate chain" in _rejected(excinfo)
+    assert "is not issued by CN=unrelated CA" in _rejected(excinfo)
 
 
 def test_a_tampered_payload_is_rejected(tmp_path: Path) -> None:
@@ -254,3 +271,113 @@ def test_a_signed_payload_that_is_no_list_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ListVerificationError) as excinfo:
         verify_list(_sign(chain, key, {"version": 1}), [_anchor(pki)], "BP256R1", now=NOW)
     assert "domainList" in _rejected(excinfo)
+
+
+# -- issue 14, finding 2: the chain is checked as a chain, only the list signer may sign --------
+
+
+def test_ml_123677_the_genuine_list_signer_verifies(tmp_path: Path) -> None:
+    pki = _pki(tmp_path)
+    signer = list_signer(pki)
+    jws = sign_list(signer, [signer.cert], 3, ["praxis.tim.test"])
+    assert verify_list(jws, [_anchor(pki)], "BP256R1", now=NOW).contains("praxis.tim.test")
+    assert (
+        verify_list(jws, [_anchor(pki)], "BP256R1", now=NOW, signer_role=LIST_SIGNER_ROLE).version
+        == 3
+    )
+
+
+@pytest.mark.parametrize("curve", [ec.BrainpoolP256R1(), ec.SECP256R1()], ids=["BP256R1", "ES256"])
+def test_ml_123677_a_chain_through_a_real_intermediate_ca_verifies(
+    curve: ec.EllipticCurve,
+) -> None:
+    root = issue("Root CA", None, ca=True, path_length=1, key=ec.generate_private_key(curve))
+    komp_ca = issue("KOMP-CA", root, ca=True, path_length=0, key=ec.generate_private_key(curve))
+    signer = issue(
+        "VZD-FHIR-FList-Signer",
+        komp_ca,
+        role=FEDERATION_LIST_SIGNER,
+        key=ec.generate_private_key(curve),
+    )
+    alg = "ES256" if isinstance(curve, ec.SECP256R1) else "BP256R1"
+    jws = sign_list(signer, [signer.cert, komp_ca.cert], 4, ["praxis.tim.test"])
+    assert verify_list(jws, [root.cert], alg, now=NOW).version == 4
+    # the anchor may also close the chain inside x5c
+    jws = sign_list(signer, [signer.cert, komp_ca.cert, root.cert], 4, ["praxis.tim.test"])
+    assert verify_list(jws, [root.cert], alg, now=NOW).version == 4
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "tls-leaf-as-ca",
+        "regservice-token-signer",
+        "tls-leaf-key",
+        "issuer-without-keycertsign",
+        "path-length-exceeded",
+        "expired-issuer",
+        "signer-without-digitalsignature",
+        "signer-without-role",
+        "signer-other-role",
+        "signer-without-fd-sig-policy",
+        "signer-is-a-ca",
+        "sha224-signature",
+        "ed25519-issuer",
+    ],
+)
+def test_ml_123677_every_forged_signer_is_refused(tmp_path: Path, forgery: str) -> None:
+    pki = _pki(tmp_path)
+    forged = forgeries(pki)[forgery]
+    with pytest.raises(ListVerificationError) as excinfo:
+        verify_list(forged.jws, [_anchor(pki)], forged.sig_alg, now=NOW)
+    message = _rejected(excinfo)
+    assert forged.rule in message
+    assert EVIL not in message
+
+
+def test_ml_123677_the_forgeries_cover_every_rule(tmp_path: Path) -> None:
+    """The parametrised list above names every forgery the helper builds."""
+    assert set(forgeries(_pki(tmp_path))) == {
+        "tls-leaf-as-ca",
+        "regservice-token-signer",
+        "tls-leaf-key",
+        "issuer-without-keycertsign",
+        "path-length-exceeded",
+        "expired-issuer",
+        "signer-without-digitalsignature",
+        "signer-without-role",
+        "signer-other-role",
+        "signer-without-fd-sig-policy",
+        "signer-is-a-ca",
+        "sha224-signature",
+        "ed25519-issuer",
+    }
+
+
+def test_ml_123677_a_configured_role_replaces_the_default(tmp_path: Path) -> None:
+    pki = _pki(tmp_path)
+    signer = list_signer(pki)
+    jws = sign_list(signer, [signer.cert], 3)
+    with pytest.raises(ListVerificationError) as excinfo:
+        verify_list(jws, [_anchor(pki)], "BP256R1", now=NOW, signer_role="1.2.276.0.76.4.999")
+    assert "lacks the federation list signer role 1.2.276.0.76.4.999" in _rejected(excinfo)
+
+
+def test_ml_123677_the_role_check_accepts_the_vzds_real_signer_certificate() -> None:
+    cert = x509.load_der_x509_certificate(VZD_SIGNER.read_bytes())
+    assert "GEM.KOMP-CA50" in cert.issuer.rfc4514_string()
+    check_signer_role(cert)  # C.FD.SIG policy and Admission oid_vzd_ti, as the PKI issues
+    with pytest.raises(ListVerificationError):
+        check_signer_role(cert, "1.2.276.0.76.4.999")
+
+
+def test_ml_123891_a_signer_issued_by_a_signer_is_refused(tmp_path: Path) -> None:
+    """A list signer (CA:FALSE) cannot issue a certificate for another key either."""
+    pki = _pki(tmp_path)
+    genuine = list_signer(pki)
+    child: Issued = issue("VZD-FHIR-FList-Signer", genuine, role=FEDERATION_LIST_SIGNER)
+    with pytest.raises(ListVerificationError) as excinfo:
+        verify_list(
+            sign_list(child, [child.cert, genuine.cert]), [local_ca(pki).cert], "BP256R1", now=NOW
+        )
+    assert "is not a CA" in _rejected(excinfo)

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core import jwt
-from timkit.core.tls import LocalPKI
+from timkit.core.tls import FEDERATION_LIST_SIGNER, LocalPKI
 
 TOKEN = "proxies-token-0123456789"
 OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
@@ -26,7 +26,9 @@ MISSING = "TIM_FEDERATION_LIST_MISSING"
 
 def sign_list(pki: LocalPKI, version: int, domains: list[str], name: str = "flist") -> bytes:
     """A federation list as the VZD-FHIR-Directory signs it (BP256R1, x5c)."""
-    signer = pki.ensure_signing_cert(name, "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1())
+    signer = pki.ensure_signing_cert(
+        name, "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1(), role=FEDERATION_LIST_SIGNER
+    )
     payload = {"version": version, "domainList": [{"domain": d} for d in domains]}
     return jwt.sign(
         orjson.dumps(payload),

@@ -2,12 +2,18 @@
 
 The VZD-FHIR-Directory signs the list as a compact JWS whose header carries the signer's
 certificate chain (``x5c``); the Registrierungs-Dienst and the Messenger-Proxy only use a
-list that :func:`verify_list` accepts:
+list that :func:`verify_list` accepts (ML-123677 for the signing, ML-123891 for its use):
 
-1. the ``x5c`` chain leads to one of the trust anchors (each certificate within its validity
-   and signed by the next; the last one signed by, or equal to, an anchor);
-2. the JWS signature verifies with the leaf's key using the expected algorithm;
-3. the payload parses (:func:`parse_federation_list`).
+1. the ``x5c`` chain is a valid certificate path to one of the trust anchors
+   (:func:`timkit.core.certpath.validate_path`: validity, EC keys and ECDSA signatures,
+   every issuer a CA with keyCertSign within its path length, the signer an end entity with
+   digitalSignature, no unknown critical extension);
+2. the signer is the federation list signer: a ``C.FD.SIG`` certificate (certificate policy
+   ``oid_fd_sig``) whose ``Admission`` extension carries the configured role, by default
+   the VZD's ``oid_vzd_ti`` (:data:`LIST_SIGNER_ROLE`). TLS certificates, the RD's
+   RegService-token signer or an IDP's signer never carry it;
+3. the JWS signature verifies with the signer's key using the expected algorithm;
+4. the payload parses (:func:`parse_federation_list`).
 
 Membership (:meth:`FederationList.contains`) is a set lookup; the seed's hashed form
 (``hashAlgorithm``: SHA-256 hex digests instead of names) is looked up by digest.
@@ -15,9 +21,7 @@ Membership (:meth:`FederationList.contains`) is a set lookup; the seed's hashed 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +31,16 @@ from typing import Any
 
 import orjson
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
 from timkit.core import jwt
+from timkit.core.certpath import (
+    OID_FD_SIG,
+    OID_VZD_TI,
+    PathError,
+    admission_roles,
+    policy_oids,
+    validate_path,
+)
 from timkit.core.errors import TimkitError
 
 log = logging.getLogger(__name__)
@@ -38,6 +49,10 @@ INVALID = "TIM_FEDERATION_LIST_INVALID"
 """``errcode`` of a list that failed verification."""
 REQUIREMENT = "ML-123891"
 """The rule a rejected list violates: only a verified, current list may be used."""
+LIST_SIGNER_ROLE = OID_VZD_TI
+"""The role (Admission professionOID) of the federation list signer: ``oid_vzd_ti``."""
+ROLE_PATTERN = r"^[0-2](\.(0|[1-9][0-9]*))+$"
+"""A dotted OID, as the ``signer_role`` config keys take it."""
 
 
 class FederationListError(ValueError):
@@ -182,35 +197,52 @@ def load_anchors(paths: Sequence[Path]) -> list[x509.Certificate]:
 def check_chain(
     chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], now: datetime
 ) -> None:
-    """Check rule 1 of the module docstring for the ``x5c`` chain (leaf first).
+    """Check rule 1 of the module docstring for the ``x5c`` chain (signer first).
 
     Raises:
-        ListVerificationError: naming the certificate or link that failed.
+        ListVerificationError: naming the certificate and the rule that failed.
     """
-    if not anchors:
-        raise ListVerificationError("no trust anchors configured for the federation list")
-    for cert in chain:
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise ListVerificationError(f"x5c certificate {cert.subject.rfc4514_string()} expired")
     try:
-        for child, parent in itertools.pairwise(chain):
-            child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature) as e:
-        raise ListVerificationError(f"x5c is not a certificate chain: {e}") from e
-    top = chain[-1]
-    for anchor in anchors:
-        if top == anchor:
-            return
-        with contextlib.suppress(ValueError, TypeError, InvalidSignature):
-            top.verify_directly_issued_by(anchor)
-            return
-    raise ListVerificationError("the list signer's x5c chain leads to no trusted anchor")
+        validate_path(chain, anchors, now)
+    except PathError as e:
+        raise ListVerificationError(f"x5c rejected: {e}") from e
+
+
+def check_signer_role(cert: x509.Certificate, role: str = LIST_SIGNER_ROLE) -> None:
+    """Check rule 2 of the module docstring: ``cert`` is a C.FD.SIG carrying ``role``.
+
+    Raises:
+        ListVerificationError: naming the signer and what it lacks.
+    """
+    name = cert.subject.rfc4514_string()
+    if OID_FD_SIG not in policy_oids(cert):
+        raise ListVerificationError(
+            f"the signer {name} is no C.FD.SIG certificate (policy {OID_FD_SIG} missing):"
+            " not the federation list signer (ML-123677)"
+        )
+    if role not in admission_roles(cert):
+        raise ListVerificationError(
+            f"the signer {name} lacks the federation list signer role {role} in its"
+            " Admission extension (ML-123677)"
+        )
 
 
 def verify_list(
-    jws: bytes, anchors: Sequence[x509.Certificate], sig_alg: str, *, now: datetime
+    jws: bytes,
+    anchors: Sequence[x509.Certificate],
+    sig_alg: str,
+    *,
+    now: datetime,
+    signer_role: str = LIST_SIGNER_ROLE,
 ) -> FederationList:
     """Verify a compact-JWS federation list (see the module docstring); the parsed list.
+
+    Args:
+        jws: the compact JWS.
+        anchors: the trust anchors of the signer's path (none: every list is rejected).
+        sig_alg: the one JWS algorithm accepted (``BP256R1`` or ``ES256``).
+        now: the time the certificates must be valid at.
+        signer_role: the Admission professionOID the signer must carry.
 
     Raises:
         ListVerificationError: naming what failed.
@@ -220,6 +252,7 @@ def verify_list(
         header = jwt.header_of(token)
         chain = jwt.certificates_of(header)
         check_chain(chain, anchors, now)
+        check_signer_role(chain[0], signer_role)
         payload = jwt.verify_signature(token, jwt.key_from_certificate(chain[0]), (sig_alg,))
         parsed = parse_federation_list(payload)
     except ListVerificationError:

@@ -12,7 +12,7 @@ from jwcrypto import jwk
 from timkit.core import jwt
 from timkit.core.config import StrictModel
 from timkit.core.errors import ConfigError
-from timkit.core.tls import LocalPKI
+from timkit.core.tls import CertificateRole, LocalPKI
 
 
 class SignerConfig(StrictModel):
@@ -52,6 +52,7 @@ def load_signer(
     common_name: str,
     curve: ec.EllipticCurve,
     path: str,
+    role: CertificateRole | None = None,
 ) -> Signer:
     """The signer configured in ``config``, or one issued by the local PKI in ``pki_dir``.
 
@@ -62,6 +63,8 @@ def load_signer(
         common_name: CN of the issued certificate.
         curve: the key's curve for an issued certificate.
         path: config key path, named in errors.
+        role: the gematik role an issued certificate carries (None: none); a configured
+            certificate is used as it is.
 
     Raises:
         ConfigError: when only one of cert and key is set, or they cannot be read.
@@ -69,7 +72,7 @@ def load_signer(
     if (config.cert is None) != (config.key is None):
         raise ConfigError("set both cert and key, or neither", path=path)
     if config.cert is None or config.key is None:
-        paths = LocalPKI(pki_dir).ensure_signing_cert(name, common_name, curve=curve)
+        paths = LocalPKI(pki_dir).ensure_signing_cert(name, common_name, curve=curve, role=role)
         cert_file, key_file = paths.cert, paths.key
     else:
         cert_file, key_file = config.cert, config.key

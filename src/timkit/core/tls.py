@@ -6,7 +6,13 @@ Layout under ``<data_dir>/pki/``::
     certs/<name>.crt, certs/<name>.key    one server certificate per component host name
 
 Certificates are created on first use and regenerated only when missing, expiring within
-:data:`RENEW_BEFORE`, not issued by the current CA, or missing a requested name.
+:data:`RENEW_BEFORE`, not issued by the current CA, missing a requested name, or (signing
+certificates) not carrying exactly the requested :class:`CertificateRole`.
+
+Roles: the PKI gives a signing certificate a gematik role only when asked for it, and only
+the FHIR-Proxy's federation list signers ask for :data:`FEDERATION_LIST_SIGNER` (as the
+VZD's C.FD.SIG carries it); TLS leaves, the RD's RegService-token signer and the IDP's signer
+never carry it, so they cannot sign a federation list that verifies (ML-123677).
 """
 
 from __future__ import annotations
@@ -23,6 +29,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from timkit.core.certpath import (
+    OID_FD_SIG,
+    OID_POLICY_GEM_OR_CP,
+    OID_VZD_TI,
+    admission_roles,
+    policy_oids,
+)
 
 CA_LIFETIME = dt.timedelta(days=3650)
 CERT_LIFETIME = dt.timedelta(days=397)
@@ -42,6 +56,57 @@ SIGNATURE_ONLY = x509.KeyUsage(
     decipher_only=False,
 )
 """keyUsage of an EC leaf that only signs (TLS server keys with ECDHE, JWS signers)."""
+
+
+@dataclass(frozen=True)
+class CertificateRole:
+    """A gematik technical role a signing certificate carries.
+
+    Attributes:
+        profession_item: the role's name in the Admission extension.
+        profession_oid: the role's OID (Admission professionOID).
+        policies: certificate policy OIDs (the certificate type, e.g. C.FD.SIG).
+    """
+
+    profession_item: str
+    profession_oid: str
+    policies: tuple[str, ...]
+
+    def extensions(self) -> list[tuple[x509.ExtensionType, bool]]:
+        """The certificate policies and Admission extensions (non-critical) for this role."""
+        info = x509.ProfessionInfo(
+            naming_authority=None,
+            profession_items=[self.profession_item],
+            profession_oids=[x509.ObjectIdentifier(self.profession_oid)],
+            registration_number=None,
+            add_profession_info=None,
+        )
+        admission = x509.Admission(
+            admission_authority=None, naming_authority=None, profession_infos=[info]
+        )
+        policies = [
+            x509.PolicyInformation(x509.ObjectIdentifier(oid), None) for oid in self.policies
+        ]
+        return [
+            (x509.CertificatePolicies(policies), False),
+            (x509.Admissions(authority=None, admissions=[admission]), False),
+        ]
+
+    def carried_by(self, cert: x509.Certificate) -> bool:
+        """Whether ``cert`` carries exactly this role and its policies."""
+        return admission_roles(cert) == {self.profession_oid} and policy_oids(cert) == set(
+            self.policies
+        )
+
+
+FEDERATION_LIST_SIGNER = CertificateRole(
+    "Verzeichnisdienst-TI", OID_VZD_TI, (OID_POLICY_GEM_OR_CP, OID_FD_SIG)
+)
+"""The VZD-FHIR-Directory's federation list signer: C.FD.SIG with role ``oid_vzd_ti``."""
+
+
+def _without_role(cert: x509.Certificate) -> bool:
+    return not admission_roles(cert) and not policy_oids(cert)
 
 
 @dataclass(frozen=True)
@@ -217,17 +282,25 @@ class LocalPKI:
         )
 
     def ensure_signing_cert(
-        self, name: str, common_name: str, *, curve: ec.EllipticCurve | None = None
+        self,
+        name: str,
+        common_name: str,
+        *,
+        curve: ec.EllipticCurve | None = None,
+        role: CertificateRole | None = None,
     ) -> CertPaths:
         """Return a component signing certificate (keyUsage digitalSignature, no host names).
 
         Used for JWS signers such as the federation list signer (gematik's C.FD.SIG role).
-        Issued only when missing, expiring, from another CA or on another curve.
+        Issued only when missing, expiring, from another CA, on another curve or with another
+        role than ``role`` (so a data directory from before roles gets its list signers
+        re-issued with the role on the next start).
 
         Args:
             name: file stem under ``certs/``.
             common_name: the certificate subject's CN.
             curve: the key's curve; default P-256 (``brainpoolP256r1`` for gematik's BP256R1).
+            role: the gematik role to carry (:data:`FEDERATION_LIST_SIGNER`); None: no role.
         """
         curve = curve or ec.SECP256R1()
         ca_cert, ca_key = self.ensure_ca()
@@ -239,10 +312,14 @@ class LocalPKI:
                 not _expiring(cert)
                 and isinstance(public, ec.EllipticCurvePublicKey)
                 and public.curve.name == curve.name
+                and (role.carried_by(cert) if role else _without_role(cert))
                 and self._signed_by(cert, ca_cert)
             ):
                 return paths
-        _issue_leaf(paths, common_name, curve, [(SIGNATURE_ONLY, True)], ca_cert, ca_key)
+        extensions: list[tuple[x509.ExtensionType, bool]] = [(SIGNATURE_ONLY, True)]
+        if role is not None:
+            extensions.extend(role.extensions())
+        _issue_leaf(paths, common_name, curve, extensions, ca_cert, ca_key)
         return paths
 
 

@@ -73,7 +73,13 @@ from timkit.core import jwt
 from timkit.core.config import dump_toml
 from timkit.core.machine import describe_machine
 from timkit.core.process import free_port
-from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI, server_ssl_context
+from timkit.core.tls import (
+    FEDERATION_LIST_SIGNER,
+    LOOPBACK_NAMES,
+    CertPaths,
+    LocalPKI,
+    server_ssl_context,
+)
 from timkit.core.web import running_app
 from timkit.proxy.config import (
     ContactsConfig,
@@ -474,7 +480,9 @@ def _proxy_ready(body: bytes) -> bool:
 
 def _signed_list(pki: LocalPKI, domains: Sequence[str]) -> bytes:
     """A federation list signed like the VZD-FHIR-Directory signs it (BP256R1, ``x5c``)."""
-    signer = pki.ensure_signing_cert("flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1())
+    signer = pki.ensure_signing_cert(
+        "flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1(), role=FEDERATION_LIST_SIGNER
+    )
     payload = {"version": 1, "domainList": [{"domain": d} for d in domains]}
     return jwt.sign(
         orjson.dumps(payload),

@@ -13,11 +13,15 @@ answers stage 1 of the permission check from it (:class:`timkit.proxy.gate.Domai
   again after ``interval``.
 * anything else: retried after ``retry_interval`` (sooner while no list is held yet).
 
-The last good list is kept across restarts in ``state_file`` (the JWS byte for byte and the
-time of its last valid refresh; re-verified on load). ``ttl`` seconds (72 h) after the last
-valid refresh, or without any list, every check fails with 503 (fail closed) and
-:meth:`FederationGate.health` reports unhealthy. A domain missing from the list may trigger
-one extra pull (at most every ``miss_refresh_interval`` seconds,
+The last good list is kept across restarts in ``state_file`` (the JWS byte for byte, the
+time of its last valid refresh and ``highest_version``, the highest version ever accepted;
+re-verified on load). That version is a floor (ML-123891): a list below it is never loaded
+or accepted again, also when the proxy holds no list (a state file holding an older list
+than one accepted before is ignored; the next pull must bring at least the floor).
+``ttl`` seconds (72 h) after the last valid refresh, or without any list, every check
+fails with 503 (fail closed) and :meth:`FederationGate.health` reports unhealthy. A domain
+missing from the list may trigger one extra pull (at most every ``miss_refresh_interval``
+seconds,
 ``MessengerService.adoc``: "im Rahmen der Föderationsprüfung, wenn eine Domain in der
 aktuell vorliegenden Liste nicht enthalten ist"), so newly admitted services are reachable
 without waiting for the hourly pull. Membership is a set lookup.
@@ -102,6 +106,8 @@ class FederationGate:
         self.rawdata = rawdata or RawDataSink(RawDataConfig(sink="off"))
         self.clock = clock
         self.held: HeldList | None = None
+        self.floor = 0
+        """The highest list version ever accepted (persisted): nothing older is used again."""
         self.blocked = False
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -115,7 +121,7 @@ class FederationGate:
     async def start(self, *, background: bool = True) -> None:
         """Load the persisted list, then pull in the background (unless ``background`` is
         False: then only :meth:`refresh` and :meth:`recheck` pull)."""
-        self.held = self._load()
+        self.held, self.floor = self._load()
         self._publish()
         ssl = client_ssl_context(self.settings.ca_file) if self.settings.ca_file else True
         self._session = aiohttp.ClientSession(
@@ -265,7 +271,11 @@ class FederationGate:
             )
         anchors = await asyncio.to_thread(load_anchors, self.settings.trust_anchors)
         parsed = verify_list(
-            body, anchors, self.settings.sig_alg, now=datetime.fromtimestamp(now, UTC)
+            body,
+            anchors,
+            self.settings.sig_alg,
+            now=datetime.fromtimestamp(now, UTC),
+            signer_role=self.settings.signer_role,
         )
         if held is not None and parsed.version <= held.version:
             log.warning(
@@ -275,6 +285,15 @@ class FederationGate:
                 "ML-123891",
             )
             return False
+        if parsed.version < self.floor:
+            log.warning(
+                "federation list version %d ignored: older than version %d accepted before (%s)",
+                parsed.version,
+                self.floor,
+                "ML-123891",
+            )
+            return False
+        self.floor = max(self.floor, parsed.version)
         self.held = HeldList(parsed, body, now)
         self.blocked = False
         await asyncio.to_thread(self._save, self.held)
@@ -312,34 +331,52 @@ class FederationGate:
         path = self.settings.state_file
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(
-            orjson.dumps({"jws": held.jws.decode("ascii"), "refreshed": held.refreshed})
-        )
+        state = {
+            "jws": held.jws.decode("ascii"),
+            "refreshed": held.refreshed,
+            "highest_version": max(self.floor, held.version),
+        }
+        tmp.write_bytes(orjson.dumps(state))
         os.replace(tmp, path)
 
-    def _load(self) -> HeldList | None:
+    def _load(self) -> tuple[HeldList | None, int]:
+        """The persisted list if it still verifies and is not below the persisted floor, and
+        the floor (the highest version ever accepted; 0 without a state file)."""
         path: Path = self.settings.state_file
         try:
             state = orjson.loads(path.read_bytes())
             jws = state["jws"].encode("ascii")
             refreshed = float(state["refreshed"])
+            floor = state.get("highest_version", 0)
+            if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0:
+                raise ValueError(f"highest_version {floor!r} is not a non-negative integer")
         except FileNotFoundError:
-            return None
+            return None, 0
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             log.error("federation list state %s unreadable, ignored: %s", path, e)
-            return None
+            return None, 0
         try:
             parsed = verify_list(
                 jws,
                 load_anchors(self.settings.trust_anchors),
                 self.settings.sig_alg,
                 now=datetime.fromtimestamp(self.clock(), UTC),
+                signer_role=self.settings.signer_role,
             )
         except TimkitError as e:
             log.error("federation list state %s no longer verifies, ignored: %s", path, e)
-            return None
+            return None, floor
+        if parsed.version < floor:
+            log.error(
+                "federation list state %s holds version %d, older than version %d accepted"
+                " before: ignored (ML-123891)",
+                path,
+                parsed.version,
+                floor,
+            )
+            return None, floor
         log.info("federation list version %d loaded from %s", parsed.version, path)
-        return HeldList(parsed, jws, refreshed)
+        return HeldList(parsed, jws, refreshed), max(floor, parsed.version)
 
 
 def _errcode(body: bytes) -> str | None:

@@ -25,6 +25,7 @@ database serialise their changes and all serve the list with the highest version
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -37,6 +38,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core import jwt
+from timkit.core.certpath import OID_VZD_TI, admission_roles
 from timkit.core.db import Cursor, Database
 from timkit.core.errors import IssueType, TimkitError
 from timkit.core.federation_list import (
@@ -46,6 +48,7 @@ from timkit.core.federation_list import (
     parse_federation_list,
 )
 from timkit.core.signers import Signer, load_signer
+from timkit.core.tls import FEDERATION_LIST_SIGNER, RENEW_BEFORE
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.storage.domains import Domain, DomainStore
 
@@ -65,6 +68,8 @@ __all__ = [
     "parse_federation_list",
     "regenerate",
 ]
+
+log = logging.getLogger(__name__)
 
 AF_DOMAINS = "AF_10048"
 """Requirement named in rejections of domain changes."""
@@ -293,6 +298,7 @@ def load_list_signers(config: FhirProxyConfig) -> dict[SigAlg, Signer]:
             common_name="VZD-FHIR-FList-Signer",
             curve=ec.BrainpoolP256R1(),
             path="federation_signer",
+            role=FEDERATION_LIST_SIGNER,
         ),
         SigAlg.ES256: load_signer(
             config.federation_signer_es256,
@@ -301,6 +307,7 @@ def load_list_signers(config: FhirProxyConfig) -> dict[SigAlg, Signer]:
             common_name="VZD-FHIR-FList-Signer ES256",
             curve=ec.SECP256R1(),
             path="federation_signer_es256",
+            role=FEDERATION_LIST_SIGNER,
         ),
     }
 
@@ -395,7 +402,12 @@ class Federation:
     # -- reading -------------------------------------------------------------------------
 
     def latest(self) -> SignedList:
-        """The list with the highest version in the database (created empty if none)."""
+        """The list with the highest version in the database (created empty if none).
+
+        A stored list whose signer certificate no longer qualifies (:meth:`_outdated_signer`)
+        is re-signed as a new version first, so a data directory from before the list
+        signer's role serves a list that verifies (ML-123677).
+        """
         with self.db.read() as cur:
             version = _max_version(cur)
             cached = self._cached
@@ -404,6 +416,11 @@ class Federation:
             stored = _load(cur, version) if version else None
         if stored is None:
             return self._first()
+        if self._outdated_signer(stored):
+            log.info(
+                "federation list %d re-signed: its signer certificate was replaced", stored.version
+            )
+            return self.regenerate()
         return self._remember(stored)
 
     def current(self) -> FederationList:
@@ -468,6 +485,23 @@ class Federation:
         return self._remember(stored)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _outdated_signer(self, stored: SignedList) -> bool:
+        """Whether a signature of ``stored`` comes from a certificate that is not the current
+        signer's and lacks the list signer role or expires within ``RENEW_BEFORE``."""
+        signers = self.signers()
+        soon = datetime.now(UTC) + RENEW_BEFORE
+        for alg, detached in stored.detached.items():
+            try:
+                leaf = jwt.certificates_of(jwt.header_of(detached))[0]
+            except jwt.TokenError:
+                return True
+            signer = signers.get(alg)
+            if signer is None or leaf == signer.certificate:
+                continue
+            if OID_VZD_TI not in admission_roles(leaf) or leaf.not_valid_after_utc < soon:
+                return True
+        return False
 
     def _first(self) -> SignedList:
         """The first list (version 1), unless another writer made one meanwhile."""
