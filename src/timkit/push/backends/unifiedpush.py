@@ -4,7 +4,9 @@ The device's ``pushkey`` is the endpoint URL. The body is ``{"notification": {..
 the notification's present fields minus ``devices`` (``gateway/matrix.go``), at most 4096
 bytes, POSTed raw through the SSRF guard; redirects are not followed.
 
-Endpoint answers::
+A pushkey that is no http(s) URL or that the SSRF guard refuses (a non-public address not
+on ``outbound.allowed_origins``) is rejected without a request
+(:class:`~timkit.push.ssrf.OutboundRefused`). Endpoint answers::
 
     2xx (201 expected)     delivered
     401-404, 410           endpoint gone                 → PushkeyRejected

@@ -7,7 +7,9 @@ pywebpush for the subscription, at most 4096 bytes once encrypted. It is POSTed 
 SSRF guard with ``TTL``, ``Urgency`` (``high`` for ``prio: high``, else ``normal``) and a VAPID
 ``Authorization`` whose ``sub`` is ``vapid_contact``.
 
-Push service answers::
+An endpoint that is no http(s) URL or that the SSRF guard refuses (a non-public address
+not on ``outbound.allowed_origins``) rejects the pushkey without a request
+(:class:`~timkit.push.ssrf.OutboundRefused`). Push service answers::
 
     2xx (201)              delivered
     404, 410               subscription gone          → PushkeyRejected
