@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from tests.proxy.stand_ins import TOKEN, FakeRd, sign_list
+from tests.support.forged_lists import EVIL, forgeries
 from tests.support.wait import async_wait_until
 from timkit.core import jwt
 from timkit.core.errors import TimkitError
@@ -234,3 +235,99 @@ async def test_the_rd_token_is_sent_and_a_wrong_one_fails(
         await gate.refresh()
     assert "401" in failed.value.message
     assert gate.held is None
+
+
+# -- issue 14, finding 2 -----------------------------------------------------------------------
+
+
+async def test_ml_123677_forged_lists_from_the_rd_never_admit_evil(
+    stack: Stack, gate: FederationGate
+) -> None:
+    """Every forgery of the finding, served by the RD stand-in over TLS, is refused."""
+    stack.publish(1, ["a.tim.test"])
+    await gate.refresh()
+    for name, forged in forgeries(stack.pki).items():
+        settings = stack.settings.model_copy(update={"sig_alg": forged.sig_alg})
+        gate.settings = settings
+        stack.rd.jws, stack.rd.version = forged.jws, 10**6
+        with pytest.raises(TimkitError) as rejected:
+            await gate.refresh()
+        assert rejected.value.errcode == "TIM_FEDERATION_LIST_INVALID", name
+        assert forged.rule in rejected.value.message, name
+        assert gate.held is not None
+        assert gate.held.version == 1, name
+        with pytest.raises(TimkitError) as refused:
+            gate.check(EVIL, "ML-123665")
+        assert refused.value.status == 403, name
+        # a miss pulls once more: the forged list is refused again
+        gate._last_miss_pull = float("-inf")
+        with pytest.raises(TimkitError):
+            await gate.recheck(EVIL, "ML-123665")
+        gate.check("a.tim.test", "AF_10064")
+
+
+async def test_ml_123677_a_fresh_proxy_without_a_list_refuses_forged_lists(
+    stack: Stack, gate: FederationGate
+) -> None:
+    forged = forgeries(stack.pki)["tls-leaf-as-ca"]
+    stack.rd.jws, stack.rd.version = forged.jws, 10**6
+    with pytest.raises(TimkitError):
+        await gate.refresh()
+    assert gate.held is None
+    with pytest.raises(TimkitError) as refused:
+        gate.check(EVIL, "ML-123665")
+    assert refused.value.errcode == MISSING
+    assert not stack.settings.state_file.exists()
+
+
+async def test_ml_123891_the_version_floor_survives_a_restart(
+    stack: Stack, gate: FederationGate
+) -> None:
+    """An older list in the state file after a newer one was accepted is never loaded, and
+    the RD cannot roll the restarted proxy back either."""
+    stack.publish(3, ["a.tim.test", "old.tim.test"])
+    await gate.refresh()
+    older = stack.rd.jws
+    assert older is not None
+    stack.publish(5, ["a.tim.test"])
+    await gate.refresh()
+    state = orjson.loads(stack.settings.state_file.read_bytes())
+    assert state["highest_version"] == 5
+    # the state file gets the older list (as a restored copy or a second writer would leave it)
+    state["jws"] = older.decode()
+    stack.settings.state_file.write_bytes(orjson.dumps(state))
+    stack.rd.jws, stack.rd.version = older, 3
+    restarted = stack.gate()
+    await restarted.start(background=False)
+    try:
+        assert restarted.held is None
+        assert restarted.floor == 5
+        with pytest.raises(TimkitError):
+            restarted.check("old.tim.test", "AF_10064")
+        assert await restarted.refresh() is False  # the RD's version 3 is below the floor
+        assert restarted.held is None
+        stack.publish(5, ["a.tim.test"])  # the current list is taken again
+        assert await restarted.refresh() is True
+        restarted.check("a.tim.test", "AF_10064")
+        with pytest.raises(TimkitError):
+            restarted.check("old.tim.test", "AF_10064")
+    finally:
+        await restarted.close()
+    assert orjson.loads(stack.settings.state_file.read_bytes())["highest_version"] == 5
+
+
+async def test_ml_123891_a_state_file_from_before_the_floor_sets_it_from_its_list(
+    stack: Stack, gate: FederationGate
+) -> None:
+    stack.publish(4, ["a.tim.test"])
+    await gate.refresh()
+    state = orjson.loads(stack.settings.state_file.read_bytes())
+    del state["highest_version"]  # written by an earlier timkit
+    stack.settings.state_file.write_bytes(orjson.dumps(state))
+    restarted = stack.gate()
+    await restarted.start(background=False)
+    try:
+        assert restarted.held is not None
+        assert restarted.floor == 4
+    finally:
+        await restarted.close()

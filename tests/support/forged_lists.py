@@ -103,7 +103,7 @@ def issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or NOW - dt.timedelta(days=1))
-        .not_valid_after(not_after or NOW + dt.timedelta(days=30))
+        .not_valid_after(not_after or NOW + dt.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
         .add_extension(usage or (CA_USAGE if ca else SIGN), critical=True)
     )
