@@ -19,6 +19,7 @@ from aiohttp import web
 from timkit.core.lifecycle import wait_for_stop
 from timkit.core.rawdata import RawDataSink
 from timkit.core.tls import optional_server_ssl_context
+from timkit.core.web import ReadTimeouts, TimedAppRunner
 from timkit.proxy.config import ProxyConfig
 from timkit.proxy.contacts.api import contacts_app
 from timkit.proxy.contacts.handlers import ContactsService
@@ -94,7 +95,15 @@ async def running_proxy(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
         )
         app = inbound.app(contacts_app(contacts, validator))
         settings = config.inbound
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+        timeouts = ReadTimeouts(
+            head=settings.head_timeout,
+            body_stall=settings.body_stall_timeout,
+            body_total=settings.body_timeout,
+            keepalive=settings.keepalive_timeout,
+        )
+        runner = TimedAppRunner(
+            app, timeouts=timeouts, access_log=None, shutdown_timeout=SHUTDOWN_GRACE
+        )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(
