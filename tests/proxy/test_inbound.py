@@ -8,6 +8,7 @@ upstream failures, the stage order).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ SERVER = "praxis.tim.test"
 OTHER = "klinik.tim.test"
 ALICE = f"@alice:{SERVER}"
 TOKEN_ALICE = "alice-access-token"
+GATEWAY = "http://127.0.0.1:8428/_matrix/push/v1/notify"
 
 
 @dataclass
@@ -40,9 +42,25 @@ class Stack:
     synapse: FakeSynapse
     rd: FakeRd
     http: httpx.AsyncClient
+    tls: ssl.SSLContext
 
     def last(self) -> Any:
         return self.synapse.seen[-1]
+
+    async def raw(self, head: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
+        """Send ``head`` (request line and header lines, CRLF-joined by the caller's
+        ``\n``) byte for byte over TLS, as no HTTP client library would write it."""
+        host, port = "127.0.0.1", self.proxy.inbound_port
+        reader, writer = await asyncio.open_connection(host, port, ssl=self.tls)
+        lines = head.strip("\n").split("\n")
+        lines += [f"Content-Length: {len(body)}", "Connection: close"]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        status_line, _, rest = answer.partition(b"\r\n")
+        document = orjson.loads(rest.partition(b"\r\n\r\n")[2] or b"{}")
+        return int(status_line.split()[1]), document
 
 
 @pytest.fixture
@@ -72,6 +90,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                     "tls_key": proxy_tls.key,
                     "max_body": 5_000_000,
                     "checked_body": 10_000,
+                    "push_gateways": [GATEWAY],
                 },
                 "upstream": {"url": f"http://127.0.0.1:{synapse_runner.addresses[0][1]}"},
                 "forward": {
@@ -101,7 +120,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             async with httpx.AsyncClient(
                 base_url=f"https://127.0.0.1:{proxy.inbound_port}", verify=tls
             ) as http:
-                yield Stack(proxy, synapse, rd, http)
+                yield Stack(proxy, synapse, rd, http, tls)
 
 
 def _alice() -> dict[str, str]:
@@ -136,7 +155,7 @@ def _invite_event(sender: str, invitee: str, *, direct: bool = False) -> dict[st
 
 async def test_requests_reach_synapse_byte_identical_with_forwarded_for(stack: Stack) -> None:
     body = b'{"msgtype":"m.text","body":"Gr\\u00fc\\u00dfe"}'
-    path = "/_matrix/client/v3/rooms/%21a%3Ab/send/m.room.message/t%2F1?x=1&y=%20"
+    path = "/_matrix/client/v3/rooms/%21a%3Ab/send/m.room.message/t%3D1?x=1&y=%20"
     response = await stack.http.put(path, content=body, headers=_alice())
     assert response.status_code == 200
     seen = stack.last()
@@ -391,3 +410,334 @@ async def test_ml_132592_rohdaten_for_invites_transactions_and_list_pulls(
     text = "\n".join(lines)
     assert SERVER not in text
     assert "matrix.org" not in text
+
+
+# -- every spelling of a membership change (issue 14) -----------------------------------------
+
+INVITE_SPELLINGS = [
+    ("POST", "/_matrix/client/v3/rooms/%21a%3Ab/invite"),
+    ("POST", "/_matrix/client/r0/rooms/%21a%3Ab/invite"),
+    ("POST", "/_matrix/client/api/v1/rooms/%21a%3Ab/invite"),
+    ("POST", "/_matrix/client/unstable/rooms/%21a%3Ab/invite"),
+    ("POST", "/_matrix/client/unstable/org.example.msc1/rooms/%21a%3Ab/invite"),
+    ("PUT", "/_matrix/client/v3/rooms/%21a%3Ab/invite/txn1"),
+    ("PUT", "/_matrix/client/v3/rooms/%21a%3Ab/invite/"),
+    ("POST", "/_matrix/client/v3/rooms/%21a%3Ab/invite/"),
+    ("POST", "/_matrix/client/v3/rooms/%21a%3Ab/invit%65"),
+    ("POST", "/_matrix/client/v3/rooms/!a:b/%69nvite?x=1"),
+    ("POST", "/_matrix/client/%763/rooms/!a:b/invite"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), INVITE_SPELLINGS)
+async def test_ml_129415_every_spelling_of_an_invite_is_checked(
+    stack: Stack, method: str, path: str
+) -> None:
+    response = await stack.http.request(
+        method, path, json={"user_id": "@x:matrix.org"}, headers=_alice()
+    )
+    assert response.status_code == 403, response.text
+    assert "ML-129415" in response.json()["error"]
+    assert stack.synapse.seen == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/_matrix/client/v3/rooms/%21a%3Ab/state/m.room.member/%40x%3Amatrix.org",
+        "/_matrix/client/r0/rooms/!a:b/state/m.room.memb%65r/@x:matrix.org",
+        "/_matrix/client/unstable/rooms/!a:b/state/m.room.member/@x:matrix.org/",
+    ],
+)
+async def test_ml_129415_a_member_state_event_with_membership_invite_is_an_invite(
+    stack: Stack, path: str
+) -> None:
+    response = await stack.http.put(path, json={"membership": "invite"}, headers=_alice())
+    assert response.status_code == 403, response.text
+    assert "ML-129415" in response.json()["error"]
+    assert stack.synapse.seen == []
+
+
+async def test_af_10104_no_spelling_invites_a_third_user_into_a_1_to_1_chat(stack: Stack) -> None:
+    created = await stack.http.post(
+        "/_matrix/client/v3/createRoom",
+        json={"invite": [f"@bob:{OTHER}"], "is_direct": True},
+        headers=_alice(),
+    )
+    room = created.json()["room_id"].replace("!", "%21").replace(":", "%3A")
+    carol = f"@carol:{SERVER}"
+    for method, path, body in (
+        ("PUT", f"/_matrix/client/v3/rooms/{room}/invite/t1", {"user_id": carol}),
+        ("POST", f"/_matrix/client/unstable/rooms/{room}/invite", {"user_id": carol}),
+        ("PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.member/{carol}", None),
+    ):
+        document = body or {"membership": "invite"}
+        response = await stack.http.request(method, path, json=document, headers=_alice())
+        assert response.status_code == 403, path
+        assert "AF_10104" in response.json()["error"]
+    assert len(stack.synapse.seen) == 1  # only the createRoom
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "rule"),
+    [
+        ("PUT", "/_matrix/client/v3/createRoom/t1", {"invite": ["@a:x", "@b:x"]}, "§4.3.3.1.1"),
+        ("PUT", "/_matrix/client/v3/createRoom/", {"invite": ["@a:x", "@b:x"]}, "§4.3.3.1.1"),
+        ("POST", "/_matrix/client/api/v1/createRoom", {"invite": ["@a:x", "@b:x"]}, "§4.3.3.1.1"),
+        ("POST", "/_matrix/client/unstable/createRoo%6D", {"invite": ["@a:x", "@b:x"]}, "§4.3"),
+        (
+            "PUT",
+            "/_matrix/client/r0/createRoom/t2",
+            {"invite_3pid": [{"medium": "email", "address": "a@b"}]},
+            "§3.5.1.1",
+        ),
+        (
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            {"initial_state": [{"type": "m.room.member", "state_key": "@a:x", "content": {}}]},
+            "§4.3.3.1.1",
+        ),
+        (
+            "PUT",
+            "/_matrix/client/v3/rooms/!a:b/invite/t3",
+            {"medium": "email", "address": "a@b", "id_server": "i"},
+            "§3.5.1.1",
+        ),
+        ("POST", "/_matrix/client/v3/join/!a:b", {"third_party_signed": {}}, "§3.5.1.1"),
+        ("PUT", "/_matrix/client/v3/rooms/!a:b/join/t4", {"third_party_signed": {}}, "§3.5.1.1"),
+        (
+            "PUT",
+            "/_matrix/client/v3/rooms/!a:b/state/m.room.third_party_invite/tok",
+            {"display_name": "x"},
+            "§3.5.1.1",
+        ),
+        ("PUT", "/_matrix/client/v3/rooms/!a:b/send/m.room.member/t5", {}, "§3.5"),
+        ("POST", "/_synapse/admin/v1/join/!a:b", {"user_id": "@c:x"}, "§3.5"),
+        ("POST", "/_synapse/admin/v1/rooms/!a:b/make_room_admin", {}, "§3.5"),
+        ("DELETE", "/_synapse/admin/v2/rooms/!a:b", {"new_room_user_id": "@c:x"}, "§3.5"),
+        ("PUT", "/_synapse/admin/v1/send_server_notice/t6", {"user_id": "@c:x"}, "§3.5"),
+    ],
+)
+async def test_membership_changes_the_check_cannot_allow_are_refused(
+    stack: Stack, method: str, path: str, body: dict[str, Any], rule: str
+) -> None:
+    response = await stack.http.request(method, path, json=body, headers=_alice())
+    assert response.status_code == 403, response.text
+    assert response.json()["errcode"] == "M_FORBIDDEN"
+    assert rule in response.json()["error"]
+    assert stack.synapse.seen == []
+
+
+async def test_joins_leaves_and_reads_of_membership_reach_synapse(stack: Stack) -> None:
+    for method, path, body in (
+        ("POST", "/_matrix/client/v3/join/%21a%3Ab", {}),
+        ("PUT", "/_matrix/client/v3/rooms/!a:b/leave/t1", {}),
+        ("POST", "/_matrix/client/v3/rooms/!a:b/kick", {"user_id": f"@c:{SERVER}"}),
+        (
+            "PUT",
+            "/_matrix/client/v3/rooms/!a:b/state/m.room.member/" + ALICE,
+            {"membership": "join"},
+        ),
+        ("PUT", "/_matrix/client/v3/rooms/!a:b/state/m.room.topic", {"topic": "t"}),
+        ("PUT", "/_matrix/client/v3/rooms/!a:b/send/m.room.message/t2", {"body": "x"}),
+        ("GET", "/_matrix/client/v3/rooms/!a:b/state/m.room.member/@x:matrix.org", None),
+        ("GET", "/_synapse/admin/v1/rooms/!a:b", None),
+    ):
+        response = await stack.http.request(method, path, json=body, headers=_alice())
+        assert response.status_code == 200, (path, response.text)
+        assert stack.last().raw_path == path
+
+
+async def test_a_join_on_behalf_of_another_user_is_refused(stack: Stack) -> None:
+    path = f"/_matrix/client/v3/rooms/!a:b/state/m.room.member/@bob:{SERVER}"
+    response = await stack.http.put(path, json={"membership": "join"}, headers=_alice())
+    assert response.status_code == 403
+    assert "on behalf of" in response.json()["error"]
+    assert stack.synapse.seen == []
+
+
+async def test_membership_paths_under_unknown_versions_are_refused(stack: Stack) -> None:
+    for path in ("/_matrix/client/v4/createRoom", "/_matrix/client/v3.0/rooms/!a:b/invite"):
+        response = await stack.http.post(path, json={"invite": []}, headers=_alice())
+        assert response.status_code == 400
+        assert response.json()["errcode"] == "M_UNRECOGNIZED"
+    assert stack.synapse.seen == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/_matrix/client/v3/rooms/%21a%3Ab/%2e%2e/%2e%2e/createRoom",
+        "/_matrix/client/v3/rooms/!a:b/../../createRoom",
+        "/_matrix/client/v3//createRoom",
+        "/_matrix/client/v3/rooms/%21a%00/invite",
+        "/_matrix/client/v3/rooms/%21a%2Fb/invite",
+        "/_matrix/client/v3/rooms/%zz/invite",
+        "https://praxis.tim.test/_matrix/client/v3/createRoom",
+    ],
+)
+async def test_ambiguous_targets_are_refused_never_relayed(stack: Stack, target: str) -> None:
+    status, document = await stack.raw(
+        f"POST {target} HTTP/1.1\nHost: {SERVER}\nAuthorization: Bearer {TOKEN_ALICE}",
+        b'{"invite": ["@a:x", "@b:x"]}',
+    )
+    assert status == 400, document
+    assert document["errcode"] == "M_INVALID_PARAM"
+    assert stack.synapse.seen == []
+
+
+async def test_a_repeated_authorization_header_is_refused(stack: Stack) -> None:
+    federation_status, federation_error = await stack.raw(
+        "PUT /_matrix/federation/v1/send/t1 HTTP/1.1\n"
+        f"Host: {SERVER}\n"
+        f"{_header(_x_matrix(OTHER))}\n"
+        f"{_header(_x_matrix('evil.tim.test'))}",
+        b'{"pdus": []}',
+    )
+    assert federation_status == 401
+    assert "ML-123666" in federation_error["error"]
+    client_status, client_error = await stack.raw(
+        "GET /_matrix/client/v3/account/whoami HTTP/1.1\n"
+        f"Host: {SERVER}\nAuthorization: Bearer a\nauthorization: Bearer b"
+    )
+    assert client_status == 401
+    assert "given 2 times" in client_error["error"]
+    assert stack.synapse.seen == []
+
+
+def _header(headers: dict[str, str]) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in headers.items())
+
+
+# -- server-server: every spelling of an invite or membership (issue 14) ----------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/_matrix/federation/v2/invite/%21r%3Aklinik.tim.test/%24abc%2F%2Fdef",
+        "/_matrix/federation/v2/invite/!r:klinik.tim.test/$abc%2Fdef",
+        "/_matrix/federation/v1/invite/!r:klinik.tim.test/$abc%2fdef",
+        "/_matrix/federation/v2/invit%65/!r:klinik.tim.test/$e",
+        "/_matrix/f%65deration/v2/invite/!r:klinik.tim.test/$e",
+        "/_matrix/federation/v2/invite/!r:klinik.tim.test/$e/",
+    ],
+)
+async def test_ml_132864_stages_2_and_3_run_whatever_the_encoding(stack: Stack, path: str) -> None:
+    inviter, invitee = f"@doc:{OTHER}", f"@empfang:{SERVER}"
+    invite = _invite_event(inviter, invitee)
+    body = invite if "/v2/" in path else invite["event"]
+    response = await stack.http.put(path, json=body, headers=_x_matrix(OTHER))
+    assert response.status_code == 403, response.text
+    assert "ML-132864" in response.json()["error"]
+    assert stack.rd.invite_checks == [(inviter, invitee)]
+    assert stack.synapse.seen == []
+
+
+async def test_federation_third_party_invites_are_refused(stack: Stack) -> None:
+    for method, path in (
+        ("PUT", "/_matrix/federation/v1/exchange_third_party_invite/%21r%3Ax"),
+        ("POST", "/_matrix/federation/v1/3pid/onbind"),
+    ):
+        response = await stack.http.request(method, path, json={}, headers=_x_matrix(OTHER))
+        assert response.status_code == 403
+        assert "third-party" in response.json()["error"]
+    assert stack.synapse.seen == []
+
+
+async def test_ml_123666_a_server_joins_knocks_and_leaves_only_for_its_own_users(
+    stack: Stack,
+) -> None:
+    room = f"!r:{SERVER}"
+    foreign = await stack.http.get(
+        f"/_matrix/federation/v1/make_join/{room}/@bob:{SERVER}", headers=_x_matrix(OTHER)
+    )
+    assert foreign.status_code == 403
+    assert "ML-123666" in foreign.json()["error"]
+    event = {
+        "type": "m.room.member",
+        "room_id": room,
+        "sender": f"@bob:{SERVER}",
+        "state_key": f"@bob:{SERVER}",
+        "content": {"membership": "join"},
+    }
+    forged = await stack.http.put(
+        f"/_matrix/federation/v2/send_join/{room}/$e", json=event, headers=_x_matrix(OTHER)
+    )
+    assert forged.status_code == 403
+    assert stack.synapse.seen == []
+    own = f"@doc:{OTHER}"
+    allowed = await stack.http.get(
+        f"/_matrix/federation/v1/make_knock/{room}/{own}", headers=_x_matrix(OTHER)
+    )
+    assert allowed.status_code == 200
+    joined = await stack.http.put(
+        f"/_matrix/federation/v2/send_join/{room}/$e%2Fx",
+        json={**event, "sender": own, "state_key": own},
+        headers=_x_matrix(OTHER),
+    )
+    assert joined.status_code == 200
+    assert stack.last().raw_path == f"/_matrix/federation/v2/send_join/{room}/$e%2Fx"
+
+
+# -- pushers (issue 14, finding 7) -------------------------------------------------------------
+
+
+def _pusher(url: str | None, kind: str | None = "http") -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": kind, "app_id": "a", "pushkey": "k"}
+    if kind is not None:
+        body |= {"app_display_name": "a", "device_display_name": "d", "lang": "de"}
+        body["data"] = {"url": url, "format": "event_id_only"}
+    return body
+
+
+@pytest.mark.parametrize(
+    ("path", "url", "kind"),
+    [
+        ("/_matrix/client/v3/pushers/set", "http://127.0.0.1:8490/fhir/Endpoint", "http"),
+        ("/_matrix/client/r0/pushers/set", "http://127.0.0.1:8490/_matrix/push/v1/notify", "http"),
+        ("/_matrix/client/unstable/pushers/s%65t", "http://evil.example/notify", "http"),
+        ("/_matrix/client/api/v1/pushers/set", GATEWAY + "?x=1", "http"),
+        (
+            "/_matrix/client/v3/pushers/set",
+            "http://user@127.0.0.1:8428/_matrix/push/v1/notify",
+            "http",
+        ),
+        ("/_matrix/client/v3/pushers/set/", None, "http"),
+        ("/_matrix/client/v3/pushers/set", GATEWAY, "email"),
+    ],
+)
+async def test_pushers_notify_only_the_providers_push_gateway(
+    stack: Stack, path: str, url: str | None, kind: str
+) -> None:
+    response = await stack.http.post(path, json=_pusher(url, kind), headers=_alice())
+    assert response.status_code == 403, response.text
+    assert "§4.3.2" in response.json()["error"]
+    assert stack.synapse.seen == []
+
+
+async def test_pushers_to_the_gateway_and_deletions_reach_synapse(stack: Stack) -> None:
+    for url in (GATEWAY, "HTTP://127.0.0.1:8428/_matrix/push/v1/notify"):
+        response = await stack.http.post(
+            "/_matrix/client/v3/pushers/set", json=_pusher(url), headers=_alice()
+        )
+        assert response.status_code == 200
+    deleted = await stack.http.post(
+        "/_matrix/client/r0/pushers/set", json=_pusher(None, None), headers=_alice()
+    )
+    assert deleted.status_code == 200
+    assert len(stack.synapse.seen) == 3
+
+
+async def test_ml_132590_member_state_invites_are_recorded(stack: Stack, tmp_path: Path) -> None:
+    await stack.http.put(
+        "/_matrix/client/v3/rooms/!a:b/state/m.room.member/@x:matrix.org",
+        json={"membership": "invite"},
+    )
+    await stack.http.put(
+        "/_matrix/client/v3/rooms/!a:b/invite/t1", json={"user_id": f"@c:{SERVER}"}
+    )
+    lines = (tmp_path / "proxy" / "rawdata.jsonl").read_text().splitlines()
+    runs = [(r["use_case"], r["status"]) for r in map(orjson.loads, lines)]
+    assert ("AF_10061", 403) in runs
+    assert ("AF_10104", 200) in runs

@@ -31,12 +31,19 @@ from aiohttp import web
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.metrics import metrics_handler
 from timkit.core.rawdata import FAILURE, RawDataSink
+from timkit.core.request_target import (
+    RequestTarget,
+    UnparsableRequest,
+    parse_target,
+    single_header,
+)
 from timkit.core.web import Handler, guard, json_response, read_stream
 from timkit.proxy.config import InboundConfig
 from timkit.proxy.contacts.handlers import ContactsService
 from timkit.proxy.federation import MISSING
 from timkit.proxy.gate import DomainGate
-from timkit.proxy.inbound import client, federation
+from timkit.proxy.inbound import client, endpoints, federation
+from timkit.proxy.inbound.endpoints import UNAMBIGUOUS_RULE, Check, Route
 from timkit.proxy.inbound.relay import Relay
 from timkit.proxy.invite_check import InviteCheck
 from timkit.proxy.metrics import ProxyMetrics
@@ -47,6 +54,8 @@ CONTACTS_PREFIX = "/tim-contact-mgmt/v1.0.2"
 COMPONENT = "proxy"
 """The component name in raw-data records."""
 _INTERNAL = TimkitError(500, Codes.UNKNOWN, "internal error in the Messenger-Proxy")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that read: relayed past the client-side membership checks."""
 
 
 def _render(request: web.Request, error: TimkitError) -> web.Response:
@@ -90,6 +99,7 @@ class Inbound:
         self.rawdata = rawdata
         self._client_requests = metrics.requests.labels("client")
         self._federation_requests = metrics.requests.labels("federation")
+        self._push_gateways = client.push_gateway_set(settings.push_gateways)
 
     # -- edge -------------------------------------------------------------------------------
 
@@ -131,21 +141,100 @@ class Inbound:
             return json_response({**state, "status": "starting"})
         return json_response(state, 200 if healthy else 503)
 
+    def _target(self, request: web.Request) -> RequestTarget:
+        """The request's target, split as Synapse splits it; refuses what is ambiguous.
+
+        Raises:
+            TimkitError: 400 ``M_INVALID_PARAM`` for a target that cannot be read
+                unambiguously, 401 ``M_UNAUTHORIZED`` for a repeated ``Authorization``.
+        """
+        try:
+            target = parse_target(request.raw_path)
+        except UnparsableRequest as e:
+            raise TimkitError(
+                400, Codes.INVALID_PARAM, f"request refused: {e}", requirement=UNAMBIGUOUS_RULE
+            ) from None
+        try:
+            single_header(request.headers, "Authorization")
+        except UnparsableRequest as e:
+            rule = federation.ORIGIN_RULE if _is_federation(target) else UNAMBIGUOUS_RULE
+            raise TimkitError(401, "M_UNAUTHORIZED", str(e), requirement=rule) from None
+        return target
+
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         """Every request that is not the proxy's own."""
-        path = request.path
-        if _is_federation(path):
+        target = self._target(request)
+        if _is_federation(target):
             self._federation_requests.inc()
-            return await self._federation(request)
+            return await self._federation(request, target)
         self._client_requests.inc()
-        if request.method == "POST":
-            invite = client.INVITE.match(path)
-            if invite:
-                return await self._client_invite(request, invite.group(1))
-            if client.CREATE_ROOM.match(path):
-                return await self._create_room(request)
+        matched = endpoints.route(target)
+        if matched is None or request.method in SAFE_METHODS:
+            self._check_size(request)
+            return await self.relay.forward(request, "client")
+        return await self._client(request, matched)
+
+    async def _client(self, request: web.Request, matched: Route) -> web.StreamResponse:
+        """A client request that can change membership (or set a pusher): its check."""
+        check, params = matched.check, matched.params
+        if check is Check.INVITE:
+            return await self._client_invite(request, params["room_id"])
+        if check is Check.CREATE_ROOM:
+            return await self._create_room(request)
+        if check is Check.MEMBER_STATE:
+            return await self._member_state(request, params)
+        if check is Check.MEMBER_SEND and params["event_type"] == client.MEMBER:
+            raise client.forbidden(
+                "m.room.member events are sent through the membership endpoints, not /send",
+                client.PERMISSION_RULE,
+            )
+        if check is Check.OWN_MEMBERSHIP:
+            body = await self._read(request)
+            client.check_own_membership(body)
+            return await self.relay.forward(request, "client", body)
+        if check is Check.PUSHER:
+            body = await self._read(request)
+            client.check_pusher(client.parse_json_object(body), self._push_gateways)
+            return await self.relay.forward(request, "client", body)
+        if check is Check.REFUSED:
+            raise client.forbidden(
+                f"{matched.endpoint.path} changes room membership past the permission check; "
+                "it is not served on the public listener",
+                client.PERMISSION_RULE,
+            )
         self._check_size(request)
         return await self.relay.forward(request, "client")
+
+    async def _member_state(
+        self, request: web.Request, params: dict[str, str]
+    ) -> web.StreamResponse:
+        """``PUT …/state/{eventType}[/{stateKey}]``: membership events are checked by kind."""
+        event_type, state_key = params["event_type"], params.get("state_key", "")
+        if event_type == client.THIRD_PARTY_INVITE:
+            raise client.forbidden(
+                "m.room.third_party_invite events are not allowed in the TI-Messenger",
+                client.THIRD_PARTY_RULE,
+            )
+        if event_type != client.MEMBER:
+            self._check_size(request)
+            return await self.relay.forward(request, "client")
+        body = await self._read(request)
+        membership = client.member_state_membership(client.parse_json_object(body), state_key)
+        if membership == "invite":
+            return await self._recorded(
+                self._use_case([state_key]),
+                self._checked_invite(request, params["room_id"], body, {"user_id": state_key}),
+            )
+        if membership in ("join", "knock"):
+            requester = await self._creator(request)
+            if requester is None:
+                raise TimkitError(401, Codes.UNKNOWN_TOKEN, "the access token does not name a user")
+            if requester != state_key:
+                raise client.forbidden(
+                    f"{requester} cannot {membership} on behalf of {state_key}",
+                    client.PERMISSION_RULE,
+                )
+        return await self.relay.forward(request, "client", body)
 
     async def _recorded(
         self, use_case: str, run: Awaitable[web.StreamResponse]
@@ -223,34 +312,56 @@ class Inbound:
         user_id = document.get("user_id") if isinstance(document, dict) else None
         return user_id if isinstance(user_id, str) else None
 
-    async def _federation(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
-        if federation.is_exempt(path):
+    async def _federation(self, request: web.Request, target: RequestTarget) -> web.StreamResponse:
+        if federation.is_exempt(target):
             return await self.relay.forward(request, "federation")
         origin = await federation.check_origin(
             self.gate, request.headers.get("Authorization"), self.server_name
         )
-        if request.method == "PUT":
-            match = federation.INVITE.match(path)
-            if match:
-                return await self._recorded(
-                    client.OUTSIDE, self._federation_invite(request, match.group(1), origin)
-                )
-            if federation.TRANSACTION.match(path):
-                self._check_size(request)
-                return await self._recorded(
-                    federation.EVENTS, self.relay.forward(request, "federation")
-                )
-        self._check_size(request)
-        return await self.relay.forward(request, "federation")
+        matched = endpoints.route(target)
+        if matched is None:
+            self._check_size(request)
+            return await self.relay.forward(request, "federation")
+        check = matched.check
+        if check is Check.TRANSACTION:
+            self._check_size(request)
+            return await self._recorded(
+                federation.EVENTS, self.relay.forward(request, "federation")
+            )
+        if check is Check.FEDERATION_INVITE:
+            version = target.segments[2].removeprefix("v")
+            return await self._recorded(
+                client.OUTSIDE,
+                self._federation_invite(request, version, origin, matched.params["room_id"]),
+            )
+        if check is Check.FEDERATION_MEMBERSHIP:
+            kind = target.segments[3]
+            if kind.startswith("make_"):
+                federation.check_member_of_origin(matched.params["user_id"], origin)
+                return await self.relay.forward(request, "federation")
+            body = await self._read(request)
+            federation.check_membership_event(
+                client.parse_json_object(body),
+                kind.removeprefix("send_"),
+                matched.params["room_id"],
+                origin,
+            )
+            return await self.relay.forward(request, "federation", body)
+        if check is Check.THIRD_PARTY:
+            raise federation.third_party_refused()
+        raise federation.unchecked(matched.endpoint.path)
 
     async def _federation_invite(
-        self, request: web.Request, version: str, origin: str
+        self, request: web.Request, version: str, origin: str, room_id: str
     ) -> web.StreamResponse:
         body = await self._read(request)
         invite = federation.parse_invite(
             version, client.parse_json_object(body), origin, self.server_name
         )
+        if invite.room_id != room_id:
+            raise TimkitError(
+                400, Codes.INVALID_PARAM, "the invite event's room_id is not the path's room"
+            )
         if not await self.contacts.allows(invite.invitee, invite.inviter):
             verdict = await self.invite_check.ask(invite.inviter, invite.invitee)
             if not verdict.allowed:
@@ -284,5 +395,12 @@ class Inbound:
         return app
 
 
-def _is_federation(path: str) -> bool:
-    return path.startswith(("/_matrix/federation/", "/_matrix/key/"))
+def _is_federation(target: RequestTarget | str) -> bool:
+    """Whether a request goes to the server-server API (decided on the decoded segments, so
+    ``/_matrix/f%65deration/…`` is federation traffic too)."""
+    if isinstance(target, str):
+        return target.startswith(("/_matrix/federation/", "/_matrix/key/"))
+    return target.segments[:1] == ("_matrix",) and target.segments[1:2] in (
+        ("federation",),
+        ("key",),
+    )

@@ -5,10 +5,19 @@
   federation list (ML-123666; missing header 401 ``M_MISSING_TOKEN``, not listed 403
   ``M_FORBIDDEN``), and a ``destination`` must name this server (401, spec "Request
   Authentication").
-* Stages 2 and 3, invites to local users (``PUT /_matrix/federation/v{1,2}/invite/…``):
-  allowed if the invitee's Freigabeliste holds the inviter with a valid time window (stage 2),
-  else if the Registrierungs-Dienst's stage-3 check allows (``POST /vzd/invite``), else 403
+* Stages 2 and 3, invites to local users (``PUT /_matrix/federation/v{1,2}/invite/…``,
+  however the path is encoded: an event id may hold an encoded ``/``): allowed if the
+  invitee's Freigabeliste holds the inviter with a valid time window (stage 2), else if the
+  Registrierungs-Dienst's stage-3 check allows (``POST /vzd/invite``), else 403
   (ML-132864). When stage 3 cannot be asked the invite is refused (502, fail closed).
+* Third-party invites (``exchange_third_party_invite``, ``3pid/onbind``) are refused: the
+  TI-Messenger has none, and stage 2/3 could not be asked for an e-mail address.
+* ``make_{join,knock,leave}`` / ``send_{join,knock,leave}``: the member must be a user of
+  the origin (a server can only join, knock or leave for its own users), the event's
+  membership must be the one the path names. Joins need no stage 2/3: the joining user
+  was invited (checked at its own proxy when our user invited it) or the room is public.
+
+Which path gets which check is :mod:`timkit.proxy.inbound.endpoints`' table.
 
 Exempt from stage 1 (they carry no X-Matrix header): ``/_matrix/federation/v1/openid/userinfo``
 (the VZD-FHIR-Directory checks Matrix-OpenID-Tokens with it), ``/_matrix/federation/v1/version``,
@@ -21,21 +30,21 @@ origin, destination and body); the homeserver still verifies the signature.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.request_target import RequestTarget
 from timkit.proxy.gate import DomainGate, server_name_of
 from timkit.proxy.xmatrix import parse_x_matrix
 
-INVITE = re.compile(r"^/_matrix/federation/v([12])/invite/([^/]+)/([^/]+)$")
-TRANSACTION = re.compile(r"^/_matrix/federation/v1/send/[^/]+$")
 EVENTS = "AF_10062"
 """Use case of an inbound transaction: events between organisations."""
-EXEMPT_PREFIXES = ("/_matrix/key/",)
 EXEMPT_PATHS = frozenset(
-    {"/_matrix/federation/v1/openid/userinfo", "/_matrix/federation/v1/version"}
+    {
+        ("_matrix", "federation", "v1", "openid", "userinfo"),
+        ("_matrix", "federation", "v1", "version"),
+    }
 )
 
 ORIGIN_RULE = "ML-123666"
@@ -44,9 +53,9 @@ INVITE_RULE = "ML-132864"
 """AF_10061: all three stages are checked for invites from outside the organisation."""
 
 
-def is_exempt(path: str) -> bool:
-    """Whether ``path`` is served without the stage-1 origin check."""
-    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
+def is_exempt(target: RequestTarget) -> bool:
+    """Whether ``target`` is served without the stage-1 origin check (decoded segments)."""
+    return target.segments in EXEMPT_PATHS or target.segments[:2] == ("_matrix", "key")
 
 
 async def check_origin(gate: DomainGate, authorization: str | None, server_name: str) -> str:
@@ -145,3 +154,69 @@ def refused(invite: Invite, reason: str) -> TimkitError:
         f"(Stufe 2) and {reason} (Stufe 3)",
         requirement=INVITE_RULE,
     )
+
+
+def third_party_refused() -> TimkitError:
+    """The 403 for a third-party invite arriving over federation."""
+    return TimkitError(
+        403,
+        Codes.FORBIDDEN,
+        "third-party invites are not allowed in the TI-Messenger: stages 2 and 3 cannot be "
+        "checked for them",
+        requirement=INVITE_RULE,
+    )
+
+
+def unchecked(path: str) -> TimkitError:
+    """The 500 for a federation endpoint the table names without a check (fail closed)."""
+    return TimkitError(500, Codes.UNKNOWN, f"no check for {path} in the Messenger-Proxy")
+
+
+def check_member_of_origin(user_id: str, origin: str) -> None:
+    """``user_id`` must be a user of the requesting server ``origin``.
+
+    Raises:
+        TimkitError: 400 for no user id, 403 citing ML-123666 for another server's user.
+    """
+    if "/" in user_id or server_name_of(user_id) != origin:
+        raise TimkitError(
+            403,
+            Codes.FORBIDDEN,
+            f"{user_id[:200]} is not a user of {origin}: a server changes only its own "
+            "users' membership",
+            requirement=ORIGIN_RULE,
+        )
+
+
+def check_membership_event(
+    event: dict[str, Any], membership: str, room_id: str, origin: str
+) -> None:
+    """A ``send_{join,knock,leave}`` event: the origin's user changing its own membership.
+
+    Raises:
+        TimkitError: 400 for a malformed event or another room or membership than the
+            path names; 403 when the member is not a user of ``origin`` or not the sender.
+    """
+    sender, state_key = event.get("sender"), event.get("state_key")
+    content = event.get("content")
+    if (
+        event.get("type") != "m.room.member"
+        or not isinstance(sender, str)
+        or not isinstance(content, dict)
+        or content.get("membership") != membership
+        or event.get("room_id") != room_id
+    ):
+        raise TimkitError(
+            400,
+            Codes.BAD_JSON,
+            f"send_{membership} needs an m.room.member event with membership {membership} "
+            "in the path's room",
+        )
+    if state_key != sender:
+        raise TimkitError(
+            403,
+            Codes.FORBIDDEN,
+            f"{sender[:200]} cannot change the membership of another user",
+            requirement=ORIGIN_RULE,
+        )
+    check_member_of_origin(sender, origin)
