@@ -623,3 +623,13 @@ def test_domains_to_check_prefers_destination_and_adds_media_server_names() -> N
     ]
     # a destination given without X-Matrix elsewhere does not count
     assert domains_to_check("h.test", "/x", ['Basic destination="y"']) == ["h.test"]
+
+
+def test_ml_123665_media_server_names_are_read_from_segments_like_the_destination_reads_them() -> (
+    None
+):
+    encoded = "/_matrix/medi%61/v3/downloa%64/Evil.test/id"
+    assert domains_to_check("h.test", encoded, []) == ["h.test", "evil.test"]
+    for ambiguous in ("/_matrix/media/v3/download/../x", "/_matrix//media", "https://h/x"):
+        with pytest.raises(BadRequest):
+            domains_to_check("h.test", ambiguous, [])

@@ -32,11 +32,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import re
 import socket
 import ssl
 from typing import Any, cast
-from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -48,6 +46,7 @@ from yarl import URL
 
 from timkit.core.errors import Codes, ConfigError, TimkitError
 from timkit.core.names import NameTable, split_target
+from timkit.core.request_target import UnparsableRequest, parse_target
 from timkit.core.web import json_response
 from timkit.proxy.config import ForwardProxyConfig, Unrouted
 from timkit.proxy.gate import DomainGate
@@ -76,7 +75,6 @@ SHUTDOWN_GRACE = 5.0
 MAX_BODY = 100 * 1024 * 1024
 """Largest request body forwarded (like the inbound listener's ``max_body``)."""
 _NOT_FORWARDED = HOP_BY_HOP | {"expect"}
-_MEDIA = re.compile(r"/_matrix/media/[^/?#]+/(?:download|thumbnail)/([^/?#]+)")
 
 
 class BadRequest(Exception):
@@ -116,11 +114,18 @@ def domains_to_check(host: str, raw_path: str, authorizations: list[str]) -> lis
     """The domains a request to ``host`` must be allowed to reach (ML-123665).
 
     Every ``X-Matrix`` ``destination``, or ``host`` when the request names none; plus the
-    server name of a legacy media download or thumbnail path.
+    server name of a legacy media download or thumbnail path, read from the target's
+    segments as the destination splits them (:func:`timkit.core.request_target.parse_target`:
+    ``/_matrix/medi%61/…`` is a media path too).
 
     Raises:
-        BadRequest: for a malformed ``X-Matrix`` header.
+        BadRequest: for a malformed ``X-Matrix`` header or a target that cannot be read
+            unambiguously.
     """
+    try:
+        segments = parse_target(raw_path).segments
+    except UnparsableRequest as e:
+        raise BadRequest(str(e)) from None
     domains: list[str] = []
     for value in authorizations:
         try:
@@ -131,9 +136,9 @@ def domains_to_check(host: str, raw_path: str, authorizations: list[str]) -> lis
             domains.append(params["destination"].lower())
     if not domains:
         domains.append(host)
-    media = _MEDIA.match(raw_path)
-    if media is not None:
-        domains.append(unquote(media.group(1)).lower())
+    legacy_media = segments[:2] == ("_matrix", "media") and len(segments) > 4
+    if legacy_media and segments[3] in ("download", "thumbnail"):
+        domains.append(segments[4].lower())
     return domains
 
 
@@ -454,8 +459,6 @@ class ForwardProxy:
         host, port = tunnel.host, tunnel.port
         raw_path = request.raw_path
         try:
-            if not raw_path.startswith("/"):
-                raise BadRequest(f"request target must be a path, got {raw_path[:100]!r}")
             authorizations = request.headers.getall("Authorization", [])
             domains = domains_to_check(tunnel.tls_host, raw_path, authorizations)
         except BadRequest as exc:
