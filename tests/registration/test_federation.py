@@ -1,16 +1,23 @@
 """AF_10064 at the RD: pull, verify, hold and serve the federation list (ML-123672, -123891).
 
-A real FHIR-Proxy signs the lists; the RD trusts the stack's local CA.
+A real FHIR-Proxy signs the lists; the RD trusts the stack's local CA. For finding 2 of
+issue 14 (forged lists, the version floor) a stand-in for the FHIR-Proxy's provider
+interface (``/token``, ``/ti-provider-authenticate``,
+``/tim-provider-services/FederationList/federationList.jws``) serves the forgeries over real
+TLS to the RD's real :class:`DirectoryClient`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from tests.registration.provisioning.stack import (
@@ -20,16 +27,24 @@ from tests.registration.provisioning.stack import (
     database_url,
     start_rd,
 )
+from tests.support.forged_lists import EVIL, forgeries, list_signer, load, local_ca, sign_list
 
 from timkit.core import jwt
+from timkit.core.db import Database
 from timkit.core.errors import TimkitError
-from timkit.core.federation_list import ListVerificationError
-from timkit.core.tls import LocalPKI
+from timkit.core.federation_list import ListVerificationError, verify_list
+from timkit.core.tls import LocalPKI, server_ssl_context
+from timkit.core.web import running_app
+from timkit.registration.config import DirectorySettings, FederationSettings
+from timkit.registration.directory_client import DirectoryClient
 from timkit.registration.federation import (
+    MISSING,
     OUTDATED,
     VERSION_HEADER,
     FederationCache,
 )
+from timkit.registration.storage import federation_list
+from timkit.registration.storage.migrations import MIGRATIONS
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -187,3 +202,174 @@ async def test_no_list_yet_is_503(tmp_path: Path) -> None:
         assert response.status_code == 503
         with pytest.raises(TimkitError):
             rd.ctx.federation.serve(None)
+
+
+# -- issue 14, finding 2: forged lists and the version floor ------------------------------
+
+
+@dataclass
+class FakeDirectory:
+    """The FHIR-Proxy's provider interface as the RD uses it for the federation list."""
+
+    jws: bytes | None = None
+    version: int = 0
+    asked: list[str | None] = field(default_factory=list)
+
+    async def token(self, request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "ti-provider", "expires_in": 300})
+
+    async def authenticate(self, request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "provider", "expires_in": 300})
+
+    async def federation_list(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer provider":
+            return web.json_response({"message": "no token"}, status=401)
+        held = request.query.get("version")
+        self.asked.append(held)
+        if self.jws is None:
+            return web.json_response({"message": "no list"}, status=404)
+        if held == str(self.version):
+            return web.Response(status=204)
+        return web.Response(body=self.jws, content_type="application/jose")
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/token", self.token)
+        app.router.add_get("/ti-provider-authenticate", self.authenticate)
+        app.router.add_get(
+            "/tim-provider-services/FederationList/federationList.jws", self.federation_list
+        )
+        return app
+
+
+@dataclass
+class StandInRd:
+    directory: FakeDirectory
+    pki: LocalPKI
+    db: Database
+    client: DirectoryClient
+    settings: FederationSettings
+
+    def cache(self) -> FederationCache:
+        """A (re)started RD's cache on the same database."""
+        return FederationCache(self.db, self.settings, self.client, self.settings.trust_anchors)
+
+    def publish(self, version: int, domains: list[str]) -> bytes:
+        signer = list_signer(self.pki)
+        jws = sign_list(signer, [signer.cert], version, domains)
+        self.directory.jws, self.directory.version = jws, version
+        return jws
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    database = Database.open(f"sqlite:///{tmp_path / 'registration.db'}")
+    database.migrate("registration", MIGRATIONS)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+async def stand_in_rd(tmp_path: Path, sqlite_db: Database) -> AsyncIterator[StandInRd]:
+    pki = LocalPKI(tmp_path / "pki")
+    tls = pki.ensure_server_cert("directory", ["127.0.0.1"])
+    directory = FakeDirectory()
+    async with running_app(directory.app(), "127.0.0.1", 0, server_ssl_context(tls)) as runner:
+        port = runner.addresses[0][1]
+        client = DirectoryClient(
+            DirectorySettings(
+                base_url=f"https://127.0.0.1:{port}",
+                client_id="timkit-registration",
+                client_secret="secret",
+                ca_file=pki.ca_cert_path,
+            )
+        )
+        settings = FederationSettings(trust_anchors=(pki.ca_cert_path,))
+        try:
+            yield StandInRd(directory, pki, sqlite_db, client, settings)
+        finally:
+            await client.aclose()
+
+
+async def test_ml_123677_forged_lists_from_the_directory_are_never_held_or_served(
+    stand_in_rd: StandInRd,
+) -> None:
+    genuine = stand_in_rd.publish(1, ["a.tim.test"])
+    cache = stand_in_rd.cache()
+    assert await cache.refresh() is True
+    for name, forged in forgeries(stand_in_rd.pki).items():
+        cache.settings = stand_in_rd.settings.model_copy(update={"sig_alg": forged.sig_alg})
+        stand_in_rd.directory.jws, stand_in_rd.directory.version = forged.jws, 10**6
+        with pytest.raises(ListVerificationError) as rejected:
+            await cache.refresh()
+        assert forged.rule in rejected.value.message, name
+        served = cache.serve(None)
+        assert served is not None
+        assert served.jws == genuine, name
+        assert cache.floor == 1, name
+    with stand_in_rd.db.read() as cur:
+        stored = federation_list.load(cur)
+    assert stored is not None
+    assert stored.jws == genuine
+    assert EVIL.encode() not in stored.jws
+
+
+async def test_ml_123891_the_version_floor_survives_a_restart(stand_in_rd: StandInRd) -> None:
+    """An older list in the store after a newer one was accepted is not served after a
+    restart, and the directory cannot roll the restarted RD back either."""
+    older = stand_in_rd.publish(3, ["a.tim.test", "old.tim.test"])
+    first = stand_in_rd.cache()
+    await first.refresh()
+    newer = stand_in_rd.publish(5, ["a.tim.test"])
+    assert await first.refresh() is True
+    with stand_in_rd.db.write() as tx:  # the stored JWS is replaced by the older list
+        tx.execute("UPDATE federation_list SET jws = ? WHERE id = 1", (older,))
+    restarted = stand_in_rd.cache()
+    assert restarted.held is None
+    assert restarted.floor == 5
+    with pytest.raises(TimkitError) as missing:
+        restarted.serve(None)
+    assert missing.value.errcode == MISSING
+    stand_in_rd.directory.jws, stand_in_rd.directory.version = (
+        older,
+        3,
+    )  # the directory offers the older list
+    assert await restarted.refresh() is False
+    assert restarted.held is None
+    stand_in_rd.directory.jws, stand_in_rd.directory.version = newer, 5
+    assert await restarted.refresh() is True
+    served = restarted.serve(None)
+    assert served is not None
+    assert served.jws == newer
+    # a further restart with an intact store holds version 5 and refuses version 4
+    again = stand_in_rd.cache()
+    assert again.held is not None
+    assert again.held.version == 5
+    stand_in_rd.publish(4, ["a.tim.test", "old.tim.test"])
+    assert await again.refresh() is False
+    assert again.held.version == 5
+
+
+async def test_ml_123891_a_stored_list_that_no_longer_verifies_is_not_served(
+    stand_in_rd: StandInRd,
+) -> None:
+    """A list an earlier RD stored, signed by a certificate without the list signer role
+    (as data directories from before the role hold), is not served after a restart."""
+    old_signer = load(
+        stand_in_rd.pki.ensure_signing_cert(
+            "old-flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1()
+        )
+    )
+    jws = sign_list(old_signer, [old_signer.cert], 7, ["a.tim.test"])
+    with pytest.raises(ListVerificationError) as why:
+        verify_list(jws, [local_ca(stand_in_rd.pki).cert], "BP256R1", now=datetime.now(UTC))
+    assert "no C.FD.SIG" in why.value.message
+    with stand_in_rd.db.write() as tx:
+        federation_list.save(tx, 7, jws, 0, "2026-01-01T00:00:00+00:00")
+    restarted = stand_in_rd.cache()
+    assert restarted.held is None
+    assert restarted.floor == 7
+    stand_in_rd.publish(8, ["a.tim.test"])
+    assert await restarted.refresh() is True
+    assert restarted.held is not None
+    assert restarted.held.version == 8

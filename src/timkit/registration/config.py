@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from timkit.core.config import StrictModel
+from timkit.core.federation_list import LIST_SIGNER_ROLE, ROLE_PATTERN
 from timkit.core.rawdata import RawDataConfig
 from timkit.core.signers import SignerConfig
 
@@ -205,6 +206,8 @@ class FederationSettings(StrictModel):
         sig_alg: signature algorithm requested (``BP256R1`` or ``ES256``).
         trust_anchors: PEM files of the CAs the list signer's x5c chain must lead to;
             empty = the local PKI's ``ca.crt``.
+        signer_role: the role OID (Admission professionOID) the list signer's C.FD.SIG
+            certificate must carry (ML-123677); default ``oid_vzd_ti``, the VZD's.
     """
 
     interval: float = Field(default=3600.0, gt=0)
@@ -213,6 +216,7 @@ class FederationSettings(StrictModel):
     ttl: float = Field(default=259200.0, gt=0)
     sig_alg: Literal["BP256R1", "ES256"] = "BP256R1"
     trust_anchors: tuple[Path, ...] = ()
+    signer_role: str = Field(default=LIST_SIGNER_ROLE, pattern=ROLE_PATTERN)
 
 
 class ProxiesSettings(StrictModel):

@@ -12,14 +12,19 @@ serving its last good list, pulling hourly again.
 
 A received list is held only if
 
-1. its JWS header's ``x5c`` chain leads to one of ``federation.trust_anchors`` (each
-   certificate within its validity and signed by the next; the last one signed by, or equal
-   to, an anchor), and the JWS signature verifies with the leaf's key using
-   ``federation.sig_alg``: a forged or re-signed list is never served;
-2. its ``version`` is strictly greater than the held one (ML-123891): a rolled-back list is
+1. :func:`timkit.core.federation_list.verify_list` accepts it: its JWS header's ``x5c`` is
+   a valid certificate path to one of ``federation.trust_anchors``, the signer is the
+   federation list signer (a C.FD.SIG carrying ``federation.signer_role``, ML-123677) and
+   the JWS signature verifies using ``federation.sig_alg``: a forged or re-signed list is
+   never served;
+2. its ``version`` is strictly greater than the held one (ML-123891) and not below
+   :attr:`FederationCache.floor`, the highest version ever stored: a rolled-back list is
    ignored with a warning.
 
-The JWS is kept byte-for-byte in the database, so a restarted RD serves it at once.
+The JWS is kept byte-for-byte in the database, so a restarted RD serves it at once, after
+verifying it again: a stored list that no longer verifies, or whose payload version is not
+the stored version (the floor, which the store never lowers), is not served; the next
+pull must bring a list of at least that version.
 
 Serving (``GET /federation?version=N``, proxies only, see :func:`require_proxy`):
 
@@ -102,7 +107,37 @@ class FederationCache:
         self._task: asyncio.Task[None] | None = None
         self._kicked = asyncio.Event()
         with db.read() as cur:
-            self.held: StoredList | None = federation_list.load(cur)
+            stored = federation_list.load(cur)
+        self.floor = stored.version if stored else 0
+        """The highest list version ever stored: no older list is accepted (ML-123891)."""
+        self.held: StoredList | None = self._reverified(stored) if stored else None
+
+    def _reverified(self, stored: StoredList) -> StoredList | None:
+        """``stored`` if it still verifies and carries its stored version, else None."""
+        try:
+            parsed = verify_list(
+                stored.jws,
+                load_anchors(self.anchor_files),
+                self.settings.sig_alg,
+                now=datetime.fromtimestamp(self.clock(), UTC),
+                signer_role=self.settings.signer_role,
+            )
+        except TimkitError as e:
+            log.error(
+                "stored federation list %d no longer verifies, not served: %s",
+                stored.version,
+                e.describe(),
+            )
+            return None
+        if parsed.version != stored.version:
+            log.error(
+                "stored federation list claims version %d but holds version %d: not served (%s)",
+                stored.version,
+                parsed.version,
+                REQUIREMENT,
+            )
+            return None
+        return stored
 
     async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
@@ -131,7 +166,9 @@ class FederationCache:
         _, jws = result
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         anchors = await self._blocking(load_anchors, self.anchor_files)
-        version = verify_list(jws, anchors, self.settings.sig_alg, now=now).version
+        version = verify_list(
+            jws, anchors, self.settings.sig_alg, now=now, signer_role=self.settings.signer_role
+        ).version
         if held is not None and version <= held.version:
             log.warning(
                 "federation list version %d ignored: not newer than the held version %d (%s)",
@@ -140,21 +177,38 @@ class FederationCache:
                 REQUIREMENT,
             )
             return False
-        if await self._blocking(self._save, version, jws, now_ms, now.isoformat()):
+        if version < self.floor:
+            log.warning(
+                "federation list version %d ignored: older than version %d stored before (%s)",
+                version,
+                self.floor,
+                REQUIREMENT,
+            )
+            return False
+        replace_equal = held is None  # a stored list of the floor's version that failed
+        if await self._blocking(self._save, version, jws, now_ms, now.isoformat(), replace_equal):
             self.held = StoredList(version, jws, now_ms)
+            self.floor = version
             log.info("federation list version %d held", version)
             return True
         with self.db.read() as cur:  # another writer was faster with a newer one
-            self.held = federation_list.load(cur)
+            stored = federation_list.load(cur)
+        if stored is not None:
+            self.floor = max(self.floor, stored.version)
+            self.held = await self._blocking(self._reverified, stored)
         return False
 
     def _touch(self, version: int, now_ms: int) -> None:
         with self.db.write() as tx:
             federation_list.touch(tx, version, now_ms)
 
-    def _save(self, version: int, jws: bytes, now_ms: int, received: str) -> bool:
+    def _save(
+        self, version: int, jws: bytes, now_ms: int, received: str, replace_equal: bool
+    ) -> bool:
         with self.db.write() as tx:
-            return federation_list.save(tx, version, jws, now_ms, received)
+            return federation_list.save(
+                tx, version, jws, now_ms, received, replace_equal=replace_equal
+            )
 
     async def tick(self) -> float:
         """One scheduled pull; the seconds to wait before the next one.
