@@ -9,9 +9,23 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core import tls
-from timkit.core.tls import LocalPKI, client_ssl_context, server_ssl_context
+from timkit.core.certpath import (
+    OID_FD_SIG,
+    OID_POLICY_GEM_OR_CP,
+    OID_VZD_TI,
+    admission_roles,
+    policy_oids,
+)
+from timkit.core.federation_list import ListVerificationError, check_signer_role
+from timkit.core.tls import (
+    FEDERATION_LIST_SIGNER,
+    LocalPKI,
+    client_ssl_context,
+    server_ssl_context,
+)
 
 DOMAIN = "praxis-sonnenschein.tim.test"
 
@@ -103,3 +117,58 @@ def test_missing_ca_reissues_everything(tmp_path: Path) -> None:
     ca = x509.load_pem_x509_certificate(pki.ca_cert_path.read_bytes())
     assert paths.cert.read_bytes() != old
     cert.verify_directly_issued_by(ca)
+
+
+# -- the federation list signer's role (issue 14, finding 2) ------------------------------------
+
+
+def _load(paths: tls.CertPaths) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(paths.cert.read_bytes())
+
+
+def test_ml_123677_only_the_list_signer_carries_the_list_signer_role(tmp_path: Path) -> None:
+    pki = LocalPKI(tmp_path / "pki")
+    signer = _load(
+        pki.ensure_signing_cert(
+            "flist",
+            "VZD-FHIR-FList-Signer",
+            curve=ec.BrainpoolP256R1(),
+            role=FEDERATION_LIST_SIGNER,
+        )
+    )
+    assert admission_roles(signer) == {OID_VZD_TI}
+    assert policy_oids(signer) == {OID_POLICY_GEM_OR_CP, OID_FD_SIG}
+    check_signer_role(signer)
+    others = [
+        _load(pki.ensure_server_cert(DOMAIN, [DOMAIN])),
+        _load(
+            pki.ensure_signing_cert(
+                "registration-token-signer", "RegService", curve=ec.BrainpoolP256R1()
+            )
+        ),
+        _load(pki.ensure_signing_cert("idp-signer", "IDP")),
+    ]
+    for cert in others:
+        assert admission_roles(cert) == frozenset()
+        with pytest.raises(ListVerificationError):
+            check_signer_role(cert)
+
+
+def test_ml_123677_a_signer_from_before_roles_is_reissued_with_the_role(tmp_path: Path) -> None:
+    """A data directory of an earlier run holds list signers without the role: the next
+    start (the FHIR-Proxy's ``load_signer``) re-issues them; unchanged ones are reused."""
+    pki = LocalPKI(tmp_path / "pki")
+    old = pki.ensure_signing_cert("flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1())
+    before = old.cert.read_bytes()
+    upgraded = pki.ensure_signing_cert(
+        "flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1(), role=FEDERATION_LIST_SIGNER
+    )
+    assert upgraded.cert.read_bytes() != before
+    check_signer_role(_load(upgraded))
+    again = pki.ensure_signing_cert(
+        "flist", "VZD-FHIR-FList-Signer", curve=ec.BrainpoolP256R1(), role=FEDERATION_LIST_SIGNER
+    )
+    assert again.cert.read_bytes() == upgraded.cert.read_bytes()
+    # asked without the role (a file stem reused for another signer), the role is dropped
+    plain = pki.ensure_signing_cert("flist", "other", curve=ec.BrainpoolP256R1())
+    assert admission_roles(_load(plain)) == frozenset()
