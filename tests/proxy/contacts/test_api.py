@@ -219,6 +219,16 @@ async def test_body_that_is_no_contact_object_is_400(api: Api, raw: bytes) -> No
     await error_of(response, 400)
 
 
+async def test_deeply_nested_body_is_400_naming_the_depth_limit(api: Api) -> None:
+    response = await api.client.post(
+        api.url("/contacts"),
+        data=b"[" * 20_000 + b"]" * 20_000,
+        headers=api.auth(**{"Content-Type": "application/json"}),
+    )
+    message = await error_of(response, 400, "M_NOT_JSON")
+    assert message == "the body is JSON nested deeper than 1024 levels"
+
+
 async def test_body_too_large_is_413(api: Api) -> None:
     body = contact(name="x" * 70_000)
     await error_of(await api.client.post(api.url("/contacts"), json=body, headers=api.auth()), 413)

@@ -28,11 +28,11 @@ import logging
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
 from aiohttp import web
 
+from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError, UpstreamError
-from timkit.core.web import Handler, json_response, read_stream
+from timkit.core.web import Handler, json_response
 from timkit.proxy.contacts.handlers import ContactsService, canonical_mxid, parse_contact
 from timkit.proxy.openid import OpenIdValidator
 
@@ -149,19 +149,13 @@ async def authenticate(request: web.Request) -> str:
 
 
 async def _body(request: web.Request) -> Any:
-    length = request.content_length
-    if length is not None and length > MAX_BODY:
-        raise TimkitError(413, TOO_LARGE, f"the body is larger than {MAX_BODY} bytes")
     try:
-        raw = await read_stream(request.content, MAX_BODY)
-    except ValueError:
-        raise TimkitError(413, TOO_LARGE, f"the body is larger than {MAX_BODY} bytes") from None
-    if not raw.strip():
-        raise TimkitError(400, NOT_JSON, "the body must be a Contact (JSON)")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise TimkitError(400, NOT_JSON, f"the body is no valid JSON: {e}") from e
+        raw = await jsonbody.read_body(request, MAX_BODY, what="the body")
+        if not raw.strip():
+            raise TimkitError(400, NOT_JSON, "the body must be a Contact (JSON)")
+        return jsonbody.parse_json(raw, what="the body")
+    except jsonbody.JsonBodyError as e:
+        raise e.to_error(jsonbody.MATRIX_CODES) from None
 
 
 def _path_mxid(request: web.Request) -> str:
