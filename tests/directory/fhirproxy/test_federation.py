@@ -8,6 +8,7 @@ chain against the local PKI's CA.
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from joserfc.jwk import ECKey
 
 from timkit.core.db import Database
 from timkit.core.errors import TimkitError
-from timkit.core.signers import Signer
+from timkit.core.federation_list import ListVerificationError, verify_list
+from timkit.core.signers import Signer, SignerConfig, load_signer
 from timkit.core.tls import LocalPKI
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.federation import (
@@ -299,3 +301,38 @@ def test_current_list_without_any_list(db: Database) -> None:
 def test_signed_list_reassembles_compact_jws() -> None:
     stored = SignedList(7, b'{"version":7}', {SigAlg.BP256R1: "aGVhZA..c2ln", SigAlg.ES256: "x..y"})
     assert stored.jws() == b"aGVhZA.eyJ2ZXJzaW9uIjo3fQ.c2ln"
+
+
+def test_ml_123677_a_list_signed_before_the_signer_role_is_re_signed(tmp_path: Path) -> None:
+    """A data directory of an earlier run: its list signers lack the role and its stored list
+    carries their x5c. The FHIR-Proxy re-issues the signers and serves a re-signed version
+    that verifies; a list signed by a current signer is not re-signed again."""
+    pki_dir = tmp_path / "pki"
+    old_signers = {
+        alg: load_signer(
+            SignerConfig(), pki_dir, name=name, common_name="old", curve=curve, path="old"
+        )
+        for alg, name, curve in [
+            (SigAlg.BP256R1, "fhir-proxy-federation-list-bp256r1", ec.BrainpoolP256R1()),
+            (SigAlg.ES256, "fhir-proxy-federation-list-es256", ec.SECP256R1()),
+        ]
+    }
+    db = open_database(f"sqlite:///{tmp_path}/proxy.db")
+    try:
+        Federation(db, old_signers).add(_domain("a.example.de"))
+        anchor = LocalPKI(pki_dir).ensure_ca()[0]
+        old = Federation(db, old_signers).latest()
+        with pytest.raises(ListVerificationError):
+            verify_list(old.jws(SigAlg.BP256R1), [anchor], "BP256R1", now=datetime.now(UTC))
+        federation = Federation.open(FhirProxyConfig(pki_dir=pki_dir), db)
+        renewed = federation.latest()
+        assert renewed.version == old.version + 1
+        for alg in SigAlg:
+            parsed = verify_list(renewed.jws(alg), [anchor], alg.value, now=datetime.now(UTC))
+            assert parsed.contains("a.example.de")
+        # another instance with the same signers reads it without re-signing
+        assert Federation.open(FhirProxyConfig(pki_dir=pki_dir), db).latest().version == (
+            renewed.version
+        )
+    finally:
+        db.close()
