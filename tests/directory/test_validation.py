@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from timkit.core.errors import IssueType, TimkitError
+from timkit.directory.api import create_app
+from timkit.directory.handlers import Directory
 from timkit.directory.validation import (
     _PROFILES,
     DIRECTORY_TYPES,
@@ -213,3 +216,32 @@ def test_ml_123880_fdv_tag_must_carry_its_fixed_code() -> None:
     error = _error(resource)
     assert (error.status, error.errcode) == (422, IssueType.VALUE)
     assert "Organization.meta.tag:FdV" in error.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "diagnostics"),
+    [
+        (b"[" * 20_000 + b"]" * 20_000, "too-costly", "nested deeper than 1024 levels"),
+        (b'{"resourceType": "Endpoint",}', "structure", "not JSON: trailing comma"),
+        (b'{"name": "M\xfcller"}', "structure", "not UTF-8 (invalid byte at position 11)"),
+        (b"[]", "structure", "not a JSON object (it is an array)"),
+    ],
+)
+async def test_unusable_bodies_are_operation_outcomes_naming_why(
+    directory: Directory, raw: bytes, code: str, diagnostics: str
+) -> None:
+    """The FHIR store's edge: what ``parse_resource_json`` refuses arrives as an
+    OperationOutcome over HTTP (20,000 levels of nesting is named as too deep, not invalid)."""
+    token = "validation-token-for-tests-" + "z" * 32
+    async with TestClient(TestServer(create_app(directory, token=token, workers=1))) as client:
+        response = await client.put(
+            "/Endpoint/ep-1",
+            data=raw,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"},
+        )
+        outcome = await response.json(content_type=None)
+    assert response.status == 400
+    assert outcome["resourceType"] == "OperationOutcome"
+    [issue] = outcome["issue"]
+    assert issue["code"] == code
+    assert diagnostics in issue["diagnostics"]

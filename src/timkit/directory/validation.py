@@ -34,7 +34,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-import orjson
 from fhir.resources.R4B.endpoint import Endpoint
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.healthcareservice import HealthcareService
@@ -45,6 +44,7 @@ from fhir.resources.R4B.practitionerrole import PractitionerRole
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from timkit.core import jsonbody
 from timkit.core.errors import IssueType, TimkitError
 from timkit.directory.searchparams import PACKAGE, RESOURCE_TYPES
 
@@ -376,11 +376,13 @@ def _members(resource: dict[str, Any], slice_: _SystemSlice) -> list[dict[str, A
 
 
 def parse_resource_json(raw: bytes) -> dict[str, Any]:
-    """A request body parsed as one JSON object; 400 (structure) when it is not one."""
+    """A request body parsed as one JSON object (``timkit.core.jsonbody``).
+
+    Raises:
+        TimkitError: 400 ``structure`` when it is not UTF-8, not JSON (naming where) or no
+            object; 400 ``too-costly`` when it is nested deeper than 1024 levels.
+    """
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise TimkitError(400, IssueType.STRUCTURE, f"body is not valid JSON: {e}") from e
-    if not isinstance(body, dict):
-        raise TimkitError(400, IssueType.STRUCTURE, "body must be a JSON object (a resource)")
-    return body
+        return jsonbody.parse_json_object(raw)
+    except jsonbody.JsonBodyError as e:
+        raise e.to_error(jsonbody.FHIR_CODES) from None
