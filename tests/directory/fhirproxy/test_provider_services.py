@@ -207,6 +207,21 @@ async def test_af_10048_documented_rejections(
     assert (await provider_b("POST", "/federation", json=insured_without_ik)).status_code == 400
 
 
+async def test_af_10048_unusable_bodies_are_named_in_the_error_schema(
+    provider_a: Provider,
+) -> None:
+    """Deep nesting is named as such (not "not JSON"), in the provider API's own Error."""
+    deep = await provider_a("POST", "/federation", content=b"[" * 20_000 + b"]" * 20_000)
+    assert deep.status_code == 400
+    assert deep.json()["message"] == (
+        "the request body is JSON nested deeper than 1024 levels - see AF_10048"
+    )
+    assert deep.json()["errors"] == []
+    latin1 = await provider_a("POST", "/federation", content=b'{"domain": "m\xfcller.de"}')
+    assert latin1.status_code == 400
+    assert "not UTF-8 (invalid byte at position 13)" in latin1.json()["message"]
+
+
 async def test_af_10048_federation_check(provider_a: Provider, stack: Stack) -> None:
     tid = "9-soon-inactive"
     await _organization(stack, "soon-inactive", tid, active=True)

@@ -34,9 +34,9 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 
+from timkit.core import jsonbody
 from timkit.core.errors import IssueType, TimkitError
 from timkit.directory.fhirproxy import upstream
 from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
@@ -95,9 +95,9 @@ def _bad_request(message: str, attribute: str | None = None) -> TimkitError:
 
 async def _json_body(request: web.Request) -> Any:
     try:
-        return orjson.loads(await request.read())
-    except orjson.JSONDecodeError as e:
-        raise _bad_request(f"the request body is not JSON: {e}") from e
+        return jsonbody.parse_json(await request.read())
+    except jsonbody.JsonBodyError as e:  # not UTF-8, not JSON (where), nested too deep
+        raise _bad_request(str(e)) from None
 
 
 def _owner(request: web.Request) -> str:
