@@ -75,6 +75,17 @@ async def test_body_that_is_not_json_is_m_not_json(scripted: Gateway) -> None:
     assert response.json()["errcode"] == "M_NOT_JSON"
 
 
+async def test_body_nested_20000_deep_is_named_too_deep(scripted: Gateway) -> None:
+    deep = b'{"notification": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    response = await scripted.http.post("/_matrix/push/v1/notify", content=deep)
+    assert response.status_code == 400
+    assert response.json() == {
+        "errcode": "M_NOT_JSON",
+        "error": "the request body is JSON nested deeper than 1024 levels",
+    }
+    assert scripted.backend().sends == []
+
+
 async def test_body_over_max_body_is_413() -> None:
     config = push_config(max_body=1024, apps={"app": {"type": "unifiedpush"}})
     async with gateway(config, SCRIPTED) as gw:

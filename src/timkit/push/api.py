@@ -30,9 +30,10 @@ import logging
 from aiohttp import web
 from pydantic import ValidationError
 
+from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.metrics import metrics_handler
-from timkit.core.web import Handler, guard, health, json_response, read_stream
+from timkit.core.web import Handler, guard, health, json_response
 from timkit.push.dispatch import Dispatcher
 from timkit.push.metrics import PushMetrics
 from timkit.push.notifications import NotifyRequest
@@ -77,24 +78,25 @@ def parse_notify(body: bytes) -> NotifyRequest:
         TimkitError: 400 ``M_NOT_JSON`` or ``M_BAD_JSON`` naming the first offending field.
     """
     try:
+        jsonbody.parse_json_object(body)  # names why a body is unusable (not UTF-8, depth, …)
+    except jsonbody.JsonBodyError as e:
+        raise e.to_error(jsonbody.MATRIX_CODES) from None
+    try:
         return NotifyRequest.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        if first["type"] == "json_invalid":
-            raise TimkitError(400, NOT_JSON, "body is not valid JSON") from None
+        if first["type"] == "json_invalid":  # valid JSON: only pydantic's nesting limit is left
+            raise TimkitError(400, NOT_JSON, f"the request body: {first['msg']}") from None
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise TimkitError(400, Codes.BAD_JSON, f"{where}: {first['msg']}") from None
 
 
 async def notify(request: web.Request) -> web.Response:
     """``POST /_matrix/push/v1/notify``: dispatch to every device, answer the rejected."""
-    limit = request.app[MAX_BODY_KEY]
-    if request.content_length is not None and request.content_length > limit:
-        raise TimkitError(413, TOO_LARGE, f"body larger than {limit} bytes")
     try:
-        body = await read_stream(request.content, limit)
-    except ValueError:
-        raise TimkitError(413, TOO_LARGE, f"body larger than {limit} bytes") from None
+        body = await jsonbody.read_body(request, request.app[MAX_BODY_KEY])
+    except jsonbody.JsonBodyError as e:
+        raise e.to_error(jsonbody.MATRIX_CODES) from None
     notification = parse_notify(body).notification
     result = await request.app[DISPATCHER_KEY].dispatch(notification)
     rejected = result.rejected
