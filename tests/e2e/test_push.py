@@ -8,6 +8,7 @@ registered as a TI-M client does: ``POST /pushers/set`` with ``format: event_id_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import uuid
@@ -24,7 +25,14 @@ from tests.support.matrix import sync_until
 from tests.support.users import PASSWORD, A, User
 from tests.support.wait import async_wait_until
 from timkit.runtime.layout import Layout
-from timkit.runtime.push import APNS_APP, FCM_APP, NOTIFY_PATH, WEBPUSH_APP, vapid_public_key
+from timkit.runtime.push import (
+    APNS_APP,
+    FCM_APP,
+    NOTIFY_PATH,
+    UNIFIEDPUSH_APP,
+    WEBPUSH_APP,
+    vapid_public_key,
+)
 from timkit.sdk.push import get_pushers, set_pusher
 
 
@@ -57,8 +65,58 @@ class Receiver:
                 assert response.status_code == 200, response.text
                 for push in response.json()["pushes"]:
                     seq = max(seq, push["seq"])
-                    if push["payload"].get("event_id") == event_id:
+                    payload = push["payload"]  # UnifiedPush: {"notification": {...}}
+                    if payload.get("notification", payload).get("event_id") == event_id:
                         return dict(push)
+
+    async def unifiedpush_endpoint(self) -> dict[str, Any]:
+        """A fresh UnifiedPush endpoint at the receiver: ``{"id", "endpoint"}``."""
+        response = await self.http.post("/api/unifiedpush/endpoints", json={})
+        assert response.status_code in (200, 201), response.text
+        return dict(response.json())
+
+
+class Listener:
+    """A loopback TCP service that records every connection (stands in for the unauthenticated
+    FHIR-Directory or any other loopback-only service an attacker would aim a pushkey at)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.port = 0
+        self._servers: list[asyncio.Server] = []
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.close()
+
+    async def __aenter__(self) -> Listener:
+        first = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._servers.append(first)
+        self.port = int(first.sockets[0].getsockname()[1])
+        with contextlib.suppress(OSError):  # also ::1, where "localhost" may resolve first
+            self._servers.append(await asyncio.start_server(self._accept, "::1", self.port))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
+
+
+def _aimed_at(port: int) -> list[str]:
+    """UnifiedPush pushkeys aimed at loopback ``port``, in the spellings an attacker tries."""
+    return [
+        f"http://127.0.0.1:{port}/fhir/Organization",
+        f"https://127.0.0.1:{port}/fhir/Organization",
+        f"http://localhost:{port}/fhir/Organization",
+        f"http://127.1:{port}/fhir/Organization",
+        f"http://2130706433:{port}/fhir/Organization",
+        f"http://0x7f.0.0.1:{port}/fhir/Organization",
+        f"http://0177.0.0.1:{port}/fhir/Organization",
+        f"http://[::1]:{port}/fhir/Organization",
+        f"http://[::ffff:127.0.0.1]:{port}/fhir/Organization",
+        f"http://0.0.0.0:{port}/fhir/Organization",
+    ]
 
 
 async def _webpush_device(user: User, receiver: Receiver) -> dict[str, Any]:
@@ -234,3 +292,88 @@ async def test_push_subscribe_and_tail_show_a_newcomer_the_push(
         await async_wait_until(tailed, "timkit push tail to show the push", timeout=60)
     finally:
         await newcomer.close()
+
+
+async def test_pushkeys_aimed_at_another_loopback_port_are_rejected_and_never_connect(
+    receiver: Receiver,
+) -> None:
+    """Finding 7: the gateway reaches exactly the receiver's origin, not loopback at large.
+
+    The attack posted straight to the real gateway: UnifiedPush pushkeys and a WebPush
+    endpoint aimed at another loopback port; the receiver's own devices in the same
+    notification are still served.
+    """
+    async with Listener() as listener:
+        attack = _aimed_at(listener.port)
+        subscription = await receiver.subscribe()
+        keys = subscription["keys"]
+        other = (await receiver.subscribe())["keys"]
+        stolen = {  # a valid subscription's keys, its endpoint swapped for the listener
+            "app_id": WEBPUSH_APP,
+            "pushkey": other["p256dh"],
+            "data": {"endpoint": attack[0], "auth": other["auth"]},
+        }
+        honest_up = await receiver.unifiedpush_endpoint()
+        devices = [
+            *({"app_id": UNIFIEDPUSH_APP, "pushkey": key} for key in attack),
+            {"app_id": UNIFIEDPUSH_APP, "pushkey": "not-a-url"},
+            stolen,
+            {"app_id": UNIFIEDPUSH_APP, "pushkey": honest_up["endpoint"]},
+            {
+                "app_id": WEBPUSH_APP,
+                "pushkey": keys["p256dh"],
+                "data": {"endpoint": subscription["endpoint"], "auth": keys["auth"]},
+            },
+        ]
+        event_id = f"$attack-{uuid.uuid4().hex}"
+        notification = {"event_id": event_id, "room_id": "!r:a.tim.test", "devices": devices}
+        response = await receiver.http.post(
+            receiver.notify_url, json={"notification": notification}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["rejected"] == [*attack, "not-a-url", stolen["pushkey"]]
+        await receiver.push_for(honest_up["id"], event_id)
+        await receiver.push_for(subscription["id"], event_id)
+        assert listener.connections == 0
+
+
+async def test_a_pusher_aimed_at_another_loopback_port_is_dropped_by_synapse(
+    users: dict[str, User], receiver: Receiver
+) -> None:
+    """Finding 7 through Synapse: the pushers are rejected and removed, the device served."""
+    a1, a2 = users["a1"], users["a2"]
+    room_id = await _chat(a1, a2)
+    token = str(a2.nio.access_token)
+    async with Listener() as listener:
+        unified = f"http://127.0.0.1:{listener.port}/fhir/Organization"
+        named = f"https://localhost:{listener.port}/fhir/Organization"
+        stolen = await receiver.subscribe()
+        for pushkey in (unified, named):
+            await set_pusher(
+                a2.http,
+                a2.url,
+                token,
+                app_id=UNIFIEDPUSH_APP,
+                pushkey=pushkey,
+                gateway_url=receiver.notify_url,
+            )
+        await set_pusher(
+            a2.http,
+            a2.url,
+            token,
+            app_id=WEBPUSH_APP,
+            pushkey=stolen["keys"]["p256dh"],
+            gateway_url=receiver.notify_url,
+            data={"endpoint": unified, "auth": stolen["keys"]["auth"]},
+        )
+        device = await _webpush_device(a2, receiver)
+        assert len(await get_pushers(a2.http, a2.url, token)) == 4
+        event_id = await _send(a1, room_id, "Befund: vertraulich")
+        await receiver.push_for(device["id"], event_id)
+
+        async def only_the_device_left() -> bool:
+            pushers = await get_pushers(a2.http, a2.url, token)
+            return [p["pushkey"] for p in pushers] == [device["keys"]["p256dh"]]
+
+        await async_wait_until(only_the_device_left, "Synapse to drop the rejected pushers", 30)
+        assert listener.connections == 0
