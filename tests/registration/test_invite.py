@@ -94,3 +94,22 @@ def test_decide_table() -> None:
     assert decide("none", "orgPract").allowed
     assert decide("orgPract", "pract").allowed
     assert not decide("org", "none").allowed
+
+
+async def test_unusable_bodies_are_refused_naming_why(rd: RdStack) -> None:
+    """The RD's JSON edge (``jsonio.read_json`` over ``core.jsonbody``): deep nesting is named
+    as such, a body over the limit is 413 before it is parsed."""
+    deep = b"[" * 20_000 + b"]" * 20_000
+    answers = [
+        await rd.api("POST", "/vzd/invite", PROXY_TOKEN, content=body)
+        for body in (deep, b'{"invitingUser": ', b"[]", b"{" + b" " * 70_000 + b"}")
+    ]
+    assert [(a.status_code, a.json()["errcode"]) for a in answers] == [
+        (400, "M_BAD_JSON"),
+        (400, "M_BAD_JSON"),
+        (400, "M_BAD_JSON"),
+        (413, "M_TOO_LARGE"),
+    ]
+    assert answers[0].json()["error"] == "the request body is JSON nested deeper than 1024 levels"
+    assert answers[1].json()["error"].startswith("the request body is not JSON: ")
+    assert answers[2].json()["error"] == "the request body is not a JSON object (it is an array)"

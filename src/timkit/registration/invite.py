@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import orjson
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
@@ -28,6 +27,7 @@ from timkit.core.web import json_response
 from timkit.registration.context import context
 from timkit.registration.directory_client import DirectoryClient
 from timkit.registration.federation import require_proxy
+from timkit.registration.jsonio import read_json
 
 RULE_SOURCE = "seed 002 §3.5.2.3 (Berechtigungskonzept Stufe 3)"
 ORG = frozenset({"org", "orgPract"})
@@ -78,12 +78,7 @@ async def post_invite(request: web.Request) -> web.Response:
     """``POST /vzd/invite``: 200 allowed, or 403 naming the rule."""
     ctx = context(request)
     require_proxy(request, ctx.config.proxies)
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as e:
-        raise TimkitError(400, Codes.BAD_JSON, f"the body is not JSON: {e}") from e
-    if not isinstance(body, dict):
-        raise TimkitError(400, Codes.BAD_JSON, "the body must be a JSON object")
+    body = await read_json(request)
     inviting, invited = _mxid(body, "invitingUser"), _mxid(body, "invitedUser")
     decision = await check_invite(ctx.directory, inviting, invited)
     if not decision.allowed:

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import json_response as json_response
-from timkit.core.web import read_stream
 
 MAX_BODY = 64 * 1024
+BODY_CODES = {problem: str(Codes.BAD_JSON) for problem in jsonbody.Problem} | {
+    jsonbody.Problem.TOO_LARGE: "M_TOO_LARGE"
+}
+"""The RD's error codes for unusable JSON bodies (``M_BAD_JSON``; 413 ``M_TOO_LARGE``)."""
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -22,22 +25,14 @@ async def read_json(request: web.Request, *, optional: bool = False) -> dict[str
     """The request's JSON object (``{}`` for an empty body when ``optional``).
 
     Raises:
-        TimkitError: 400 ``M_BAD_JSON`` for a body that is too large, not JSON or no object.
+        TimkitError: 413 ``M_TOO_LARGE`` over :data:`MAX_BODY`; 400 ``M_BAD_JSON`` naming
+            why the body is unusable (not UTF-8, not JSON and where, nested too deep, no
+            object; see ``timkit.core.jsonbody``).
     """
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise TimkitError(413, "M_TOO_LARGE", f"request body over {MAX_BODY} bytes")
     try:
-        raw = await read_stream(request.content, MAX_BODY)
-    except ValueError:
-        raise TimkitError(413, "M_TOO_LARGE", f"request body over {MAX_BODY} bytes") from None
-    if not raw.strip() and optional:
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise TimkitError(400, Codes.BAD_JSON, "request body is not JSON") from e
-    if not isinstance(body, dict):
-        raise TimkitError(400, Codes.BAD_JSON, "request body must be a JSON object")
+        body: dict[str, Any] = await jsonbody.read_json(request, MAX_BODY, optional=optional)
+    except jsonbody.JsonBodyError as e:
+        raise e.to_error(BODY_CODES) from None
     return body
 
 

@@ -13,24 +13,21 @@ carries ``Location`` of the service to poll. Errors are rendered by
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import json_response
 from timkit.registration.auth import require_admin
 from timkit.registration.context import context
+from timkit.registration.jsonio import read_json
 from timkit.registration.provisioning import handlers
 
 PREFIX = "/api/v1"
 
 
 async def _domain_of_body(request: web.Request) -> str:
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as e:
-        raise TimkitError(400, Codes.BAD_JSON, f"the body is not JSON: {e}") from e
-    if not isinstance(body, dict) or not isinstance(body.get("domain"), str):
+    body = await read_json(request)
+    if not isinstance(body.get("domain"), str):
         raise TimkitError(400, Codes.BAD_JSON, 'the body must be {"domain": "<name>"}')
     return str(body["domain"])
 
