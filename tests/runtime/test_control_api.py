@@ -165,6 +165,13 @@ def test_bad_bodies_and_unknown_domains(federation: Federation) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     not_json = httpx.put(f"{base}/services/x.tim.test", content=b"{", headers=auth)
     assert (not_json.status_code, not_json.json()["errcode"]) == (400, "M_NOT_JSON")
+    deep = b"[" * 20_000 + b"]" * 20_000
+    too_deep = httpx.put(f"{base}/services/x.tim.test", content=deep, headers=auth)
+    assert too_deep.status_code == 400
+    assert too_deep.json() == {
+        "errcode": "M_NOT_JSON",
+        "error": "the request body is JSON nested deeper than 1024 levels",
+    }
     no_org = httpx.put(f"{base}/services/x.tim.test", json={"org": "X"}, headers=auth)
     assert (no_org.status_code, no_org.json()["errcode"]) == (400, "M_BAD_JSON")
     unknown = httpx.get(f"{base}/services/nowhere.tim.test", headers=auth)

@@ -26,13 +26,13 @@ soon as the processes are started; callers poll ``GET /services/{domain}`` until
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import health, json_response, start_app
 from timkit.runtime.backend import EmbeddedBackend
@@ -97,12 +97,11 @@ async def _get(request: web.Request) -> web.Response:
 
 async def _put(request: web.Request) -> web.Response:
     domain = request.match_info["domain"]
-    raw = await request.read()
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise TimkitError(400, "M_NOT_JSON", "the body must be JSON") from None
-    if not isinstance(body, dict) or not isinstance(body.get("organisation"), str):
+        body = await jsonbody.read_json(request, MAX_BODY)
+    except jsonbody.JsonBodyError as e:
+        raise e.to_error(jsonbody.MATRIX_CODES) from None
+    if not isinstance(body.get("organisation"), str):
         raise TimkitError(
             400, Codes.BAD_JSON, 'the body must be {"organisation": "<display name>"}'
         )
