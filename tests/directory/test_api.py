@@ -36,6 +36,9 @@ STRICT = {"Prefer": "handling=strict"}
 VALUE_BY_TYPE = {"date": "2024-01-01", "special": "52.52|13.40|10|km"}
 
 
+TOKEN = "directory-token-for-tests-" + "y" * 32
+
+
 def _example(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text("utf-8"))
     return data
@@ -105,7 +108,7 @@ class Api:
         content_type: str = FHIR_JSON,
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
-        sent = dict(headers or {})
+        sent = {"Authorization": f"Bearer {TOKEN}", **(headers or {})}
         if resource is not None:
             data = json.dumps(resource)
         if data is not None:
@@ -151,7 +154,8 @@ class Api:
 @pytest.fixture
 async def api(directory: Directory) -> AsyncIterator[Api]:
     """The app on ``directory``, listening on a free loopback port."""
-    async with TestClient(TestServer(create_app(directory, workers=4))) as client:
+    app = create_app(directory, token=TOKEN, workers=4)
+    async with TestClient(TestServer(app)) as client:
         yield Api(client)
 
 
@@ -824,3 +828,65 @@ async def test_ml_123880_a_transaction_entry_of_an_unknown_type_stores_nothing(a
         assert all(e.startswith("Bundle.entry[1].") for e in reply.issue["expression"])
         assert REQ in reply.issue["diagnostics"]
         assert await api.count("Endpoint") == 0
+
+
+# -- the directory's bearer token (issue 14: only the FHIR-Proxy may talk to it) -------------
+
+
+async def test_every_route_but_health_needs_the_directory_token(api: Api) -> None:
+    health = await api.client.get("/health")
+    assert health.status == 200
+    for method, path in (
+        ("GET", "/metadata"),
+        ("GET", "/Endpoint"),
+        ("GET", "/Endpoint/x"),
+        ("POST", "/Endpoint"),
+        ("PUT", "/Endpoint/x"),
+        ("DELETE", "/Endpoint/x"),
+        ("POST", "/"),
+        ("GET", "/no/such/route"),
+    ):
+        async with api.client.request(method, path) as response:
+            assert response.status == 401, (method, path)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            body = await response.json(content_type=None)
+            assert body["resourceType"] == "OperationOutcome"
+            assert "Authorization: Bearer" in body["issue"][0]["diagnostics"]
+
+
+async def test_a_wrong_or_malformed_directory_token_is_refused(api: Api) -> None:
+    for header in (
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        f"Basic {TOKEN}",
+        TOKEN,
+        "Bearer ",
+        f"Bearer {TOKEN.upper()}",
+    ):
+        reply = await api.get("/metadata", headers={"Authorization": header})
+        assert reply.status == 401, header
+        assert reply.body["resourceType"] == "OperationOutcome"
+    assert (await api.get("/metadata", headers={"Authorization": f"bearer {TOKEN}"})).status == 200
+
+
+async def test_a_duplicated_authorization_header_is_refused(api: Api) -> None:
+    async with api.client.get(
+        "/metadata",
+        headers=[("Authorization", "Bearer wrong"), ("Authorization", f"Bearer {TOKEN}")],
+    ) as response:
+        assert response.status == 400
+        body = await response.json(content_type=None)
+        assert "Authorization given 2 times" in body["issue"][0]["diagnostics"]
+
+
+def test_the_directory_app_needs_a_token(directory: Directory) -> None:
+    with pytest.raises(ValueError, match="token"):
+        create_app(directory, token="")
+
+
+async def test_has_nested_20_deep_is_a_400_not_a_database_error(api: Api) -> None:
+    """Finding 8: SQLite's parser overflowed its stack on this (500)."""
+    reply = await api.get("/Organization?" + "_has:Organization:partof:" * 20 + "name=x")
+    assert reply.status == 400, reply.body
+    assert reply.issue["code"] == "too-costly"
+    assert "the limit is" in reply.issue["diagnostics"]

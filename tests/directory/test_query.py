@@ -23,6 +23,7 @@ from timkit.directory.indexing import text_words
 from timkit.directory.query import (
     DEFAULT_COUNT,
     MAX_COUNT,
+    MAX_NESTING,
     Chain,
     Column,
     Cursor,
@@ -632,3 +633,30 @@ def test_ml_123880_fulltext_without_positive_word_is_400(text: str) -> None:
 def test_every_resource_type_has_the_common_parameters() -> None:
     for resource_type in RESOURCE_TYPES:
         assert {"_tag", "_profile"} <= set(REGISTRY[resource_type])
+
+
+# -- nesting limit (issue 14: _has nested 20 deep was a 500) -------------------------------
+
+
+def _nested_has(levels: int) -> str:
+    """``_has:Organization:partof:`` ``levels`` times, then ``name``: Organization → itself."""
+    return "_has:Organization:partof:" * levels + "name"
+
+
+def test_ml_123880_has_and_chains_nested_too_deep_are_a_400_naming_the_limit() -> None:
+    assert isinstance(
+        parse_search("Organization", [(_nested_has(MAX_NESTING), "x")]).criteria[0], Has
+    )
+    for name in (
+        _nested_has(MAX_NESTING + 1),
+        _nested_has(20),
+        _nested_has(500),
+        "partof." * (MAX_NESTING + 1) + "name",
+        "partof." * 50 + "name",
+        "_has:Organization:partof:" * 3 + "partof." * 3 + "name",
+    ):
+        error = _error("Organization", [(name, "x")])
+        assert error.status == 400
+        assert error.errcode == IssueType.TOO_COSTLY
+        assert f"the limit is {MAX_NESTING}" in error.message
+        assert error.requirement == "ML-123880"

@@ -3,6 +3,11 @@
 Parses requests, calls :class:`Directory` in a thread pool (database work is blocking) and
 renders results as ``application/fhir+json``. Every error, including unknown routes and
 malformed bodies, is rendered here and only here as an ``OperationOutcome``.
+
+Every route but ``/health`` needs ``Authorization: Bearer <token>`` with the directory's
+token (:mod:`timkit.directory.access`; compared in constant time, the header given once):
+only the FHIR-Proxy may talk to the directory, whichever host it runs on. Without it the
+answer is 401 (400 when the header is given twice), before any route is looked at.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import orjson
 from aiohttp import web
 
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.request_target import UnparsableRequest
 from timkit.core.web import Handler, guard, health, json_response
+from timkit.directory.access import presented_token, token_matches
 from timkit.directory.capability import capability_statement
 from timkit.directory.handlers import (
     Directory,
@@ -41,6 +48,8 @@ T = TypeVar("T")
 DIRECTORY_KEY = web.AppKey("directory", Directory)
 EXECUTOR_KEY = web.AppKey("executor", ThreadPoolExecutor)
 BASE_URL_KEY = web.AppKey("base_url", str)
+TOKEN_KEY = web.AppKey("directory_token", str)
+UNAUTHENTICATED_PATHS = frozenset({"/health"})
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -65,6 +74,29 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         internal=TimkitError(500, IssueType.EXCEPTION, "internal server error"),
         logger=log,
     )
+
+
+@web.middleware
+async def _authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse every request but ``/health`` without the directory's bearer token (401)."""
+    if request.path in UNAUTHENTICATED_PATHS and request.method in ("GET", "HEAD"):
+        return await handler(request)
+    try:
+        presented = presented_token(request.headers)
+    except UnparsableRequest as e:
+        raise TimkitError(400, IssueType.INVALID, str(e)) from None
+    if not token_matches(presented, request.app[TOKEN_KEY]):
+        error = TimkitError(
+            401,
+            IssueType.FORBIDDEN if presented else IssueType.REQUIRED,
+            "the FHIR-Directory answers only its FHIR-Proxy: send Authorization: Bearer"
+            " <the directory token> (token_file)"
+            + (" - the token given is not it" if presented else ""),
+        )
+        response = _render_error(request, error)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="fhir-directory"'
+        return response
+    return await handler(request)
 
 
 async def _run(request: web.Request, function: Callable[[], T]) -> T:
@@ -196,10 +228,25 @@ async def bundle(request: web.Request) -> web.Response:
     return _json(await _run(request, function))
 
 
-def create_app(directory: Directory, *, workers: int = 8, base_url: str = "") -> web.Application:
-    """The aiohttp application serving ``directory``."""
-    app = web.Application(middlewares=[_errors], client_max_size=256 * 1024 * 1024)
+def create_app(
+    directory: Directory, *, token: str, workers: int = 8, base_url: str = ""
+) -> web.Application:
+    """The aiohttp application serving ``directory``.
+
+    Args:
+        directory: the store.
+        token: the bearer token every request but ``/health`` must carry.
+        workers: threads for database work.
+        base_url: public base URL for links; empty = derived from each request.
+
+    Raises:
+        ValueError: ``token`` is empty.
+    """
+    if not token:
+        raise ValueError("the FHIR-Directory needs a token")
+    app = web.Application(middlewares=[_errors, _authenticated], client_max_size=256 * 1024 * 1024)
     app[DIRECTORY_KEY] = directory
+    app[TOKEN_KEY] = token
     app[EXECUTOR_KEY] = ThreadPoolExecutor(workers, thread_name_prefix="directory")
     app[BASE_URL_KEY] = base_url.rstrip("/")
     app.router.add_get("/health", health)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import os
+import secrets
 import ssl
 import statistics
 import subprocess
@@ -196,10 +197,14 @@ class BenchClient:
     """One keep-alive HTTP/1.1 connection to ``127.0.0.1:port`` (TLS when ``context`` is set).
 
     Requests raise RuntimeError unless the answer is 200; they return the elapsed
-    milliseconds and the body.
+    milliseconds and the body. ``token`` (the FHIR-Directory's bearer token) is sent with
+    every :meth:`get`.
     """
 
-    def __init__(self, port: int, context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, port: int, context: ssl.SSLContext | None = None, token: str | None = None
+    ) -> None:
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._connection: http.client.HTTPConnection = (
             http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=context)
             if context
@@ -221,7 +226,7 @@ class BenchClient:
 
     def get(self, path: str) -> tuple[float, bytes]:
         """``GET path`` accepting FHIR JSON."""
-        return self.request("GET", path, {"Accept": "application/fhir+json"})
+        return self.request("GET", path, {"Accept": "application/fhir+json", **self._auth})
 
     def close(self) -> None:
         """Close the connection."""
@@ -243,12 +248,12 @@ def _latency(client: BenchClient, paths: list[str]) -> Latency:
     )
 
 
-def _throughput(port: int, paths: list[str], seconds: float) -> float:
+def _throughput(port: int, paths: list[str], seconds: float, token: str) -> float:
     done = [0] * CLIENTS
     stop = time.perf_counter() + seconds
 
     def worker(index: int) -> None:
-        client = BenchClient(port)
+        client = BenchClient(port, token=token)
         i = index
         while time.perf_counter() < stop:
             client.get(paths[i % len(paths)])
@@ -276,11 +281,23 @@ def _size(database: str, workdir: Path) -> int:
         db.close()
 
 
-def _serve(database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def write_token(path: Path) -> str:
+    """A fresh FHIR-Directory token in ``path`` (mode 0600); returns it."""
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def _serve(database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     port = free_port()
     config = workdir / "directory.toml"
+    token_file = workdir / "directory-token"
+    token = write_token(token_file)
     config.write_text(
         f'port = {port}\ndatabase = "{database}"\nprocesses = {PROCESSES}\nlog_level = "WARNING"\n'
+        f'token_file = "{token_file}"\n'
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "timkit.directory", "--config", str(config)],
@@ -289,7 +306,7 @@ def _serve(database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     while time.monotonic() < deadline:
         try:
             BenchClient(port).get("/health")
-            return process, port
+            return process, port, token
         except (OSError, RuntimeError, http.client.HTTPException):
             if process.poll() is not None:
                 raise RuntimeError("the directory process exited during start-up") from None
@@ -313,9 +330,9 @@ def bench_directory(
         finally:
             directory.db.close()
         samples = _samples(organizations, practitioners)
-        process, port = _serve(url, workdir)
+        process, port, token = _serve(url, workdir)
         try:
-            client = BenchClient(port)
+            client = BenchClient(port, token=token)
             reads = [f"/{samples.ids[i % len(samples.ids)]}" for i in range(rounds * 2)]
             read = _latency(client, reads)
             searches = {
@@ -325,8 +342,8 @@ def bench_directory(
             health = _latency(client, ["/health"] * rounds * 2)
             client.close()
             mixed = [build(samples, i) for i in range(rounds) for build in SEARCHES.values()]
-            per_second = _throughput(port, mixed, seconds)
-            health_per_second = _throughput(port, ["/health"], seconds / 2)
+            per_second = _throughput(port, mixed, seconds, token)
+            health_per_second = _throughput(port, ["/health"], seconds / 2, token)
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -4,7 +4,9 @@ Input is the ordered list of ``(name, value)`` pairs of a search (query string a
 ``POST _search``, the form body). Repeated names are ANDed, comma-separated values ORed
 (``\\,`` escapes a comma). Unknown parameters are collected in ``ignored``; with
 ``strict=True`` (``Prefer: handling=strict``) they are a 400 error instead. A value that
-cannot be understood is always a 400 ``OperationOutcome`` naming the parameter.
+cannot be understood is always a 400 ``OperationOutcome`` naming the parameter. A parameter
+nesting chains and ``_has`` more than :data:`MAX_NESTING` deep is a 400 (``too-costly``)
+naming the limit, never a database error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from timkit.directory.searchparams import REGISTRY, RESOURCE_TYPES, SearchParam
 MAX_NEAR_KM = 100.0
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
+MAX_NESTING = 4
+"""Most chain links and ``_has`` levels one search parameter may nest (each becomes a nested
+sub-select; SQLite's parser overflows its stack around 20)."""
 REQ_SEARCH = "ML-123880"
 
 # Modifiers :func:`timkit.directory.storage.search.run_search` implements, per parameter type;
@@ -324,15 +329,29 @@ def _include(name: str, value: str) -> Include:
 
 
 def _criterion(
-    resource_type: str, name: str, value: str, *, complex_text: bool
+    resource_type: str, name: str, value: str, *, complex_text: bool, depth: int = 0
 ) -> Criterion | None:
-    """The criterion for ``name=value`` on ``resource_type``; ``None`` if unknown."""
+    """The criterion for ``name=value`` on ``resource_type``; ``None`` if unknown.
+
+    ``depth`` counts the chain links and ``_has`` levels already inside (at most
+    :data:`MAX_NESTING`, else a 400 naming the limit).
+    """
+    if depth > MAX_NESTING:
+        raise TimkitError(
+            400,
+            IssueType.TOO_COSTLY,
+            f"search parameter nests chains and _has more than {MAX_NESTING} levels deep"
+            f" (at {name[:80]!r}); the limit is {MAX_NESTING}",
+            requirement=REQ_SEARCH,
+        )
     if name.startswith("_has:"):
-        return _has(resource_type, name, value, complex_text=complex_text)
+        return _has(resource_type, name, value, complex_text=complex_text, depth=depth)
     head, dot, rest = name.partition(".")
     code, _, modifier = head.partition(":")
     if dot:
-        return _chain(resource_type, code, modifier, rest, value, complex_text=complex_text)
+        return _chain(
+            resource_type, code, modifier, rest, value, complex_text=complex_text, depth=depth
+        )
     if code in ("_text", "_content"):
         if modifier not in ("", "contains", "exact"):
             raise _bad(name, f"has an unknown modifier {modifier!r}")
@@ -372,7 +391,14 @@ def _criterion(
 
 
 def _chain(
-    resource_type: str, code: str, modifier: str, rest: str, value: str, *, complex_text: bool
+    resource_type: str,
+    code: str,
+    modifier: str,
+    rest: str,
+    value: str,
+    *,
+    complex_text: bool,
+    depth: int,
 ) -> Criterion | None:
     via = REGISTRY[resource_type].get(code)
     if via is None or via.type != "reference":
@@ -384,13 +410,15 @@ def _chain(
         raise _bad(
             f"{code}.{rest}", "needs a single target type (use param:Type.name for a choice)"
         )
-    inner = _criterion(targets[0], rest, value, complex_text=complex_text)
+    inner = _criterion(targets[0], rest, value, complex_text=complex_text, depth=depth + 1)
     if inner is None:
         return None
     return Chain(via, targets[0], inner)
 
 
-def _has(resource_type: str, name: str, value: str, *, complex_text: bool) -> Criterion | None:
+def _has(
+    resource_type: str, name: str, value: str, *, complex_text: bool, depth: int
+) -> Criterion | None:
     parts = name.split(":", 3)
     if len(parts) != 4:
         raise _bad(name, "must be _has:SourceType:reference:parameter")
@@ -400,7 +428,7 @@ def _has(resource_type: str, name: str, value: str, *, complex_text: bool) -> Cr
     via = REGISTRY[source_type].get(ref_code)
     if via is None or via.type != "reference" or resource_type not in via.targets:
         raise _bad(name, f"{source_type}.{ref_code} does not refer to {resource_type}")
-    inner = _criterion(source_type, inner_name, value, complex_text=complex_text)
+    inner = _criterion(source_type, inner_name, value, complex_text=complex_text, depth=depth + 1)
     if inner is None:
         return None
     return Has(source_type, via, inner)

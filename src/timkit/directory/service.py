@@ -17,6 +17,7 @@ from timkit.core.db import Database
 from timkit.core.logging import setup_logging
 from timkit.core.process import die_with_parent
 from timkit.core.web import serve_app
+from timkit.directory.access import read_token_file
 from timkit.directory.api import create_app
 from timkit.directory.config import DirectoryConfig
 from timkit.directory.handlers import Directory
@@ -33,7 +34,8 @@ def open_directory(database: str) -> Directory:
 
 async def _serve_http(config: DirectoryConfig, directory: Directory) -> None:
     """Serve ``directory`` until SIGTERM or SIGINT."""
-    app = create_app(directory, workers=config.workers, base_url=config.base_url)
+    token = read_token_file(config.token_file, "token_file")
+    app = create_app(directory, token=token, workers=config.workers, base_url=config.base_url)
     try:
         await serve_app(app, config.bind, config.port, reuse_port=config.processes > 1)
     finally:
@@ -48,7 +50,12 @@ def _child(config: DirectoryConfig) -> None:
 
 
 async def serve(config: DirectoryConfig) -> None:
-    """Load the seed files, start the other serving processes, serve until stopped."""
+    """Load the seed files, start the other serving processes, serve until stopped.
+
+    Raises:
+        ConfigError: the token file is missing or too short (checked before anything else).
+    """
+    read_token_file(config.token_file, "token_file")
     directory = open_directory(config.database)
     if config.seed_files:
         stats = await asyncio.to_thread(load_files, directory, config.seed_files)

@@ -1,13 +1,16 @@
 """FHIR-Proxy fixtures: a real FHIR-Directory and a real FHIR-Proxy, in-process, on free ports.
 
 ``stack`` boots the directory (SQLite, api-vzd examples loaded) and the proxy in front of it
-(plain HTTP; TLS is covered end to end in ``tests/e2e``). ``proxy_db_url`` gives storage tests
+(plain HTTP; TLS is covered end to end in ``tests/e2e``). The directory wants its bearer
+token (:data:`DIRECTORY_TOKEN`, in a 0600 file both configs name); the stack's client adds
+it to every request to ``directory_url``, and only to those. ``proxy_db_url`` gives storage tests
 a fresh proxy database on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,7 @@ from timkit.directory.load import load_files
 from timkit.directory.service import open_directory
 
 EXAMPLES = Path(__file__).parents[2] / "data" / "vzd" / "examples"
+DIRECTORY_TOKEN = "directory-token-for-tests-" + "x" * 32
 _numbers = itertools.count()
 
 
@@ -91,18 +95,30 @@ async def _start(app: web.Application, port: int) -> web.AppRunner:
     return runner
 
 
+def write_directory_token(tmp_path: Path, token: str = DIRECTORY_TOKEN) -> Path:
+    """``token`` in a fresh file (mode 0600) under ``tmp_path``."""
+    path = tmp_path / f"directory-token-{next(_numbers)}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return path
+
+
 async def start_stack(tmp_path: Path, **overrides: Any) -> AsyncIterator[Stack]:
     """Boot directory + proxy with ``overrides`` applied to the proxy config."""
     directory = open_directory(f"sqlite:///{tmp_path}/directory-{next(_numbers)}.db")
     load_files(directory, [EXAMPLES])
     directory_port, proxy_port = free_port(), free_port()
-    directory_runner = await _start(create_directory_app(directory), directory_port)
+    directory_runner = await _start(
+        create_directory_app(directory, token=DIRECTORY_TOKEN), directory_port
+    )
     directory_url = f"http://127.0.0.1:{directory_port}"
     url = f"http://127.0.0.1:{proxy_port}"
     settings: dict[str, Any] = {
         "port": proxy_port,
         "base_url": url,
         "upstream": directory_url,
+        "upstream_token_file": write_directory_token(tmp_path),
         "database": f"sqlite:///{tmp_path}/fhir-proxy-{next(_numbers)}.db",
         "pki_dir": tmp_path / "pki",
     }
@@ -110,7 +126,13 @@ async def start_stack(tmp_path: Path, **overrides: Any) -> AsyncIterator[Stack]:
     config = FhirProxyConfig.model_validate(settings)
     async with open_context(config) as ctx:
         runner = await _start(create_app(ctx), proxy_port)
-        async with httpx.AsyncClient(timeout=30) as client:
+
+        async def directory_token(request: httpx.Request) -> None:
+            if str(request.url).startswith(directory_url + "/"):
+                request.headers["Authorization"] = f"Bearer {DIRECTORY_TOKEN}"
+
+        hooks = {"request": [directory_token]}
+        async with httpx.AsyncClient(timeout=30, event_hooks=hooks) as client:
             try:
                 yield Stack(url, directory_url, ctx, client)
             finally:

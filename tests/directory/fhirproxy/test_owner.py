@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.directory.fhirproxy.conftest import Stack
 from tests.directory.fhirproxy.test_search import endpoint
@@ -15,6 +16,12 @@ OWNER_A = "2-2.58.00000040"  # Organization/OrganizationExample (ldap), Practiti
 OWNER_B = "3-07.2.1444560000.16.108"  # Organization/PharmacyOrganizationExample (ldap)
 ORG_A = "Organization/OrganizationExample"
 ORG_B = "Organization/PharmacyOrganizationExample"
+
+
+@pytest.fixture(autouse=True)
+def owner_domain(stack: Stack) -> None:
+    """OWNER_A's TI-M domain is ``hs1.example`` (the MXIDs of :func:`endpoint`, ML-123626)."""
+    stack.add_domain("hs1.example", "provider-a", OWNER_A)
 
 
 async def owner(
@@ -293,3 +300,96 @@ async def test_ml_123482_put_create_follows_the_create_rules(stack: Stack) -> No
     for resource_id in ("orphan", "under-b", "fake-ldap"):
         missing = await owner(stack, OWNER_A, "GET", f"/Organization/{resource_id}")
         assert missing.status_code == 404
+
+
+# -- ML-123626 / ML-123611: MXIDs only on the owner's own TI-M domains (issue 14, finding 6) --
+
+PRACTITIONER = "1-1.58.00000040"  # Practitioner/TIPractitionerExample001, no Organization
+FOREIGN_MXIDS = (
+    "matrix:u/chefarzt:pharmacy.example",
+    "matrix:u/chefarzt:PHARMACY.Example",
+    "MATRIX:U/chefarzt:pharmacy.example",
+    "matrix:u/chefarzt:pharmacy%2Eexample",
+    "matrix:u/chefarzt%3Apharmacy.example",
+    "matrix:u/chefarzt:pharmacy.example:443",
+    "matrix:u/chefarzt:pharmacy.example?action=chat",
+    "@chefarzt:pharmacy.example",
+)
+MALFORMED_MXIDS = (
+    "matrix:u/chefarzt:pharmacy.example.",
+    "matrix:u/chefarzt:pharmacy%252Eexample",
+    "matrix:u/chefarzt",
+    "matrix:r/room:hs1.example",
+    "matrix:u/chef arzt:hs1.example",
+    "matrix:u/chefarzt:hs1.example%00",
+    "https://hs1.example/chefarzt",
+    "",
+)
+
+
+def _endpoint_at(address: str, **extra: Any) -> dict[str, Any]:
+    body = endpoint("new", managingOrganization={"reference": ORG_A}, **extra)
+    del body["id"]
+    return {**body, "address": address}
+
+
+async def test_ml_123626_organisation_publishes_only_mxids_of_its_own_domains(
+    stack: Stack,
+) -> None:
+    stack.add_domain("pharmacy.example", "provider-b", OWNER_B)
+    for address in FOREIGN_MXIDS:
+        refused = await owner(stack, OWNER_A, "POST", "/Endpoint", _endpoint_at(address))
+        assert refused.status_code == 403, (address, refused.text)
+        assert "ML-123626" in diagnostics(refused)
+        assert "pharmacy.example" in diagnostics(refused)
+        assert refused.json()["issue"][0]["expression"] == ["Endpoint.address"]
+    for address in MALFORMED_MXIDS:
+        refused = await owner(stack, OWNER_A, "POST", "/Endpoint", _endpoint_at(address))
+        assert refused.status_code == 422, (address, refused.text)
+        assert "ML-123626" in diagnostics(refused)
+    for address in ("matrix:u/empfang:hs1.example", "matrix:u/empfang:HS1.example"):
+        await created(await owner(stack, OWNER_A, "POST", "/Endpoint", _endpoint_at(address)))
+
+
+async def test_ml_123626_an_update_cannot_move_an_endpoint_to_another_domain(
+    stack: Stack,
+) -> None:
+    stack.add_domain("pharmacy.example", "provider-b", OWNER_B)
+    mine = await created(
+        await owner(stack, OWNER_A, "POST", "/Endpoint", _endpoint_at("matrix:u/a:hs1.example"))
+    )
+    moved = {**mine, "address": "matrix:u/chefarzt:pharmacy.example"}
+    refused = await owner(stack, OWNER_A, "PUT", f"/Endpoint/{mine['id']}", moved)
+    assert refused.status_code == 403
+    assert "ML-123626" in diagnostics(refused)
+    renamed = {**mine, "name": "Empfang"}
+    assert (await owner(stack, OWNER_A, "PUT", f"/Endpoint/{mine['id']}", renamed)).is_success
+
+
+async def test_ml_123626_mxids_in_telecom_are_checked_too(stack: Stack) -> None:
+    stack.add_domain("pharmacy.example", "provider-b", OWNER_B)
+    service = {
+        "resourceType": "HealthcareService",
+        "name": "Chat",
+        "providedBy": {"reference": ORG_A},
+        "telecom": [{"system": "other", "value": "matrix:u/chefarzt:pharmacy.example"}],
+    }
+    refused = await owner(stack, OWNER_A, "POST", "/HealthcareService", service)
+    assert refused.status_code == 403
+    assert refused.json()["issue"][0]["expression"] == ["HealthcareService.telecom"]
+
+
+async def test_ml_123611_practitioner_publishes_mxids_only_on_federation_domains(
+    stack: Stack,
+) -> None:
+    stack.add_domain("pharmacy.example", "provider-b", OWNER_B)
+    body = endpoint("doc")
+    del body["id"]
+    elsewhere = {**body, "address": "matrix:u/doc:not-in-the-list.example"}
+    refused = await owner(stack, PRACTITIONER, "POST", "/Endpoint", elsewhere)
+    assert refused.status_code == 403, refused.text
+    assert "ML-123611" in diagnostics(refused)
+    malformed = {**body, "address": "matrix:u/doc"}
+    assert (await owner(stack, PRACTITIONER, "POST", "/Endpoint", malformed)).status_code == 422
+    listed = {**body, "address": "matrix:u/doc:pharmacy.example"}
+    await created(await owner(stack, PRACTITIONER, "POST", "/Endpoint", listed))

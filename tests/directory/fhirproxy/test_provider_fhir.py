@@ -71,7 +71,11 @@ async def test_af_10048_provider_organization_needs_client_id_in_alias(stack: St
 async def test_af_10048_provider_manages_only_its_own_entries(stack: Stack) -> None:
     org_a = await create(stack, "provider-a", organization(["provider-a"]))
     org_b = await create(stack, "provider-b", organization(["provider-b"]))
-    body = endpoint("x", managingOrganization={"reference": f"Organization/{org_a['id']}"})
+    body = endpoint(
+        "x",
+        managingOrganization={"reference": f"Organization/{org_a['id']}"},
+        address="matrix:u/x:provider-a.example",
+    )
     del body["id"]
     ep_a = await create(stack, "provider-a", body)
     path_a = f"/Organization/{org_a['id']}"
@@ -83,7 +87,11 @@ async def test_af_10048_provider_manages_only_its_own_entries(stack: Stack) -> N
     ep_path = f"/Endpoint/{ep_a['id']}"
     assert (await provider(stack, "provider-b", "GET", ep_path)).status_code == 403
     assert (await provider(stack, "provider-b", "DELETE", ep_path)).status_code == 403
-    foreign = endpoint("y", managingOrganization={"reference": f"Organization/{org_b['id']}"})
+    foreign = endpoint(
+        "y",
+        managingOrganization={"reference": f"Organization/{org_b['id']}"},
+        address="matrix:u/y:provider-b.example",
+    )
     del foreign["id"]
     refused = await provider(stack, "provider-a", "POST", "/Endpoint", foreign)
     assert refused.status_code == 422
@@ -102,7 +110,11 @@ async def test_af_10048_provider_manages_only_its_own_entries(stack: Stack) -> N
 
 async def test_af_10048_provider_delete_rules(stack: Stack) -> None:
     org = await create(stack, "provider-a", organization(["provider-a"]))
-    body = endpoint("x", managingOrganization={"reference": f"Organization/{org['id']}"})
+    body = endpoint(
+        "x",
+        managingOrganization={"reference": f"Organization/{org['id']}"},
+        address="matrix:u/x:provider-a.example",
+    )
     del body["id"]
     ep = await create(stack, "provider-a", body)
     referenced = await provider(stack, "provider-a", "DELETE", f"/Organization/{org['id']}")
@@ -152,3 +164,34 @@ async def test_ml_123881_provider_organization_needs_a_registered_telematik_id(
     assert TIDS["provider-b"] in refused.json()["issue"][0]["diagnostics"]
     renamed = await provider(stack, "provider-a", "PUT", path, {**made, "name": "Klinikum Süd"})
     assert renamed.status_code == 200, renamed.text
+
+
+async def test_ml_123626_provider_endpoint_only_on_its_organisations_domains(
+    stack: Stack,
+) -> None:
+    """Finding 6 on the provider path: an Endpoint of provider A's organisation may carry
+    MXIDs of that organisation's domains only, not of another organisation's domain."""
+    org = await create(stack, "provider-a", organization(["provider-a"]))
+    for address in (
+        "matrix:u/chefarzt:provider-b.example",
+        "matrix:u/chefarzt:Provider-B.example",
+        "matrix:u/chefarzt:provider-b%2Eexample",
+        "@chefarzt:provider-b.example",
+    ):
+        body = endpoint(
+            "x", managingOrganization={"reference": f"Organization/{org['id']}"}, address=address
+        )
+        del body["id"]
+        refused = await provider(stack, "provider-a", "POST", "/Endpoint", body)
+        assert refused.status_code == 403, (address, refused.text)
+        assert "ML-123626" in refused.json()["issue"][0]["diagnostics"]
+    body = endpoint(
+        "x",
+        managingOrganization={"reference": f"Organization/{org['id']}"},
+        address="matrix:u/x:provider-a.example",
+    )
+    del body["id"]
+    made = await create(stack, "provider-a", body)
+    moved = {**made, "address": "matrix:u/x:provider-b.example"}
+    refused = await provider(stack, "provider-a", "PUT", f"/Endpoint/{made['id']}", moved)
+    assert refused.status_code == 403

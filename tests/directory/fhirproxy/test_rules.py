@@ -116,3 +116,55 @@ def test_af_10036_services_share_their_organizations_visibility() -> None:
         "managingOrganization": {"reference": "Organization/o1"},
     }
     assert not rules.hidden(location, insured=True, hidden_organizations=hidden)
+
+
+def test_mxid_server_reads_every_spelling_of_an_mxid() -> None:
+    for value in (
+        "matrix:u/alice:hs1.example",
+        "matrix:u/alice:HS1.Example",
+        "Matrix:U/alice:hs1.example",
+        "matrix:u/alice:hs1%2Eexample",
+        "matrix:u/alice%3Ahs1.example",
+        "matrix:u/alice:hs1.example:8448",
+        "matrix:u/alice:hs1.example?action=chat",
+        "@alice:hs1.example",
+    ):
+        assert rules.mxid_server(value) == "hs1.example", value
+    assert rules.mxid_server("https://hs1.example") is None
+    assert rules.mxid_server("tel:+4930") is None
+
+
+def test_mxid_server_refuses_what_it_cannot_read_unambiguously() -> None:
+    for value in (
+        "matrix:u/alice",
+        "matrix:r/room:hs1.example",
+        "matrix:u/alice:hs1.example.",
+        "matrix:u/alice:hs1%252Eexample",
+        "matrix:u/alice:hs1.example%00",
+        "matrix:u/al ice:hs1.example",
+        "matrix:u/alice:-hs1.example",
+        "matrix:u/alice:hs1.example:99999999",
+        "matrix:u/alice:h%C3%B6s.example",
+        "@alice",
+    ):
+        try:
+            rules.mxid_server(value)
+        except rules.InvalidMxid:
+            continue
+        raise AssertionError(f"{value!r} was accepted")
+
+
+def test_published_mxids_of_a_tim_endpoint_and_telecom() -> None:
+    endpoint = {
+        "resourceType": "Endpoint",
+        "connectionType": {"code": rules.TIM_CONNECTION},
+        "address": "https://not-an-mxid",
+    }
+    assert rules.published_mxids(endpoint) == [("Endpoint.address", "https://not-an-mxid")]
+    kim = {**endpoint, "connectionType": {"code": "kim"}, "address": "mailto:x@kim"}
+    assert rules.published_mxids(kim) == []
+    service = {
+        "resourceType": "HealthcareService",
+        "telecom": [{"value": "@a:b.example"}, {"value": "+49 30"}, "junk"],
+    }
+    assert rules.published_mxids(service) == [("HealthcareService.telecom", "@a:b.example")]

@@ -8,6 +8,11 @@ The proxy speaks three protocols, and each error is rendered here and only here:
 * FHIR ``OperationOutcome`` everywhere else (``/search``, ``/owner``, ``/tim-search``,
   ``/tim-provider-services/FHIR``).
 
+Every request target is parsed as the FHIR-Directory parses it
+(:func:`timkit.core.request_target.parse_target`, via :func:`fhirhttp.request_target`)
+before any handler runs; a target that cannot be read unambiguously (control characters,
+dot segments, ``//``, bad escapes, raw non-ASCII) is a 400 in the path's protocol.
+
 Every write (POST, PUT, PATCH, DELETE outside the token endpoints) is audited with the
 caller, the action, the target and the resulting status, whether it succeeded or not. Every
 response carries ``X-Content-Type-Options: nosniff`` (and HSTS over TLS); 500s never carry
@@ -24,7 +29,14 @@ from aiohttp import web
 
 from timkit.core.errors import IssueType, TimkitError
 from timkit.core.web import Handler, guard, health, json_response
-from timkit.directory.fhirproxy import auth, fhir, ldapsync, passport, provider_services
+from timkit.directory.fhirproxy import (
+    auth,
+    fhir,
+    fhirhttp,
+    ldapsync,
+    passport,
+    provider_services,
+)
 from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
 from timkit.directory.fhirproxy.tokens import ACTOR_KEY
 
@@ -112,6 +124,13 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+@web.middleware
+async def _parsed_target(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a target the directory could read differently (400) before any handler runs."""
+    fhirhttp.request_target(request)
+    return await handler(request)
+
+
 async def _audit(request: web.Request, status: int) -> None:
     ctx = context(request)
     actor = str(request.get(ACTOR_KEY, "anonymous"))
@@ -133,7 +152,7 @@ async def jwks(request: web.Request) -> web.Response:
 
 def create_app(ctx: ProxyContext) -> web.Application:
     """The aiohttp application of the FHIR-Proxy on ``ctx``."""
-    app = web.Application(middlewares=[_edge], client_max_size=16 * 1024 * 1024)
+    app = web.Application(middlewares=[_edge, _parsed_target], client_max_size=16 * 1024 * 1024)
     app[CONTEXT_KEY] = ctx
     app.router.add_get("/health", health)
     app.router.add_get("/.well-known/jwks.json", jwks)

@@ -37,7 +37,7 @@ import tomli_w
 from timkit.core.machine import describe_machine
 from timkit.core.process import free_port
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
-from timkit.directory.bench import SEARCHES, BenchClient, Samples, _samples
+from timkit.directory.bench import SEARCHES, BenchClient, Samples, _samples, write_token
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.federation import regenerate
 from timkit.directory.fhirproxy.service import open_database, token_service
@@ -229,8 +229,11 @@ def bench_directory_proxy(
         samples: Samples = _samples(organizations, practitioners)
         userinfo = _userinfo_server(pki)
         directory_port, proxy_port = free_port(), free_port()
+        token_file = work / "directory-token"
+        directory_token = write_token(token_file)
         (work / "directory.toml").write_text(
             f'port = {directory_port}\ndatabase = "{database}"\nlog_level = "WARNING"\n'
+            f'token_file = "{token_file}"\n'
         )
         cert = pki.ensure_server_cert("fhir-proxy", list(LOOPBACK_NAMES))
         config = FhirProxyConfig(
@@ -239,6 +242,7 @@ def bench_directory_proxy(
             tls_key=cert.key,
             base_url=f"https://127.0.0.1:{proxy_port}",
             upstream=f"http://127.0.0.1:{directory_port}",
+            upstream_token_file=token_file,
             database=f"sqlite:///{work / 'fhir-proxy.db'}",
             pki_dir=work / "pki",
             matrix={  # type: ignore[arg-type]
@@ -287,7 +291,8 @@ def bench_directory_proxy(
                 Kind.SEARCH, f"matrix:u/bench:{USERINFO_SERVER}"
             )
             auth = {"Authorization": f"Bearer {search_token.token}"}
-            direct, proxied = BenchClient(directory_port), BenchClient(proxy_port, context)
+            direct = BenchClient(directory_port, token=directory_token)
+            proxied = BenchClient(proxy_port, context)
             direct_latency: dict[str, Latency] = {}
             proxied_latency: dict[str, Latency] = {}
             for name, build in SEARCHES.items():

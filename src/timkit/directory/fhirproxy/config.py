@@ -132,6 +132,9 @@ class FhirProxyConfig(StrictModel):
         base_url: public base URL, e.g. ``https://fhir-directory.vzd.ti-dienste.de``; token
             ``iss``/``aud`` and every link derive from it. Empty = ``https://<bind>:<port>``.
         upstream: base URL of the FHIR-Directory (on loopback or an internal network).
+        upstream_token_file: file (mode 0600) holding the FHIR-Directory's bearer token (its
+            ``token_file``); sent on every call to the directory. The proxy does not start
+            without it (at least 32 characters).
         database: the proxy's own state (providers, domains, federation lists, audit):
             ``sqlite:///<path>`` or a PostgreSQL URL; several instances may share one.
         pki_dir: local PKI issuing any signer left empty below (development and local run).
@@ -155,6 +158,7 @@ class FhirProxyConfig(StrictModel):
     tls_key: Path | None = None
     base_url: str = ""
     upstream: str = "http://127.0.0.1:8490"
+    upstream_token_file: Path = Path("var/fhir-directory/token")
     database: str = "sqlite:///var/fhir-proxy/fhir-proxy.db"
     pki_dir: Path = Path("var/fhir-proxy/pki")
     token_signer: SignerConfig = Field(default_factory=SignerConfig)

@@ -31,6 +31,8 @@ class ProxyContext:
         tokens: issues and checks access tokens.
         executor: threads for blocking database work.
         http: the outbound HTTP client session (upstream FHIR-Directory, homeservers, IDPs).
+        upstream_token: the FHIR-Directory's bearer token (``upstream_token_file``), sent
+            only to the directory.
     """
 
     config: FhirProxyConfig
@@ -42,6 +44,7 @@ class ProxyContext:
     tokens: TokenService
     executor: ThreadPoolExecutor
     http: aiohttp.ClientSession
+    upstream_token: str
 
     @property
     def base(self) -> str:

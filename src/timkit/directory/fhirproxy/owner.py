@@ -8,6 +8,11 @@ results), read, and writes that pass the owner rules:
   ``ldap``-origin entries only what LDAP does not sync (:func:`rules.forbidden_changes`); no
   foreign TelematikID in ``identifier`` or ``OwnerTelematikIdEx``; owners cannot create
   Practitioners (base entries) nor delete ``ldap``-origin entries (403);
+* ML-123626 / ML-123611: every MXID an entry newly publishes (a TI-M Endpoint's
+  ``address``, MXIDs in ``telecom``) must be well-formed and on a TI-M domain the
+  federation list registers for the owner's TelematikID (an organisation), or on any
+  domain of the list (a practitioner, an owner without an Organization) (403, 422 when
+  malformed; :func:`fhirhttp.check_mxids`);
 * ML-123482: an entry the owner creates or keeps must reference an owned resource through
   its owner link (:data:`rules.OWNER_LINKS`), and every *new* link
   (:data:`rules.LINK_ELEMENTS`) must point at an owned resource (422). Exception: an owner
@@ -99,7 +104,7 @@ def _owner(request: web.Request) -> tuple[ProxyContext, Ownership]:
 async def owner_search(request: web.Request) -> web.Response:
     """``GET /owner/{type}``: a directory search capped at ``owner_search_limit`` results."""
     ctx, _ = _owner(request)
-    resource_type = fhirhttp.resource_type(request)
+    resource_type = fhirhttp.resource_type(request, PREFIX)
     limit = ctx.config.owner_search_limit
     count = limit
     params = []
@@ -133,15 +138,17 @@ async def owner_search(request: web.Request) -> web.Response:
 async def owner_read(request: web.Request) -> web.Response:
     """``GET /owner/{type}/{id}``."""
     ctx, _ = _owner(request)
-    resource_type = fhirhttp.resource_type(request)
-    status, headers, raw = await upstream.relay(ctx, f"/{resource_type}/{request.match_info['id']}")
+    resource_type = fhirhttp.resource_type(request, PREFIX)
+    status, headers, raw = await upstream.relay(
+        ctx, f"/{resource_type}/{fhirhttp.resource_id(request, PREFIX)}"
+    )
     return fhirhttp.relayed(ctx, status, headers, raw, PREFIX)
 
 
 async def owner_create(request: web.Request) -> web.Response:
     """``POST /owner/{type}``: create an entry of the owner (rules in the module docstring)."""
     ctx, ownership = _owner(request)
-    resource_type = fhirhttp.resource_type(request)
+    resource_type = fhirhttp.resource_type(request, PREFIX)
     body = await fhirhttp.read_body(request, resource_type, None)
     resource = await owner_checked(ownership, body, None)
     status, headers, raw = await upstream.fhir(ctx, "POST", f"/{resource_type}", body=resource)
@@ -157,8 +164,8 @@ async def owner_update(request: web.Request) -> web.Response:
     such a create is not guarded against a concurrent create of the same id.
     """
     ctx, ownership = _owner(request)
-    resource_type = fhirhttp.resource_type(request)
-    resource_id = request.match_info["id"]
+    resource_type = fhirhttp.resource_type(request, PREFIX)
+    resource_id = fhirhttp.resource_id(request, PREFIX)
     body = await fhirhttp.read_body(request, resource_type, resource_id)
     found = await upstream.read(ctx, f"{resource_type}/{resource_id}")
     if found is None:
@@ -172,8 +179,8 @@ async def owner_update(request: web.Request) -> web.Response:
 async def owner_delete(request: web.Request) -> web.Response:
     """``DELETE /owner/{type}/{id}``: delete an owner-created entry that nothing references."""
     ctx, ownership = _owner(request)
-    resource_type = fhirhttp.resource_type(request)
-    resource_id = request.match_info["id"]
+    resource_type = fhirhttp.resource_type(request, PREFIX)
+    resource_id = fhirhttp.resource_id(request, PREFIX)
     current, _ = await fhirhttp.current(ctx, resource_type, resource_id)
     if not await ownership.owns_resource(current):
         raise fhirhttp.forbidden(
@@ -216,6 +223,7 @@ async def owner_checked(
         new = await _owner_updated(ownership, new, current)
     if rules.origin(new) == "owner":
         await _check_owner_link(ownership, new)
+    await _check_mxids(ownership, new, current)
     old_links = set(rules.linked(current)) if current is not None else set()
     for element, reference in rules.linked(new):
         if (element, reference) in old_links:
@@ -298,6 +306,18 @@ async def _owner_updated(
             [f"{resource_type}.extension"],
         )
     return new
+
+
+async def _check_mxids(
+    ownership: Ownership, new: dict[str, Any], current: dict[str, Any] | None
+) -> None:
+    """ML-123626 / ML-123611: only MXIDs of the owner's own TI-M domains (see fhirhttp)."""
+    kept = {value for _, value in rules.published_mxids(current)} if current else set()
+    if all(value in kept for _, value in rules.published_mxids(new)):
+        return
+    organization = await ownership.has_organization()
+    telematik_ids = {ownership.telematik_id} if organization else None
+    await fhirhttp.check_mxids(ownership.ctx, new, current, telematik_ids=telematik_ids)
 
 
 async def _check_owner_link(ownership: Ownership, new: dict[str, Any]) -> None:

@@ -7,7 +7,10 @@ create, update and delete only those. An Organization must keep the client_id in
 (422), and it must carry a telematik-id ``identifier`` for which the provider registered a
 TI-M domain; every telematik-id the write adds must be one of those (403, ML-123881: a
 provider acts only for the organisations it serves). Searches are narrowed to owned
-entries, and ``_include``/``_revinclude``/``_has`` are refused (400).
+entries, and ``_include``/``_revinclude``/``_has`` are refused (400). An Endpoint may
+publish only MXIDs on TI-M domains the federation list registers for the TelematikIDs of
+its managing Organizations (403 naming ML-123626, 422 when malformed). Paths are read with
+:func:`fhirhttp.fhir_path` (FHIR ids only).
 
 Writes are audited by the edge middleware (:mod:`timkit.directory.fhirproxy.api`).
 """
@@ -63,7 +66,7 @@ class ProviderOwnership:
 def _provider(request: web.Request) -> tuple[ProxyContext, ProviderOwnership, str]:
     ctx = context(request)
     claims = authorize(request, ctx.tokens, Kind.PROVIDER)
-    name = fhirhttp.resource_type(request)
+    name = fhirhttp.resource_type(request, PREFIX)
     if name not in TYPES:
         raise fhirhttp.forbidden(
             f"providers manage only Organization and Endpoint entries here, not {name}",
@@ -93,7 +96,7 @@ async def provider_search(request: web.Request) -> web.Response:
 async def provider_read(request: web.Request) -> web.Response:
     """``GET /tim-provider-services/FHIR/{type}/{id}``."""
     ctx, ownership, resource_type = _provider(request)
-    resource_id = request.match_info["id"]
+    resource_id = fhirhttp.resource_id(request, PREFIX)
     current, _ = await fhirhttp.current(ctx, resource_type, resource_id)
     await _provider_owned(ownership, current)
     status, headers, raw = await upstream.relay(ctx, f"/{resource_type}/{resource_id}")
@@ -112,7 +115,7 @@ async def provider_create(request: web.Request) -> web.Response:
 async def provider_update(request: web.Request) -> web.Response:
     """``PUT /tim-provider-services/FHIR/{type}/{id}``."""
     ctx, ownership, resource_type = _provider(request)
-    resource_id = request.match_info["id"]
+    resource_id = fhirhttp.resource_id(request, PREFIX)
     body = await fhirhttp.read_body(request, resource_type, resource_id)
     current, etag = await fhirhttp.current(ctx, resource_type, resource_id)
     await _provider_owned(ownership, current)
@@ -123,7 +126,7 @@ async def provider_update(request: web.Request) -> web.Response:
 async def provider_delete(request: web.Request) -> web.Response:
     """``DELETE /tim-provider-services/FHIR/{type}/{id}``."""
     ctx, ownership, resource_type = _provider(request)
-    resource_id = request.match_info["id"]
+    resource_id = fhirhttp.resource_id(request, PREFIX)
     current, _ = await fhirhttp.current(ctx, resource_type, resource_id)
     await _provider_owned(ownership, current)
     return await fhirhttp.delete_unreferenced(ctx, resource_type, resource_id, PREFIX)
@@ -170,6 +173,10 @@ async def _provider_checked(
             REQ_PROVIDER,
             ["Endpoint.managingOrganization"],
         )
+    if resource_type == "Endpoint":
+        await fhirhttp.check_mxids(
+            ownership.ctx, new, current, telematik_ids=await _organization_ids(ownership, new)
+        )
     old_links = set(rules.linked(current)) if current is not None else set()
     for element, reference in rules.linked(new):
         if element == "managingOrganization" or (element, reference) in old_links:
@@ -182,6 +189,18 @@ async def _provider_checked(
                 [f"{resource_type}.{element}"],
             )
     return new
+
+
+async def _organization_ids(ownership: ProviderOwnership, endpoint: dict[str, Any]) -> set[str]:
+    """TelematikIDs of the provider's Organizations the Endpoint is managed by."""
+    found: set[str] = set()
+    for reference in rules.references(endpoint, "managingOrganization"):
+        if not await ownership.owns(reference):
+            continue
+        stored = await upstream.read(ownership.ctx, reference)
+        if stored is not None:
+            found |= rules.telematik_ids(stored[0])
+    return found
 
 
 async def _check_telematik_ids(

@@ -22,6 +22,14 @@ carries it. It also belongs when its owner link (:data:`OWNER_LINKS`) references
 belongs to it. :func:`direct_owner` decides the first case, and :func:`owner_links` names the
 references to follow for the second.
 
+MXIDs (ML-123626, ML-123611): :func:`mxid_server` reads the server name of an MXID, in URI
+form (``matrix:u/<localpart>:<server>``, percent-decoded once, query dropped) or as a user
+id (``@<localpart>:<server>``), lower-cased and without port; a value that claims to be
+one but is not well-formed is refused rather than guessed at. :func:`published_mxids` names
+every MXID a resource publishes: a TI-M Endpoint's ``address`` (which must be an MXID),
+any other ``address`` or ``telecom`` value that looks like one. Which servers a publisher may
+name is the caller's decision (it needs the federation list).
+
 LDAP immutability (ML-123874): :data:`LDAP_SYNCED` lists, per type, the elements the LDAP
 sync writes (seed 003 §5.1.2). :func:`forbidden_changes` names those an update changes on an
 ``ldap``-origin resource.
@@ -34,6 +42,7 @@ from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 ORIGIN_SYSTEM = "https://gematik.de/fhir/directory/CodeSystem/Origin"
 TELEMATIK_SYSTEM = "https://gematik.de/fhir/sid/telematik-id"
@@ -44,6 +53,7 @@ ORGANIZATION_VISIBILITY = (
 )
 HIDE_INSURED = "hide-versicherte"
 MXID_PREFIX = "matrix:u/"
+TIM_CONNECTION = "tim"
 
 DIRECTORY_TYPES = frozenset(
     {
@@ -239,6 +249,80 @@ def hidden(
     if link is None or not hidden_organizations:
         return False
     return any(ref in hidden_organizations for ref in references(resource, link))
+
+
+_LOCALPART = re.compile(r"[A-Za-z0-9._=\-/+]+")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_SERVER = re.compile(rf"({_LABEL}(?:\.{_LABEL})*)(?::([0-9]{{1,5}}))?")
+
+
+class InvalidMxid(ValueError):
+    """A value that claims to be an MXID but is not a well-formed one."""
+
+
+def mxid_server(value: str) -> str | None:
+    """The server name (domain, lower case, no port) of the MXID ``value``.
+
+    Returns:
+        None when ``value`` does not claim to be an MXID (neither ``matrix:`` nor ``@``).
+
+    Raises:
+        InvalidMxid: ``value`` claims to be an MXID but is malformed (no ``:``, bad
+            localpart or server name, a ``%`` left after decoding once, another ``matrix:``
+            kind than ``u/``).
+    """
+    if value[:7].lower() == "matrix:":
+        if value[7:9].lower() != "u/":
+            raise InvalidMxid(f"{value[:80]!r} is not a matrix:u/ user URI")
+        rest = value[9:].split("?", 1)[0].split("#", 1)[0]
+        try:
+            rest = unquote(rest, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidMxid(f"{value[:80]!r} does not decode to UTF-8") from None
+    elif value.startswith("@"):
+        rest = value[1:]
+    else:
+        return None
+    localpart, colon, server = rest.partition(":")
+    if not colon or not _LOCALPART.fullmatch(localpart) or "%" in rest:
+        raise InvalidMxid(f"{value[:80]!r} is not an MXID (<localpart>:<server name>)")
+    matched = _SERVER.fullmatch(server.lower())
+    if matched is None:
+        raise InvalidMxid(f"{value[:80]!r} does not name a valid server name")
+    return matched.group(1)
+
+
+def is_tim_endpoint(resource: Mapping[str, Any]) -> bool:
+    """Whether ``resource`` is an Endpoint of connection type ``tim`` (a TI-M address)."""
+    if resource.get("resourceType") != "Endpoint":
+        return False
+    connection = _dict(resource.get("connectionType"))
+    return connection.get("code") == TIM_CONNECTION
+
+
+def published_mxids(resource: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(element, value)`` of every value of ``resource`` that publishes an MXID.
+
+    A TI-M Endpoint's ``address`` always counts (even when it is no MXID: the caller must
+    refuse it); any other string ``address`` or ``telecom[].value`` counts when
+    :func:`mxid_server` sees an MXID claim in it.
+    """
+    resource_type = str(resource.get("resourceType"))
+    found: list[tuple[str, str]] = []
+    address = resource.get("address")
+    if is_tim_endpoint(resource):
+        found.append((f"{resource_type}.address", address if isinstance(address, str) else ""))
+    elif isinstance(address, str) and _claims_mxid(address):
+        found.append((f"{resource_type}.address", address))
+    for telecom in _list(resource.get("telecom")):
+        value = _dict(telecom).get("value")
+        if isinstance(value, str) and _claims_mxid(value):
+            found.append((f"{resource_type}.telecom", value))
+    return found
+
+
+def _claims_mxid(value: str) -> bool:
+    return value[:7].lower() == "matrix:" or value.startswith("@")
 
 
 def passport_targets(resource: Mapping[str, Any], now: datetime | None = None) -> Iterator[str]:

@@ -3,16 +3,21 @@
 Routes: ``GET /search/{type}`` (search), ``GET /search/{type}/{id}`` (read) and
 ``GET /search/metadata``. Every other method gives 405, every other path 404.
 
-The directory's bytes are relayed. They are parsed only when they may hold something to
-hide: an Endpoint, or, for an insured caller, a visibility extension. Links are rebased from
-the directory's URL to ``<base>/search`` by a bytes replacement. Visibility
+Only the interactions the CapabilityStatement declares pass: a search of a directory type and
+a read of a FHIR id (:func:`fhirhttp.fhir_path` on the segments of
+:func:`timkit.core.request_target.parse_target`); anything else (``_history``, vread,
+operations, an id with ``/`` or ``?`` encoded into it) is refused before the directory is
+asked. Every answer is parsed: a read must be the resource asked for, a search a
+``searchset`` Bundle, and every entry of that Bundle is judged on its own (entries without
+a directory resource are dropped). Links are rebased from the directory's URL to
+``<base>/search`` by a bytes replacement. Visibility
 (:func:`timkit.directory.fhirproxy.rules.hidden`) works in two places:
 
 * pushed into the query for the searched type, so paging and ``total`` stay right:
   ``Endpoint`` searches get ``status=active``; an insured caller's ``Endpoint`` and
   ``Organization`` searches get ``…Visibility:not=hide-versicherte``;
 * applied to every entry of the answer, including ``_include`` d ones. A hidden resource read
-  by id is 404.
+  by id is 404, like a deleted or missing one.
 
 For an insured caller, a ``HealthcareService`` or ``PractitionerRole`` of a hidden
 Organization is hidden too. ``HealthcareService`` searches get
@@ -22,7 +27,7 @@ chained filter would drop the roles without one: those are filtered from the ans
 which corrects ``total`` for the dropped matches of that page only. Which Organizations are
 hidden is asked of the directory at most every :data:`HIDDEN_TTL` seconds per process
 (:class:`HiddenOrganizations`), and only when an insured caller's answer holds a
-HealthcareService or PractitionerRole. Other callers' answers are parsed as before.
+HealthcareService or PractitionerRole.
 
 ``/search/metadata`` is the directory's CapabilityStatement made to say what ``/search``
 does (:func:`read_only_capability`): ``read`` and ``search-type`` only.
@@ -35,6 +40,7 @@ seconds. A search token carrying a boolean ``isInsurance`` claim is taken at its
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,17 +48,21 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from timkit.core.errors import IssueType, TimkitError
+from timkit.core.errors import IssueType, TimkitError, UpstreamError
 from timkit.directory.fhirproxy import rules, upstream
 from timkit.directory.fhirproxy.context import ProxyContext, context
 from timkit.directory.fhirproxy.fhirhttp import (
+    checked_answer,
+    fhir_path,
     fhir_response,
     filter_bundle,
     relayed,
-    resource_type,
+    request_target,
     with_params,
 )
 from timkit.directory.fhirproxy.tokens import Kind, authorize
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/search"
 INSURED_TTL = 60.0
@@ -152,43 +162,42 @@ async def _hidden_organizations(
     return await request.app[HIDDEN_KEY].get(ctx)
 
 
-def _needs_parsing(
-    raw: bytes, insured: bool, decorate: Decorate | None, hidden_organizations: frozenset[str]
-) -> bool:
-    return (
-        decorate is not None
-        or b'"Endpoint"' in raw
-        or (insured and (b"Visibility" in raw or bool(hidden_organizations)))
-    )
-
-
 async def search_view(
     request: web.Request, prefix: str = PREFIX, decorate: Decorate | None = None
 ) -> web.Response:
     """``GET <prefix>/{type}[/{id}]`` with a search token: relay, hide, optionally decorate.
 
-    ``decorate`` (the PASSporT mode) is called on every resource shown, after hiding.
+    Only the interactions :func:`read_only_capability` declares reach the directory: a
+    type-level search or a read of a FHIR id (:func:`fhirhttp.fhir_path`). Every answer is
+    parsed and filtered (:func:`_apply_visibility`); a hidden, deleted or missing resource
+    read by id is the same 404. ``decorate`` (the PASSporT mode) is called on every resource
+    shown, after hiding.
     """
     ctx = context(request)
     claims = authorize(request, ctx.tokens, Kind.SEARCH)
-    name = resource_type(request)
+    name, resource_id = fhir_path(request, prefix)
     is_insured = await insured(request, ctx, claims)
-    resource_id = request.match_info.get("id")
     if resource_id is None:
-        # The client's encoding, unchanged: ``query_string`` is decoded (a space in it would
-        # break the request line to the directory).
-        query = request.rel_url.raw_query_string
+        # The client's raw query string, as parse_target accepted it (visible ASCII, valid
+        # escapes): re-encoding it would change what the directory reads.
+        query = request_target(request).query
         path_qs = f"/{name}" + with_params(query, pushdown(name, is_insured))
     else:
         path_qs = f"/{name}/{resource_id}"
     status, headers, raw = await upstream.relay(ctx, path_qs)
+    if resource_id is not None and status in (404, 410):
+        raise _not_found(name, resource_id)
+    checked_answer(status, raw)
     if status == 200:
         hidden_organizations = await _hidden_organizations(request, ctx, raw, is_insured)
-        if _needs_parsing(raw, is_insured, decorate, hidden_organizations):
-            raw = _apply_visibility(
-                raw, claims, is_insured, hidden_organizations, decorate, resource_id
-            )
+        raw = _apply_visibility(
+            raw, claims, is_insured, hidden_organizations, decorate, name, resource_id
+        )
     return relayed(ctx, status, headers, raw, prefix)
+
+
+def _not_found(name: str, resource_id: str) -> TimkitError:
+    return TimkitError(404, IssueType.NOT_FOUND, f"{name}/{resource_id} not found")
 
 
 def _apply_visibility(
@@ -197,33 +206,54 @@ def _apply_visibility(
     insured: bool,
     hidden_organizations: frozenset[str],
     decorate: Decorate | None,
+    name: str,
     resource_id: str | None,
 ) -> bytes:
-    document = orjson.loads(raw)
+    """The answer as the caller may see it, or an error when it is not what was asked for.
+
+    A read must be the resource asked for (type and id), else 502; a search must be a
+    ``searchset`` Bundle, else 502. In a Bundle every entry is judged on its own: an entry
+    is kept only when it holds a resource of one of the six directory types that
+    :func:`rules.hidden` does not hide. Entries without a resource (history entries of
+    deleted versions), ``OperationOutcome`` entries, nested Bundles and any other type are
+    dropped.
+    """
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        document = None
+    if not isinstance(document, dict):
+        raise _unexpected("an answer that is not a JSON object")
 
     def is_hidden(resource: dict[str, Any]) -> bool:
         return rules.hidden(resource, insured=insured, hidden_organizations=hidden_organizations)
 
     if resource_id is not None:
+        if document.get("resourceType") != name or document.get("id") != resource_id:
+            raise _unexpected(f"a {document.get('resourceType')!r} for a read of {name}")
         if is_hidden(document):
-            raise TimkitError(
-                404,
-                IssueType.NOT_FOUND,
-                f"{document.get('resourceType')}/{resource_id} not found",
-            )
+            raise _not_found(name, resource_id)
         if decorate is not None:
             decorate(claims, document)
         return orjson.dumps(document)
 
+    if document.get("resourceType") != "Bundle" or document.get("type") != "searchset":
+        raise _unexpected(f"a {document.get('resourceType')!r} for a search of {name}")
+
     def keep(resource: dict[str, Any]) -> bool:
-        if is_hidden(resource):
+        if resource.get("resourceType") not in rules.DIRECTORY_TYPES or is_hidden(resource):
             return False
         if decorate is not None:
             decorate(claims, resource)
         return True
 
-    filter_bundle(document, keep)
+    filter_bundle(document, keep, drop_without_resource=True)
     return orjson.dumps(document)
+
+
+def _unexpected(what: str) -> UpstreamError:
+    log.warning("FHIR-Directory sent %s on /search", what)
+    return UpstreamError("the FHIR-Directory's answer was not the one asked for")
 
 
 async def search_metadata(request: web.Request, prefix: str = PREFIX) -> web.Response:

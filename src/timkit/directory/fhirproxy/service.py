@@ -18,6 +18,7 @@ from timkit.core.db import Database
 from timkit.core.signers import load_signer
 from timkit.core.tls import optional_server_ssl_context
 from timkit.core.web import serve_app
+from timkit.directory.access import read_token_file
 from timkit.directory.fhirproxy.api import create_app
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.context import ProxyContext
@@ -55,7 +56,12 @@ def token_service(config: FhirProxyConfig) -> TokenService:
 
 @contextlib.asynccontextmanager
 async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
-    """Build the shared context; close database, threads and HTTP client afterwards."""
+    """Build the shared context; close database, threads and HTTP client afterwards.
+
+    Raises:
+        ConfigError: the FHIR-Directory's token file is missing or too short.
+    """
+    upstream_token = read_token_file(config.upstream_token_file, "upstream_token_file")
     db = open_database(config.database)
     executor = ThreadPoolExecutor(config.workers, thread_name_prefix="fhir-proxy")
     connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=60)
@@ -71,6 +77,7 @@ async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
             tokens=token_service(config),
             executor=executor,
             http=http,
+            upstream_token=upstream_token,
         )
     finally:
         await http.close()

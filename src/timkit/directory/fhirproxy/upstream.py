@@ -4,6 +4,10 @@ Two ways in. :func:`relay` forwards a request as raw bytes for the pass-through 
 (``/search`` reads), where the proxy must add as little as possible. :func:`fhir`,
 :func:`fhir_json` and :func:`read` serve the rule-checking paths (``/owner``, provider FHIR).
 
+Every call carries the directory's bearer token (``ctx.upstream_token``). A failed call
+raises :class:`UpstreamError` with a generic message (the cause is logged here, never sent
+to a client).
+
 The directory builds ``fullUrl``, ``link.url`` and ``Location`` from the Host it is called
 with, which is the upstream URL. :func:`rebase` swaps that prefix for the public base plus the
 proxy path. This requires the directory to run without a ``base_url`` of its own, which is how
@@ -12,6 +16,7 @@ proxy path. This requires the directory to run without a ``base_url`` of its own
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,8 +24,12 @@ import orjson
 from yarl import URL
 
 from timkit.core.errors import TemporaryUpstreamError, UpstreamError
+from timkit.directory.access import authorization
 from timkit.directory.fhirproxy.context import ProxyContext
 
+log = logging.getLogger(__name__)
+UNREACHABLE = "the FHIR-Proxy could not reach the FHIR-Directory"
+FAILED = "the FHIR-Proxy's request to the FHIR-Directory failed"
 FHIR_JSON = "application/fhir+json"
 RELAYED_HEADERS = ("ETag", "Last-Modified", "Location")
 """Response headers of the directory passed on to the client (after :func:`rebase`)."""
@@ -41,7 +50,7 @@ async def fhir(
     directory (4xx/5xx with an OperationOutcome) are returned, not raised; only an
     unreachable directory raises :class:`UpstreamError` (502).
     """
-    send_headers = {"Accept": FHIR_JSON, **(headers or {})}
+    send_headers = {"Accept": FHIR_JSON, **(headers or {}), **authorization(ctx.upstream_token)}
     data = None
     if body is not None:
         data = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -54,27 +63,35 @@ async def fhir(
             raw = await response.read()
             return response.status, dict(response.headers), raw
     except OSError as e:
-        raise TemporaryUpstreamError(f"FHIR-Directory unreachable: {e}") from e
+        log.warning("FHIR-Directory unreachable (%s %s): %r", method, path, e)
+        raise TemporaryUpstreamError(UNREACHABLE) from e
     except Exception as e:
-        raise UpstreamError(f"FHIR-Directory request failed: {e}") from e
+        log.warning("FHIR-Directory request failed (%s %s): %r", method, path, e)
+        raise UpstreamError(FAILED) from e
 
 
 async def relay(ctx: ProxyContext, path_qs: str) -> tuple[int, dict[str, str], bytes]:
     """GET ``path_qs`` (path plus already-encoded query) from the directory, unparsed.
 
     Returns status, the :data:`RELAYED_HEADERS` present, and the raw body. The URL is not
-    re-quoted, so the client's encoding reaches the directory unchanged.
+    re-quoted, so the client's encoding of the query reaches the directory unchanged. The
+    caller vouches for ``path_qs``: its path is built from checked segments (a directory type
+    and a FHIR id, which need no encoding) and its query is the client's raw query string as
+    :func:`timkit.core.request_target.parse_target` accepted it.
     """
     url = URL(ctx.config.upstream + path_qs, encoded=True)
+    headers = {"Accept": FHIR_JSON, **authorization(ctx.upstream_token)}
     try:
-        async with ctx.http.get(url, headers={"Accept": FHIR_JSON}) as response:
+        async with ctx.http.get(url, headers=headers) as response:
             raw = await response.read()
             kept = {h: response.headers[h] for h in RELAYED_HEADERS if h in response.headers}
             return response.status, kept, raw
     except OSError as e:
-        raise TemporaryUpstreamError(f"FHIR-Directory unreachable: {e}") from e
+        log.warning("FHIR-Directory unreachable (GET %s): %r", path_qs, e)
+        raise TemporaryUpstreamError(UNREACHABLE) from e
     except Exception as e:
-        raise UpstreamError(f"FHIR-Directory request failed: {e}") from e
+        log.warning("FHIR-Directory request failed (GET %s): %r", path_qs, e)
+        raise UpstreamError(FAILED) from e
 
 
 def rebase(ctx: ProxyContext, raw: bytes, prefix: str) -> bytes:

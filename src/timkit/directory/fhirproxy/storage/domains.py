@@ -95,6 +95,14 @@ class DomainStore:
             )
             return row.fetchone() is not None
 
+    def names_of_telematik_id(self, telematik_id: str) -> set[str]:
+        """The domains registered for ``telematik_id`` (by any provider)."""
+        with self.db.read() as cur:
+            rows = cur.execute(
+                "SELECT domain FROM domains WHERE telematik_id = ?", (telematik_id,)
+            ).fetchall()
+        return {str(r[0]) for r in rows}
+
     def get(self, domain: str, tx: Cursor | None = None) -> Domain | None:
         """The domain ``domain`` (any case), or None; read inside ``tx`` when given."""
         sql = f"SELECT {_COLUMNS} FROM domains WHERE domain = ?"  # noqa: S608 - constant columns
