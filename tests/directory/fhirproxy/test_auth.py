@@ -476,3 +476,26 @@ def test_rate_limiter_refills_over_time() -> None:
     assert limiter.take("a") == 0
     assert limiter.take("a") == 0
     assert limiter.take("a") > 0
+
+
+async def test_ml_123873_a_regservice_token_is_exchanged_only_once(owner: OwnerSetup) -> None:
+    """Finding 8: one RegService-OpenID-Token bought two owner-accesstokens."""
+    token = owner.token()
+    assert (await owner.exchange(token)).status_code == 200
+    again = await owner.exchange(token)
+    assert again.status_code == 401, again.text
+    assert again.json()["error"] == "invalid_token"
+    assert "already exchanged" in again.json()["error_description"]
+    assert "ML-123873" in again.json()["error_description"]
+    # The same claims with the ECDSA signature re-encoded (s -> n - s) are still that token.
+    head, _, signature = token.rpartition(".")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    order = 0xA9FB57DBA1EEA9BC3E660A909D838D718C397AA3B561A6F7901E0E82974856A7  # BP256R1 n
+    flipped = r.to_bytes(32, "big") + (order - s).to_bytes(32, "big")
+    malleated = head + "." + base64.urlsafe_b64encode(flipped).rstrip(b"=").decode()
+    replay = await owner.exchange(malleated)
+    assert replay.status_code == 401, replay.text
+    assert "already exchanged" in replay.json()["error_description"]
+    # A fresh token of the same Org-Admin is fine.
+    assert (await owner.exchange(owner.token(iat=int(time.time()) - 1))).status_code == 200

@@ -28,7 +28,9 @@ request                                     response (200, ``application/json``)
   ``sub`` = the user id in ``matrix:u/<localpart>:<server>`` notation.
 * ``/owner-authenticate`` (ML-123873, method and parameters per ``I_VZD_Owner.yaml``): with
   ``Authorization: Bearer <RegService-OpenID-Token>`` the token is checked
-  (:mod:`.regservice`) → owner-accesstoken, ``sub`` = TelematikID. Without an Authorization
+  (:mod:`.regservice`) → owner-accesstoken, ``sub`` = TelematikID; each token is exchanged
+  once (:mod:`.storage.used_tokens`, shared by every instance; a second exchange within its
+  lifetime is a 401). Without an Authorization
   header and with trusted IDPs configured it starts the IDP sign-in (:mod:`.idp`; ``idp``
   picks the issuer, default the first configured) with a 302; without IDPs it is a 401.
 * ``/signin-gematik-idp-dienst?code=&state=`` (ML-123873): redeems the code at the IDP that
@@ -60,6 +62,7 @@ from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, contex
 from timkit.directory.fhirproxy.idp import IdpClient
 from timkit.directory.fhirproxy.ratelimit import RateLimiter
 from timkit.directory.fhirproxy.regservice import verify_regservice_token
+from timkit.directory.fhirproxy.storage.used_tokens import UsedTokens
 from timkit.directory.fhirproxy.tokens import SPECS, Issued, Kind, bearer
 
 T = TypeVar("T")
@@ -338,6 +341,18 @@ async def owner_authenticate(request: web.Request) -> web.StreamResponse:
         ctx.providers.by_certificate,
         ctx.domains.provider_has_telematik_id,
     )
+    first_use = await _blocking(
+        ctx, UsedTokens(ctx.db).claim, regservice_token, float(identity.claims["exp"])
+    )
+    if not first_use:
+        raise _oauth_error(
+            401,
+            "invalid_token",
+            "this RegService-OpenID-Token was already exchanged at /owner-authenticate;"
+            " each token buys one owner-accesstoken (ask the Registrierungs-Dienst for a new"
+            " one)",
+            OWNER_REQUIREMENT,
+        )
     issued = ctx.tokens.issue(
         Kind.OWNER, identity.telematik_id, {"professionOID": identity.profession_oid}
     )

@@ -8,7 +8,9 @@ The proxy's tables live beside the FHIR-Directory's (same database or a separate
 * ``federation_lists``: every signed federation list, by strictly increasing ``version``
   (the payload bytes and both signatures as detached compact JWS, RFC 7515 Appendix F);
 * ``domain_iks`` (3): each IK of an insurance domain once, so IKs are unique list-wide;
-* ``audit``: one row per write (who, what, when, result).
+* ``audit``: one row per write (who, what, when, result);
+* ``used_regservice_tokens`` (4): RegService-OpenID-Tokens already exchanged, until their
+  expiry (single use at ``/owner-authenticate``).
 """
 
 from __future__ import annotations
@@ -123,5 +125,24 @@ MIGRATIONS = (
         3,
         "IKs of insurance domains, unique list-wide",
         {"sqlite": _DOMAIN_IKS, "postgresql": _DOMAIN_IKS},
+    ),
+)
+
+# Migration 4 (issue 14, ML-123873): a RegService-OpenID-Token is exchanged once. Its digest
+# (SHA-256 of header.payload) is kept until its exp, shared by every proxy instance.
+_USED_TOKENS = """
+CREATE TABLE used_regservice_tokens (
+    digest TEXT PRIMARY KEY,
+    expires DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX used_regservice_tokens_expires ON used_regservice_tokens (expires);
+"""
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        4,
+        "RegService-OpenID-Tokens already exchanged (single use)",
+        {"sqlite": _USED_TOKENS, "postgresql": _USED_TOKENS},
     ),
 )
