@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from timkit.core import jsonbody
 from timkit.core.config import StrictModel
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import (
@@ -125,8 +126,10 @@ def _parse(model: type[M], body: bytes, *, optional: bool = False) -> M:
     """``body`` as ``model``; an empty body is ``model()`` when ``optional``."""
     if optional and not body.strip():
         return model()
-    if json_object(body) is None:
-        raise TimkitError(400, NOT_JSON, "body is not a JSON object")
+    try:
+        jsonbody.parse_json_object(body)  # names why a body is unusable (not UTF-8, depth, …)
+    except jsonbody.JsonBodyError as e:
+        raise e.to_error({**jsonbody.MATRIX_CODES, jsonbody.Problem.NOT_OBJECT: NOT_JSON}) from None
     try:
         return model.model_validate_json(body)
     except ValidationError as e:
