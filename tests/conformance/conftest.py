@@ -44,8 +44,9 @@ T = TypeVar("T")
 OPENAPI = Path(__file__).parents[1] / "data" / "openapi"
 """Unmodified copies of gematik's OpenAPI documents (see its README)."""
 
-EXAMPLES = int(os.environ.get("TIMKIT_CONFORMANCE_EXAMPLES", "200"))
-"""Examples per operation and generation mode (override with TIMKIT_CONFORMANCE_EXAMPLES)."""
+EXAMPLES = int(os.environ.get("TIMKIT_CONFORMANCE_EXAMPLES", "150"))
+"""Examples per operation and generation mode, positive and negative (so 300 per operation);
+override with TIMKIT_CONFORMANCE_EXAMPLES for a longer run."""
 
 CHECKS: list[CheckFunction] = [
     not_a_server_error,
