@@ -185,3 +185,35 @@ async def test_a_stalled_streamed_upload_is_ended_within_the_limit(listener: Lis
     assert orjson.loads(body)["error"] == f"request body stalled: no data for {LIMIT:g} s"
     assert time.monotonic() - started < LIMIT + 1.0
     writer.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "errcode", "error"),
+    [
+        (
+            b'{"invite": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+            "M_NOT_JSON",
+            "the request body is JSON nested deeper than 1024 levels",
+        ),
+        (
+            b'{"name": "M\xfcller"}',
+            "M_NOT_JSON",
+            "the request body is not UTF-8 (invalid byte at position 11)",
+        ),
+        (b"[]", "M_BAD_JSON", "the request body is not a JSON object (it is an array)"),
+    ],
+)
+async def test_an_unusable_create_room_body_is_named_and_not_relayed(
+    listener: Listener, body: bytes, errcode: str, error: str
+) -> None:
+    reader, writer = await listener.connect()
+    writer.write(
+        b"POST " + CREATE_ROOM + b" HTTP/1.1\r\nHost: " + SERVER.encode() + b"\r\n"
+        b"Authorization: Bearer t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    status, _, answer = await _answer(reader)
+    writer.close()
+    assert status == 400
+    assert orjson.loads(answer) == {"errcode": errcode, "error": error}
+    assert listener.synapse.seen == []

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
 from timkit.proxy.gate import DomainGate, server_name_of
 
@@ -62,15 +63,14 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     """``body`` as a JSON object.
 
     Raises:
-        TimkitError: 400 ``M_NOT_JSON``/``M_BAD_JSON`` when it is none.
+        TimkitError: 400 ``M_NOT_JSON`` naming why it cannot be parsed (not UTF-8, not JSON
+            and where, nested deeper than 1024 levels), ``M_BAD_JSON`` when it is no object
+            (``timkit.core.jsonbody``).
     """
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise TimkitError(400, "M_NOT_JSON", "the request body is not JSON") from e
-    if not isinstance(document, dict):
-        raise TimkitError(400, Codes.BAD_JSON, "the request body is not a JSON object")
-    return document
+        return jsonbody.parse_json_object(body)
+    except jsonbody.JsonBodyError as e:
+        raise e.to_error(jsonbody.MATRIX_CODES) from None
 
 
 def forbidden(message: str, rule: str) -> TimkitError:
