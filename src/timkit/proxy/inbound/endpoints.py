@@ -322,26 +322,39 @@ class Route:
         return self.endpoint.check
 
 
-def _match(parts: tuple[str, ...], segments: tuple[str, ...]) -> dict[str, str] | None:
-    if len(parts) != len(segments):
+_Compiled = tuple[tuple[str | None, str], ...]
+"""A pattern as (literal, "") or (None, placeholder name) per segment."""
+
+
+def _compile(parts: tuple[str, ...]) -> _Compiled:
+    compiled: list[tuple[str | None, str]] = []
+    for part in parts:
+        placeholder = _PLACEHOLDER.fullmatch(part)
+        compiled.append((None, placeholder.group(1)) if placeholder else (part, ""))
+    return tuple(compiled)
+
+
+def _match(pattern: _Compiled, segments: tuple[str, ...]) -> dict[str, str] | None:
+    if len(pattern) != len(segments):
         return None
     captured: dict[str, str] = {}
-    for part, segment in zip(parts, segments, strict=True):
-        placeholder = _PLACEHOLDER.fullmatch(part)
-        if placeholder:
-            captured[placeholder.group(1)] = segment
-        elif part != segment:
+    for (literal, name), segment in zip(pattern, segments, strict=True):
+        if literal is None:
+            captured[name] = segment
+        elif literal != segment:
             return None
     return captured
 
 
-def _index(api: Api) -> dict[str, tuple[Endpoint, ...]]:
-    """Endpoints of ``api`` by their first literal segment after the fixed prefix."""
+def _index(api: Api) -> dict[str, tuple[tuple[Endpoint, _Compiled], ...]]:
+    """Endpoints of ``api`` (with their compiled patterns) by their first literal segment
+    after the fixed prefix."""
     skip = {Api.CLIENT: 0, Api.ADMIN: 3, Api.FEDERATION: 3}[api]
-    index: dict[str, list[Endpoint]] = {}
+    index: dict[str, list[tuple[Endpoint, _Compiled]]] = {}
     for endpoint in ENDPOINTS:
         if endpoint.api is api:
-            index.setdefault(endpoint.parts[skip], []).append(endpoint)
+            entry = (endpoint, _compile(endpoint.parts))
+            index.setdefault(endpoint.parts[skip], []).append(entry)
     return {key: tuple(found) for key, found in index.items()}
 
 
@@ -381,8 +394,8 @@ def route(target: RequestTarget) -> Route | None:
     if segments[0] == "_matrix" and segments[1] == "client":
         for offset in (3, 4):
             tail = segments[offset:]
-            for endpoint in _CLIENT.get(tail[0], ()) if tail else ():
-                params = _match(endpoint.parts, tail)
+            for endpoint, pattern in _CLIENT.get(tail[0], ()) if tail else ():
+                params = _match(pattern, tail)
                 if params is None:
                     continue
                 prefix = segments[2:offset]
@@ -403,15 +416,14 @@ def route(target: RequestTarget) -> Route | None:
     else:
         return None
     candidates = index.get(segments[3], ())
-    for endpoint in candidates:
-        params = _match(endpoint.parts, segments)
+    for endpoint, pattern in candidates:
+        params = _match(pattern, segments)
         if params is not None:
             return _checked(endpoint, params, None)
-    for endpoint in candidates:
+    for endpoint, pattern in candidates:
         # the same path under another version segment: a version this Synapse does not serve
         # now but a later one might; refused rather than relayed unchecked
-        parts = (*endpoint.parts[:2], segments[2], *endpoint.parts[3:])
-        if _match(parts, segments) is not None:
+        if _match((*pattern[:2], (segments[2], ""), *pattern[3:]), segments) is not None:
             raise TimkitError(
                 400,
                 "M_UNRECOGNIZED",
