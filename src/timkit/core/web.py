@@ -391,8 +391,7 @@ async def guard(
             message = e.message
         else:
             message = f"{request.method} {request.path}: {e.reason}"
-        headers = {name: e.headers[name] for name in KEPT_ERROR_HEADERS if name in e.headers}
-        error = TimkitError(e.status, http_code(e.status), message, headers=headers)
+        error = TimkitError(e.status, http_code(e.status), message, headers=kept_headers(e))
         response = _render_with_headers(request, render, error)
         if isinstance(e, RequestBodyTimeout):
             response.force_close()
@@ -413,6 +412,12 @@ async def guard(
     except Exception:
         logger.exception("unhandled error in %s %s", request.method, request.path)
         return render(request, internal)
+
+
+def kept_headers(error: web.HTTPException) -> dict[str, str]:
+    """The :data:`KEPT_ERROR_HEADERS` ``error`` carries (``Allow`` of a 405, …), for an edge
+    that renders aiohttp's HTTP errors in its own protocol."""
+    return {name: error.headers[name] for name in KEPT_ERROR_HEADERS if name in error.headers}
 
 
 def _render_with_headers(

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from timkit.core.errors import TimkitError
-from timkit.core.web import health, json_response
+from timkit.core.web import health, json_response, set_headers
 from timkit.registration import federation, invite, orgapi, requesttoken
 from timkit.registration.accounts import ratelimit
 from timkit.registration.context import CONTEXT_KEY, RegistrationContext
@@ -44,15 +44,19 @@ def is_machine_path(path: str) -> bool:
 def render_error(request: web.Request, error: TimkitError) -> web.StreamResponse:
     """``error`` as JSON for machine paths (and API-started OIDC callbacks), else as the
     frontend's HTML error page in the user's language."""
+    response: web.StreamResponse
     if is_machine_path(request.path) or request.get(JSON_KEY):
-        return json_response(error.to_matrix(), error.status)
-    if ENV_KEY in request.app:
-        return error_page(request, error)
-    return web.Response(
-        text=f"<!doctype html><title>Fehler</title><p>{html.escape(error.describe())}</p>",
-        status=error.status,
-        content_type="text/html",
-    )
+        response = json_response(error.to_matrix(), error.status)
+    elif ENV_KEY in request.app:
+        response = error_page(request, error)
+    else:
+        response = web.Response(
+            text=f"<!doctype html><title>Fehler</title><p>{html.escape(error.describe())}</p>",
+            status=error.status,
+            content_type="text/html",
+        )
+    set_headers(response, error.headers)
+    return response
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -34,7 +34,7 @@ from aiohttp import web
 
 from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
-from timkit.core.web import health, json_response, start_app
+from timkit.core.web import health, json_response, kept_headers, set_headers, start_app
 from timkit.runtime.backend import EmbeddedBackend
 
 logger = logging.getLogger(__name__)
@@ -60,12 +60,16 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     except TimkitError as e:
         if e.status >= 500:
             logger.error("%s %s: %s", request.method, request.path, e)
-        return _json(e.to_matrix(), e.status)
+        response = _json(e.to_matrix(), e.status)
+        set_headers(response, e.headers)
+        return response
     except web.HTTPException as e:
         if e.status < 400:
             raise
         errcode = Codes.NOT_FOUND if e.status == 404 else "M_UNRECOGNIZED"
-        return _json({"errcode": errcode, "error": e.reason}, e.status)
+        response = _json({"errcode": errcode, "error": e.reason}, e.status)
+        set_headers(response, kept_headers(e))  # Allow of a 405
+        return response
 
 
 def _authorise(request: web.Request) -> None:

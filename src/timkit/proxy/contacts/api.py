@@ -15,8 +15,12 @@ Every operation needs ``Authorization: Bearer <Matrix OpenID token>`` of a user 
 Messenger-Service (checked at the homeserver, :class:`~timkit.proxy.openid.OpenIdValidator`);
 an ``Mxid`` header (TI-M Pro makes it required) must name that same user. A user only ever
 sees and changes their own settings. ``{mxid}`` may come percent-encoded (``%40a%3Ab``) or
-raw. Every error, routing errors included, is the API's ``Error`` object
-``{"errorCode", "errorMessage"}``.
+raw. A request the API cannot read unambiguously is refused before any handler runs: a
+target :func:`~timkit.core.request_target.parse_target` refuses (absolute-form, control
+characters, dot segments, ``//``, bad escapes) is 400 ``M_INVALID_PARAM``; ``Authorization``
+given twice is 401 ``M_UNAUTHORIZED``, ``Mxid`` given twice 400 ``M_INVALID_PARAM``. Every
+error, routing errors included, is the API's ``Error`` object ``{"errorCode",
+"errorMessage"}``.
 
 Mount the sub-app before any catch-all route of the outer app: aiohttp resolves resources in
 the order they were added, and a catch-all added first would take these paths.
@@ -32,6 +36,7 @@ from aiohttp import web
 
 from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError, UpstreamError
+from timkit.core.request_target import UnparsableRequest, parse_target, single_header
 from timkit.core.web import Handler, json_response
 from timkit.proxy.contacts.handlers import ContactsService, canonical_mxid, parse_contact
 from timkit.proxy.openid import OpenIdValidator
@@ -45,6 +50,9 @@ TITLE = "Contact Management des TI-Messengers"
 MAX_BODY = 64 * 1024
 """Largest request body in bytes (a ``Contact`` is a few hundred)."""
 
+UNAMBIGUOUS_RULE = "Messenger-Proxy: unambiguous request (issue 14)"
+"""The rule an unparsable target or a repeated header breaks (as on the inbound listener)."""
+UNAUTHORIZED = "M_UNAUTHORIZED"
 NOT_JSON = "M_NOT_JSON"
 UNRECOGNIZED = "M_UNRECOGNIZED"
 TOO_LARGE = "M_TOO_LARGE"
@@ -56,7 +64,7 @@ INFO_KEY = web.AppKey("proxy.contacts.info", dict)
 
 def render_error(error: TimkitError, headers: dict[str, str] | None = None) -> web.Response:
     """``error`` as the API's ``Error`` object."""
-    headers = dict(headers or {})
+    headers = {**error.headers, **(headers or {})}
     if error.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="tim-contact-mgmt"')
     return json_response(
@@ -87,6 +95,7 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     """``handler(request)`` with every error rendered as the ``Error`` object."""
     try:
+        _check_target(request)
         return await handler(request)
     except TimkitError as e:
         if e.status >= 500:
@@ -105,6 +114,24 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         return render_error(TimkitError(500, Codes.UNKNOWN, "internal error"))
 
 
+def _check_target(request: web.Request) -> None:
+    """Refuse a request target that cannot be read unambiguously (400)."""
+    try:
+        parse_target(request.raw_path)
+    except UnparsableRequest as e:
+        raise TimkitError(
+            400, Codes.INVALID_PARAM, f"request refused: {e}", requirement=UNAMBIGUOUS_RULE
+        ) from None
+
+
+def _single_header(request: web.Request, name: str, status: int, errcode: str) -> str | None:
+    """The one value of header ``name`` (None when absent); ``status`` when it is repeated."""
+    try:
+        return single_header(request.headers, name)
+    except UnparsableRequest as e:
+        raise TimkitError(status, errcode, str(e), requirement=UNAMBIGUOUS_RULE) from None
+
+
 def _is_root(request: web.Request) -> bool:
     """Whether ``request`` is for the mount point without its trailing slash."""
     root = str(request.app.router["info"].url_for())
@@ -115,11 +142,13 @@ async def authenticate(request: web.Request) -> str:
     """The user id of the OpenID token in ``Authorization``, checked against ``Mxid``.
 
     Raises:
-        TimkitError: 401 without a usable bearer token or when the homeserver rejects it;
-            403 when ``Mxid`` names another user (or the user is not of this service);
-            502 when the homeserver gives no verdict.
+        TimkitError: 401 without a usable bearer token, with ``Authorization`` given twice or
+            when the homeserver rejects the token; 403 when ``Mxid`` names another user (or
+            the user is not of this service); 400 when ``Mxid`` is given twice; 502 when the
+            homeserver gives no verdict.
     """
-    header = request.headers.get("Authorization", "")
+    header = _single_header(request, "Authorization", 401, UNAUTHORIZED) or ""
+    claimed = _single_header(request, "Mxid", 400, Codes.INVALID_PARAM)
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -133,7 +162,6 @@ async def authenticate(request: web.Request) -> str:
         owner = canonical_mxid(sub)
     except TimkitError as e:
         raise UpstreamError(f"the homeserver returned a malformed user id {sub!r}") from e
-    claimed = request.headers.get("Mxid")
     if claimed is not None:
         try:
             claimed_id = canonical_mxid(claimed.strip(), "Mxid header")

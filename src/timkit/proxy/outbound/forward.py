@@ -147,7 +147,7 @@ def _too_large() -> TimkitError:
 
 
 def _error(error: TimkitError) -> web.Response:
-    return json_response(error.to_matrix(), status=error.status)
+    return json_response(error.to_matrix(), status=error.status, headers=error.headers)
 
 
 class _RouteResolver(AbstractResolver):
