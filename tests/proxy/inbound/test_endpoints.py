@@ -75,7 +75,6 @@ REVIEWED: dict[str, str] = {
     "UserJoinedRoomCount": "reads a count (GET)",
     "UserInvitesCount": "reads a count (GET)",
     "DestinationMembershipRestServlet": "reads rooms shared with a server (GET)",
-    "RoomStateRestServlet ": "reads a room's state (GET)",
     "ListRoomRestServlet": "reads the room list (GET)",
     "RoomRestServlet": "in the table; GET reads the room",
     "BlockRoomRestServlet": "blocks a room, adds no member",
