@@ -7,11 +7,14 @@ appear as stage-2 checks after settings were made through the API.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 from yarl import URL
 
 from tests.proxy.contacts.conftest import ALICE, BOB, MAX_CONTACTS, NOW, SERVER, Api
@@ -304,6 +307,65 @@ async def test_mxid_header_must_name_the_token_user(api: Api) -> None:
         await error_of(response, 403, "M_FORBIDDEN")
     listed = await (await api.client.get(api.url("/contacts"), headers=api.auth())).json()
     assert listed == {"contacts": []}
+
+
+async def test_get_contacts_refuses_a_repeated_authorization_header(api: Api) -> None:
+    """Two ``Authorization`` headers could be read differently along the way: 401, never a
+    guess at one of them (found by the conformance run's probes, issue 14)."""
+    await api.client.post(api.url("/contacts"), json=contact(), headers=api.auth())
+    for first, second in (("alice", "bob"), ("bob", "alice"), ("alice", "alice")):
+        headers = CIMultiDict([("Authorization", f"Bearer {first}-token")])
+        headers.add("Authorization", f"Bearer {second}-token")
+        response = await api.client.get(api.url("/contacts"), headers=headers)
+        message = await error_of(response, 401, "M_UNAUTHORIZED")
+        assert "Authorization given 2 times" in message
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_create_contact_setting_refuses_a_repeated_mxid_header(api: Api) -> None:
+    headers = CIMultiDict(api.auth(Mxid=ALICE))
+    headers.add("Mxid", BOB)
+    response = await api.client.post(api.url("/contacts"), json=contact(), headers=headers)
+    assert "Mxid given 2 times" in await error_of(response, 400, "M_INVALID_PARAM")
+    listed = await (await api.client.get(api.url("/contacts"), headers=api.auth())).json()
+    assert listed == {"contacts": []}
+
+
+@pytest.mark.parametrize(
+    ("target", "named"),
+    [
+        (f"{PREFIX}/contacts/%40carol%3Aklinik.tim.test%00", "control character"),
+        (f"{PREFIX}/contacts/%2e%2E", "dot segment"),
+        (f"{PREFIX}/./contacts", "dot segment"),
+        (f"{PREFIX}//contacts", "empty path segment"),
+        (f"{PREFIX}/contacts/%40carol%3Aklinik.tim.test%", "malformed percent escape"),
+        (f"{PREFIX}/contacts/%FF", "not UTF-8"),
+        (f"http://praxis.tim.test{PREFIX}/contacts", "must be a path"),
+    ],
+)
+async def test_get_contact_refuses_ambiguous_request_targets(
+    api: Api, target: str, named: str
+) -> None:
+    """Targets the proxy cannot read unambiguously are 400 in the API's Error object, sent
+    byte for byte over a real socket (issue 14)."""
+    await api.client.post(api.url("/contacts"), json=contact(), headers=api.auth())
+    assert api.client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.client.port)
+    writer.write(
+        f"GET {target} HTTP/1.1\r\nHost: praxis.tim.test\r\n"
+        "Authorization: Bearer alice-token\r\nConnection: close\r\n\r\n".encode()
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert b"application/json" in head.lower()
+    error = orjson.loads(body)
+    assert error["errorCode"] == "M_INVALID_PARAM"
+    assert named in error["errorMessage"]
+    assert "unambiguous request" in error["errorMessage"]
 
 
 async def test_users_never_see_each_others_settings(api: Api) -> None:
