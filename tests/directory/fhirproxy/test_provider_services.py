@@ -105,6 +105,69 @@ async def test_ml_123881_every_route_needs_a_provider_token(
     assert "ML-123881" in wrong_kind.json()["message"]
 
 
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_ml_123881_a_repeated_authorization_header_is_refused(
+    provider_a: Provider, provider_b: Provider, stack: Stack, method: str, path: str
+) -> None:
+    """Two tokens in one request are 401 whatever their order, never the first one's answer
+    (found by the conformance run's probes, issue 14)."""
+    for first, second in ((provider_a, provider_b), (provider_b, provider_a)):
+        headers = httpx.Headers(
+            [
+                ("Authorization", f"Bearer {first.token}"),
+                ("Authorization", f"Bearer {second.token}"),
+            ]
+        )
+        response = await stack.client.request(method, stack.url + BASE + path, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "Authorization given 2 times" in response.json()["message"]
+        assert "ML-123881" in response.json()["message"]
+    assert not stack.ctx.domains.contains("a.example.de")
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/FederationList/federationList.jws?version=1&version=0", "version"),
+        ("/FederationList/federationList.jws?sigAlg=ES256&sigAlg=BP256R1", "sigAlg"),
+        ("/localization?mxid=matrix:u/a:b.example.de&mxid=matrix:u/c:d.example.de", "mxid"),
+        ("/federation?domain=a.example.de&domain=b.example.de", "domain"),
+    ],
+)
+async def test_af_10048_a_repeated_query_parameter_is_refused(
+    provider_a: Provider, path: str, parameter: str
+) -> None:
+    """A parameter given twice could be read as either value: 400 naming it (issue 14)."""
+    response = await provider_a("GET", path)
+    assert response.status_code == 400, response.text
+    assert f"query parameter {parameter} given 2 times" in response.json()["message"]
+    assert response.json()["errors"][0]["attributeName"] == parameter
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+@pytest.mark.parametrize(
+    "raw_domain",
+    ["praxis.example.de%2F", "praxis.example.de:443", "%E2%80%8Bpraxis.example.de", "a%20b.de"],
+)
+async def test_af_10048_a_path_domain_that_is_no_dns_name_is_400(
+    provider_a: Provider, stack: Stack, method: str, raw_domain: str
+) -> None:
+    """``{domain}`` is checked like the body's ``domain`` before any look-up (issue 14)."""
+    added = await provider_a("POST", "/federation", json=_domain("praxis.example.de"))
+    assert added.status_code == 200, added.text
+    url = httpx.URL(stack.url + BASE + "/federation/" + raw_domain)
+    response = await stack.client.request(
+        method,
+        url,
+        json=_domain("praxis.example.de"),
+        headers={"Authorization": f"Bearer {provider_a.token}"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["attributeName"] == "domain"
+    assert stack.ctx.domains.contains("praxis.example.de")
+
+
 async def test_info_needs_no_token(stack: Stack) -> None:
     for path in (BASE, BASE + "/"):
         response = await stack.request("GET", path)

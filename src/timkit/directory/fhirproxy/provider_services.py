@@ -24,6 +24,11 @@ VZD ``Error{message, errors}`` (rendered by :mod:`.api`, which also audits every
 
 An Organization counts as active unless its ``active`` is ``false`` (FHIR: absent means
 active); of several Organizations with one TelematikID, one active one suffices.
+
+What could be read two ways is refused, never guessed at (issue 14): ``Authorization`` given
+twice is 401; a query parameter given twice (``version``, ``sigAlg``, ``mxid``, ``domain``)
+is 400 naming it; a ``{domain}`` in the path that is no DNS name is 400 (``domain``), as
+``?domain=`` is.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from aiohttp import web
 
 from timkit.core import jsonbody
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.request_target import UnparsableRequest, single_header
 from timkit.directory.fhirproxy import upstream
 from timkit.directory.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
 from timkit.directory.fhirproxy.federation import (
@@ -48,7 +54,7 @@ from timkit.directory.fhirproxy.federation import (
     check_domain_name,
     parse_domain,
 )
-from timkit.directory.fhirproxy.tokens import Kind, authorize
+from timkit.directory.fhirproxy.tokens import SPECS, Kind, authorize
 
 BASE = "/tim-provider-services"
 TELEMATIK_ID_SYSTEM = "https://gematik.de/fhir/sid/telematik-id"
@@ -101,8 +107,37 @@ async def _json_body(request: web.Request) -> Any:
 
 
 def _owner(request: web.Request) -> str:
+    """The caller's client id (the provider-accesstoken's ``sub``).
+
+    Raises:
+        TimkitError: 401 without a valid provider-accesstoken or with ``Authorization``
+            given twice; 403 for a token of another kind (ML-123881).
+    """
+    try:
+        single_header(request.headers, "Authorization")
+    except UnparsableRequest as e:
+        requirement = SPECS[Kind.PROVIDER].requirement
+        raise TimkitError(401, "invalid_token", str(e), requirement=requirement) from None
     claims = authorize(request, context(request).tokens, Kind.PROVIDER)
     return str(claims["sub"])
+
+
+def _query(request: web.Request, name: str) -> str | None:
+    """The one value of query parameter ``name`` (None when absent); 400 when repeated."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise _bad_request(f"query parameter {name} given {len(values)} times", name)
+    return values[0] if values else None
+
+
+def _path_domain(request: web.Request) -> str:
+    """``{domain}`` of the path, checked like a Domain's ``domain``; 400 when no DNS name."""
+    name = request.match_info["domain"]
+    try:
+        check_domain_name(name)
+    except ValueError as e:
+        raise _bad_request(f"domain {e}", "domain") from e
+    return name
 
 
 # -- upstream look-ups ---------------------------------------------------------------------
@@ -176,10 +211,12 @@ async def federation_list(request: web.Request) -> web.Response:
     """``GET /FederationList/federationList.jws``: the newest signed list, or 204."""
     _owner(request)
     ctx = context(request)
-    raw_version = request.query.get("version")
+    raw_version = _query(request, "version")
     if raw_version is not None and not _VERSION.match(raw_version):
         raise _bad_request("version must be a non-negative integer", "version")
-    raw_alg = request.query.get("sigAlg", SigAlg.BP256R1.value)
+    raw_alg = _query(request, "sigAlg")
+    if raw_alg is None:
+        raw_alg = SigAlg.BP256R1.value
     if raw_alg not in SigAlg.__members__:
         raise _bad_request("sigAlg must be BP256R1 or ES256", "sigAlg")
     alg = SigAlg(raw_alg)
@@ -198,7 +235,7 @@ async def localization(request: web.Request) -> web.Response:
     """``GET /localization?mxid=``: where in the directory an MXID is (whereIs)."""
     _owner(request)
     ctx = context(request)
-    mxid = normalise_mxid(request.query.get("mxid", ""))
+    mxid = normalise_mxid(_query(request, "mxid") or "")
     bundle = await upstream.fhir_json(
         ctx,
         "/Endpoint",
@@ -263,7 +300,7 @@ async def get_domains(request: web.Request) -> web.Response:
     """``GET /federation[?domain=]``: the caller's domains (or the one named)."""
     owner = _owner(request)
     ctx = context(request)
-    name = request.query.get("domain")
+    name = _query(request, "domain")
     if name is None:
         domains = await _blocking(ctx, ctx.domains.of_provider, owner)
     else:
@@ -279,7 +316,7 @@ async def update_domain(request: web.Request) -> web.Response:
     """``PUT /federation/{domain}``: change one of the caller's domains; 200 with it."""
     owner = _owner(request)
     ctx = context(request)
-    name = request.match_info["domain"]
+    name = _path_domain(request)
     await _own_domain(request, name, owner)
     domain = parse_domain(await _json_body(request), owner=owner)
     if domain.domain != name.lower():
@@ -293,7 +330,7 @@ async def delete_domain(request: web.Request) -> web.Response:
     """``DELETE /federation/{domain}``: remove one of the caller's domains; 204."""
     owner = _owner(request)
     ctx = context(request)
-    name = request.match_info["domain"]
+    name = _path_domain(request)
     await _own_domain(request, name, owner)
     await _blocking(ctx, federation(request).remove, name, owner)
     return web.Response(status=204)
