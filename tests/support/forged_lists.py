@@ -6,8 +6,8 @@
 
 * ``tls-leaf-as-ca``: a fresh key with the list signer role, its certificate issued by an
   ordinary TLS leaf (CA:FALSE) of the local PKI, ``x5c = [that cert, the leaf]``;
-* ``regservice-token-signer``: signed with the RD's RegService-OpenID-Token key (a local
-  PKI signing certificate without the role, as ``runtime.plan.rd_token_signer`` issues it);
+* ``regservice-token-signer``: signed with the RD's RegService-OpenID-Token key, issued by
+  ``runtime.plan.rd_token_signer`` exactly as ``timkit up`` issues it;
 * ``tls-leaf-key``: signed directly with a TLS leaf's key;
 * ``issuer-without-keycertsign``, ``path-length-exceeded``, ``expired-issuer``: an
   intermediate CA under the local CA that breaks one rule each;
@@ -34,6 +34,7 @@ from cryptography.x509.oid import NameOID
 from timkit.core import jwt
 from timkit.core.certpath import OID_FD_SIG, OID_POLICY_GEM_OR_CP
 from timkit.core.tls import FEDERATION_LIST_SIGNER, CertificateRole, CertPaths, LocalPKI
+from timkit.runtime.plan import rd_token_signer
 
 EVIL = "evil.tim.test"
 CN = "VZD-FHIR-FList-Signer"
@@ -174,13 +175,7 @@ def forgeries(pki: LocalPKI, version: int = 10**6) -> dict[str, Forgery]:
     """Every forged list of finding 2 against ``pki`` (see the module docstring)."""
     anchor = local_ca(pki)
     tls_leaf = load(pki.ensure_server_cert("rd-tls", ["127.0.0.1", "localhost"]))
-    regservice = load(
-        pki.ensure_signing_cert(
-            "registration-token-signer",
-            "TI-M Registrierungs-Dienst RegService-Token-Signer",
-            curve=ec.BrainpoolP256R1(),
-        )
-    )
+    regservice = load(rd_token_signer(pki))  # exactly as `timkit up` issues it
     role = FEDERATION_LIST_SIGNER
     out: dict[str, Forgery] = {}
 
