@@ -43,6 +43,8 @@ SCHEMA = schemathesis.openapi.from_path(OPENAPI / "I_VZD_TIM_Provider_Services.y
 OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 ACTIVE_TID = "9-2.58.00000040"  # Organization-OrganizationExample001, active
 B_DOMAIN = "provider-b.tim.test"
+QUERY_PARAMETERS = frozenset({"version", "sigAlg", "mxid", "domain"})
+"""Every query parameter the yaml declares."""
 
 
 @dataclass(frozen=True)
@@ -155,10 +157,25 @@ def _cases(operation: Any, mode: GenerationMode, target: Target) -> st.SearchStr
                 query["domain"] = draw(st.sampled_from(DOMAINS))
             if "mxid" in query or operation.label == "GET /localization":
                 query["mxid"] = draw(st.sampled_from(MXIDS))
+            if query and draw(st.integers(0, 9)) == 0:  # one parameter given twice
+                name = draw(st.sampled_from(sorted(query)))
+                query[name] = [query[name], draw(st.sampled_from([*DOMAINS, *MXIDS, "0"]))]
             case.query = query
         return case, extra
 
     return cases()
+
+
+def _repeated_refused(case: Case, response: schemathesis.Response) -> None:
+    """A declared query parameter given twice could be read as either value: it must be a 400
+    (undeclared ones are ignored, repeated or not)."""
+    repeated = [
+        name
+        for name, value in (case.query or {}).items()
+        if name in QUERY_PARAMETERS and isinstance(value, list) and len(value) > 1
+    ]
+    if repeated and response.status_code not in (400, 401, 403):
+        pytest.fail(f"{repeated} given twice, answered {response.status_code}: {response.text}")
 
 
 def _error_body(response: schemathesis.Response) -> None:
@@ -188,6 +205,7 @@ def test_provider_services_conform_to_their_yaml(
             checks=NEGATIVE_CHECKS if mode is GenerationMode.NEGATIVE else CHECKS,
         )
         _error_body(response)
+        _repeated_refused(case, response)
 
     with http:
         run_operation(_cases(operation, mode, target), call)
