@@ -10,10 +10,12 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from timkit.core.config import StrictModel
+from timkit.core.federation_list import LIST_SIGNER_ROLE, ROLE_PATTERN
 from timkit.core.names import Routes
 from timkit.core.rawdata import RawDataConfig
 
@@ -39,6 +41,15 @@ class InboundConfig(StrictModel):
         max_body: largest request body in bytes (larger gets 413 ``M_TOO_LARGE``).
         checked_body: largest body of a request the proxy must read to check (invites,
             ``createRoom``); larger gets 413.
+        push_gateways: the provider's Push-Gateway notify URLs
+            (``…/_matrix/push/v1/notify``): the only ``data.url`` an HTTP pusher may name
+            (``POST …/pushers/set``); empty refuses every HTTP pusher (fail closed).
+        head_timeout: seconds a client may take to send a request head; then the
+            connection is closed (slowloris; see ``timkit.core.web.ReadTimeouts``).
+        body_stall_timeout: seconds a request body may deliver nothing before it is
+            answered 408.
+        body_timeout: seconds a request body may take in all before it is answered 408.
+        keepalive_timeout: seconds an idle keep-alive connection stays open.
     """
 
     bind: str = "127.0.0.1"
@@ -47,6 +58,24 @@ class InboundConfig(StrictModel):
     tls_key: Path | None = None
     max_body: int = Field(default=100 * 1024 * 1024, gt=0)
     checked_body: int = Field(default=1024 * 1024, gt=0)
+    push_gateways: tuple[str, ...] = ()
+    head_timeout: float = Field(default=10.0, gt=0)
+    body_stall_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=120.0, gt=0)
+    keepalive_timeout: float = Field(default=75.0, gt=0)
+
+    @field_validator("push_gateways")
+    @classmethod
+    def _plain_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - raises ValueError for a bad port
+            except ValueError:
+                raise ValueError(f"{url!r} is not a URL") from None
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+                raise ValueError(f"{url!r} is not an http(s) URL of a Push-Gateway")
+        return urls
 
 
 class UpstreamConfig(StrictModel):
@@ -109,12 +138,15 @@ class FederationListConfig(StrictModel):
         trust_anchors: PEM files whose certificates the list signer's ``x5c`` chain must
             lead to (test or production anchors of the VZD-FHIR-Directory).
         sig_alg: JWS algorithm of the list (``BP256R1``, gematik's default, or ``ES256``).
+        signer_role: the role OID (Admission professionOID) the list signer's C.FD.SIG
+            certificate must carry (ML-123677); default ``oid_vzd_ti``, the VZD's.
         interval: seconds between pulls (ML-137902: once per hour).
         retry_interval: seconds between pulls while none succeeds.
         ttl: seconds without a valid list after which all federation traffic is blocked.
         miss_refresh_interval: least seconds between extra pulls caused by a domain that is
             not in the held list (a newly admitted service is accepted without waiting an hour).
-        state_file: where the last good list is kept across restarts.
+        state_file: where the last good list and the highest version ever accepted (the
+            floor below which no list is used again, ML-123891) are kept across restarts.
     """
 
     url: str = "https://127.0.0.1:8460/federation"
@@ -122,6 +154,7 @@ class FederationListConfig(StrictModel):
     ca_file: Path | None = None
     trust_anchors: tuple[Path, ...] = ()
     sig_alg: Literal["BP256R1", "ES256"] = "BP256R1"
+    signer_role: str = Field(default=LIST_SIGNER_ROLE, pattern=ROLE_PATTERN)
     interval: float = Field(default=3600.0, gt=0)
     retry_interval: float = Field(default=300.0, gt=0)
     ttl: float = Field(default=72 * 3600.0, gt=0)
