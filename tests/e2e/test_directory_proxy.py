@@ -37,19 +37,19 @@ A = "praxis-sonnenschein.tim.test"
 B = "klinikum-nord.tim.test"
 
 
-def _proxy(federation: Federation) -> dict[str, Any]:
+def proxy_component(federation: Federation) -> dict[str, Any]:
     (component,) = [c for c in federation.status()["components"] if c["kind"] == "directory"]
     return component
 
 
-def _client(federation: Federation) -> httpx.Client:
+def tls_client(federation: Federation) -> httpx.Client:
     return httpx.Client(verify=ssl.create_default_context(cafile=federation.ca_cert), timeout=30)
 
 
-def _openid_token(federation: Federation, domain: str, localpart: str) -> str:
+def openid_token(federation: Federation, domain: str, localpart: str) -> str:
     mxid = federation.add_user(domain, localpart, "correct horse battery staple")
     base = federation.client_url(domain)
-    with _client(federation) as client:
+    with tls_client(federation) as client:
         login = client.post(
             f"{base}/_matrix/client/v3/login",
             json={
@@ -69,10 +69,10 @@ def _openid_token(federation: Federation, domain: str, localpart: str) -> str:
         return str(response.json()["access_token"])
 
 
-def _provider_token(federation: Federation, url: str) -> str:
+def provider_token(federation: Federation, url: str) -> str:
     layout = Layout(Path(federation.status()["data_dir"]))
     credentials = json.loads(layout.provider_credentials.read_text())
-    with _client(federation) as client:
+    with tls_client(federation) as client:
         token = client.post(
             f"{url}/token",
             data={"grant_type": "client_credentials"},
@@ -88,18 +88,18 @@ def _provider_token(federation: Federation, url: str) -> str:
 
 
 def test_fhir_proxy_runs_over_tls_in_front_of_the_directory(federation: Federation) -> None:
-    proxy = _proxy(federation)
+    proxy = proxy_component(federation)
     assert proxy["healthy"] is True
     assert proxy["url"].startswith("https://127.0.0.1:")
-    with _client(federation) as client:
+    with tls_client(federation) as client:
         assert client.get(f"{proxy['url']}/search/HealthcareService").status_code == 401
 
 
 @pytest.mark.timeout(120)
 def test_ml_123485_real_synapse_openid_token_buys_a_search_token(federation: Federation) -> None:
-    url = _proxy(federation)["url"]
-    openid = _openid_token(federation, A, "searcher")
-    with _client(federation) as client:
+    url = proxy_component(federation)["url"]
+    openid = openid_token(federation, A, "searcher")
+    with tls_client(federation) as client:
         response = client.get(
             f"{url}/tim-authenticate",
             params={"mxId": A},
@@ -150,9 +150,9 @@ def _verify_bp256r1(jws: str, ca_cert: str) -> dict[str, Any]:
 
 
 def test_demo_domains_are_in_the_signed_federation_list(federation: Federation) -> None:
-    url = _proxy(federation)["url"]
-    token = _provider_token(federation, url)
-    with _client(federation) as client:
+    url = proxy_component(federation)["url"]
+    token = provider_token(federation, url)
+    with tls_client(federation) as client:
         response = client.get(
             f"{url}/tim-provider-services/FederationList/federationList.jws",
             headers={"Authorization": f"Bearer {token}"},
@@ -164,15 +164,15 @@ def test_demo_domains_are_in_the_signed_federation_list(federation: Federation) 
     assert payload["version"] >= 1
 
 
-def _owner_token(federation: Federation, url: str, tmp_path: Path, telematik_id: str) -> str:
-    """Register a RegService signing certificate for the RD's provider (operator CLI), sign a
-    RegService-OpenID-Token with it and exchange it at ``/owner-authenticate``."""
+def regservice_token(federation: Federation, url: str, tmp_path: Path, telematik_id: str) -> str:
+    """Register a RegService signing certificate for the RD's provider (operator CLI) and sign
+    a RegService-OpenID-Token for ``telematik_id`` with it."""
     signer = LocalPKI(tmp_path / "regservice-pki").ensure_signing_cert(
         "regservice", "Registrierungs-Dienst timkit-demo"
     )
     timkit(federation.config, "directory", "provider", "cert", RD_PROVIDER, str(signer.cert))
     now = int(time.time())
-    token = jwt.sign(
+    return jwt.sign(
         {
             "sub": "org-admin@praxis-sonnenschein",
             "iss": "https://registration.praxis-sonnenschein.tim.test",
@@ -185,7 +185,13 @@ def _owner_token(federation: Federation, url: str, tmp_path: Path, telematik_id:
         jwt.key_from_pem(signer.key.read_bytes()),
         x5c=jwt.x5c_of([x509.load_pem_x509_certificate(signer.cert.read_bytes())]),
     )
-    with _client(federation) as client:
+
+
+def owner_token(federation: Federation, url: str, tmp_path: Path, telematik_id: str) -> str:
+    """A RegService-OpenID-Token (:func:`regservice_token`) exchanged at
+    ``/owner-authenticate``: an owner-accesstoken."""
+    token = regservice_token(federation, url, tmp_path, telematik_id)
+    with tls_client(federation) as client:
         response = client.get(
             f"{url}/owner-authenticate", headers={"Authorization": f"Bearer {token}"}
         )
@@ -201,10 +207,10 @@ def test_ml_123876_use_cases_against_the_real_neighbour_systems(
     publishes a new TI-M endpoint with a RegService-OpenID-Token; a user of the other
     organisation, authenticated by their real Synapse, finds it; the audit log names the owner.
     (AF_10048 is the federation list test above; AF_10047 runs against a real slapd.)"""
-    url = _proxy(federation)["url"]
+    url = proxy_component(federation)["url"]
     service = MessengerServiceConfig(domain=A, organisation="-", port=1, forward_proxy_port=2)
     tid = telematik_id(service)
-    owner = _owner_token(federation, url, tmp_path, tid)
+    owner = owner_token(federation, url, tmp_path, tid)
     endpoint = {
         "resourceType": "Endpoint",
         "status": "active",
@@ -214,7 +220,7 @@ def test_ml_123876_use_cases_against_the_real_neighbour_systems(
         "address": f"matrix:u/sprechstunde:{A}",
         "managingOrganization": {"reference": "Organization/praxis-sonnenschein-org"},
     }
-    with _client(federation) as client:
+    with tls_client(federation) as client:
         created = client.post(
             f"{url}/owner/Endpoint",
             json=endpoint,
@@ -228,7 +234,7 @@ def test_ml_123876_use_cases_against_the_real_neighbour_systems(
         search = client.get(
             f"{url}/tim-authenticate",
             params={"mxId": B},
-            headers={"X-Matrix-OpenID-Token": _openid_token(federation, B, "finder")},
+            headers={"X-Matrix-OpenID-Token": openid_token(federation, B, "finder")},
         ).json()["access_token"]
         found = client.get(
             f"{url}/search/Endpoint",
