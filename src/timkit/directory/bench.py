@@ -198,7 +198,7 @@ class BenchClient:
 
     Requests raise RuntimeError unless the answer is 200; they return the elapsed
     milliseconds and the body. ``token`` (the FHIR-Directory's bearer token) is sent with
-    every :meth:`get`.
+    every request.
     """
 
     def __init__(
@@ -216,7 +216,8 @@ class BenchClient:
     ) -> tuple[float, bytes]:
         """Send one request; (milliseconds, body)."""
         started = time.perf_counter()
-        self._connection.request(method, path, body=body or None, headers=headers or {})
+        sent = {**self._auth, **(headers or {})}
+        self._connection.request(method, path, body=body or None, headers=sent)
         response = self._connection.getresponse()
         data = response.read()
         elapsed = (time.perf_counter() - started) * 1000
@@ -226,7 +227,7 @@ class BenchClient:
 
     def get(self, path: str) -> tuple[float, bytes]:
         """``GET path`` accepting FHIR JSON."""
-        return self.request("GET", path, {"Accept": "application/fhir+json", **self._auth})
+        return self.request("GET", path, {"Accept": "application/fhir+json"})
 
     def close(self) -> None:
         """Close the connection."""
