@@ -8,8 +8,14 @@ Routes, in order:
 * ``GET /metrics``: Prometheus metrics, to loopback peers only;
 * ``/_matrix/federation/…``, ``/_matrix/key/…``: server-server traffic
   (:mod:`timkit.proxy.inbound.federation`);
-* everything else: client-server traffic (:mod:`timkit.proxy.inbound.client` checks invites
-  and ``createRoom``; the rest is relayed untouched).
+* everything else: client-server traffic (:mod:`timkit.proxy.inbound.client`); the rest is
+  relayed untouched.
+
+Every request's target is first read as Synapse reads it
+(:func:`timkit.core.request_target.parse_target`: split, then decoded); an ambiguous target
+is 400 and a repeated ``Authorization`` 401, never relayed. Which path gets which check is
+the table in :mod:`timkit.proxy.inbound.endpoints` (every endpoint that can change room
+membership, plus ``pushers/set``), matched on the decoded segments whatever the spelling.
 
 Errors are Matrix JSON (``errcode``, ``error`` naming the rule) rendered here, once.
 
