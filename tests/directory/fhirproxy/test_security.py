@@ -38,6 +38,10 @@ async def test_ml_123682_an_unreachable_directory_is_a_clean_502(tmp_path: Path)
         assert body["resourceType"] == "OperationOutcome"
         assert "Traceback" not in response.text
         assert "File " not in response.text
+        # Issue 14 (finding 5): nothing of aiohttp's own message reaches the client.
+        assert "Cannot connect" not in response.text
+        assert "127.0.0.1" not in response.text
+        assert "could not reach the FHIR-Directory" in body["issue"][0]["diagnostics"]
 
 
 async def test_ml_123682_oversized_bodies_are_refused(stack: Stack) -> None:
