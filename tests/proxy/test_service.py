@@ -164,12 +164,6 @@ async def test_a_stalled_create_room_body_is_answered_408_within_the_limit(
     assert listener.synapse.seen == []  # nothing of it was relayed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy.upstream.Exchange.send_streamed awaits the homeserver's response head even "
-    "after its body pump failed (RequestBodyTimeout): it must race the pump against "
-    "_read_head and re-raise the pump's exception (issue 14, handed to the proxy's owner)",
-)
 async def test_a_stalled_streamed_upload_is_ended_within_the_limit(listener: Listener) -> None:
     """A body above the relay's inline limit travels streamed to the homeserver; a stall there
     is ended too (408 to the client, nothing half-sent left waiting)."""

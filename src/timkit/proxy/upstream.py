@@ -285,14 +285,31 @@ class Exchange:
         """Send ``head``, then ``body`` piece by piece (chunk-encoded if ``chunked``) while
         the response head is awaited; the response head.
 
+        If the client's body fails while the head is awaited (it stalled past the listener's
+        read time, or the client went away), the upstream is not waited for any longer: the
+        body's exception is raised and the half-sent request's connection is dropped.
+
         Raises:
             UpstreamUnavailable, TimeoutError: as :meth:`send` (no second attempt: the body
                 is consumed).
+            Exception: what reading the client's body raised (e.g.
+                ``timkit.core.web.RequestBodyTimeout``).
         """
         connection = await self._connect()
         connection.writer.write(head)
-        self._pump = asyncio.create_task(_pump(connection.writer, body, chunked))
-        return await self._read_head(method)
+        pump = self._pump = asyncio.create_task(_pump(connection.writer, body, chunked))
+        answer = asyncio.ensure_future(self._read_head(method))
+        try:
+            await asyncio.wait((pump, answer), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            answer.cancel()
+            raise
+        if not answer.done():
+            failure = pump.exception()
+            if failure is not None:
+                answer.cancel()
+                raise failure
+        return await answer
 
     async def _connect(self) -> _Connection:
         self.connection = await self.pool._acquire()
