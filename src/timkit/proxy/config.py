@@ -48,7 +48,9 @@ class InboundConfig(StrictModel):
             connection is closed (slowloris; see ``timkit.core.web.ReadTimeouts``).
         body_stall_timeout: seconds a request body may deliver nothing before it is
             answered 408.
-        body_timeout: seconds a request body may take in all before it is answered 408.
+        body_timeout: seconds a request body may take in all before it is answered 408
+            (15 minutes, so a large media upload on a slow mobile line still fits; a body
+            that delivers nothing is ended sooner by ``body_stall_timeout``).
         keepalive_timeout: seconds an idle keep-alive connection stays open.
     """
 
@@ -61,7 +63,7 @@ class InboundConfig(StrictModel):
     push_gateways: tuple[str, ...] = ()
     head_timeout: float = Field(default=10.0, gt=0)
     body_stall_timeout: float = Field(default=10.0, gt=0)
-    body_timeout: float = Field(default=120.0, gt=0)
+    body_timeout: float = Field(default=900.0, gt=0)
     keepalive_timeout: float = Field(default=75.0, gt=0)
 
     @field_validator("push_gateways")
