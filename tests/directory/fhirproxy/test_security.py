@@ -54,3 +54,18 @@ async def test_ml_123682_oversized_bodies_are_refused(stack: Stack) -> None:
         headers={"Content-Type": "application/fhir+json"},
     )
     assert response.status_code == 413
+
+
+async def test_a_duplicated_authorization_header_is_refused_not_guessed(stack: Stack) -> None:
+    """Issue 14: a security header given twice is refused (single_header), on every face."""
+    token = stack.token(Kind.SEARCH, SEARCHER)
+    twice = [("Authorization", f"Bearer {token}"), ("Authorization", "Bearer other")]
+    for path in ("/search/Organization", "/owner/Organization", "/ti-provider-authenticate"):
+        response = await stack.client.get(stack.url + path, headers=twice)
+        assert response.status_code == 400, (path, response.text)
+        assert "Authorization given 2 times" in response.text
+    openid = [("X-Matrix-OpenID-Token", "a"), ("X-Matrix-OpenID-Token", "b")]
+    response = await stack.client.get(
+        stack.url + "/tim-authenticate", params={"mxId": "hs1.example"}, headers=openid
+    )
+    assert response.status_code == 400, response.text

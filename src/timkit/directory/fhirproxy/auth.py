@@ -63,7 +63,7 @@ from timkit.directory.fhirproxy.idp import IdpClient
 from timkit.directory.fhirproxy.ratelimit import RateLimiter
 from timkit.directory.fhirproxy.regservice import verify_regservice_token
 from timkit.directory.fhirproxy.storage.used_tokens import UsedTokens
-from timkit.directory.fhirproxy.tokens import SPECS, Issued, Kind, bearer
+from timkit.directory.fhirproxy.tokens import SPECS, Issued, Kind, bearer, security_header
 
 T = TypeVar("T")
 
@@ -173,7 +173,7 @@ async def _form(request: web.Request) -> dict[str, str]:
 
 def _basic(request: web.Request) -> tuple[str, str] | None:
     """HTTP Basic client credentials (RFC 6749 §2.3.1); 401 ``invalid_client`` if malformed."""
-    header = request.headers.get("Authorization")
+    header = security_header(request, "Authorization")
     if header is None:
         return None
     scheme, _, encoded = header.partition(" ")
@@ -272,7 +272,7 @@ async def tim_authenticate(request: web.Request) -> web.Response:
     """Exchange a Matrix OpenID token for a search-accesstoken (ML-123485)."""
     ctx, state = context(request), _state(request)
     state.limiter.check(_remote(request), MATRIX_REQUIREMENT)
-    openid_token = request.headers.get(OPENID_HEADER, "").strip()
+    openid_token = (security_header(request, OPENID_HEADER) or "").strip()
     if not openid_token:
         raise _oauth_error(
             401, "invalid_token", f"the {OPENID_HEADER} header is required", MATRIX_REQUIREMENT

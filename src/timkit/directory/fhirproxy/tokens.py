@@ -32,6 +32,7 @@ from jwcrypto import jwk
 
 from timkit.core import jwt
 from timkit.core.errors import TimkitError
+from timkit.core.request_target import UnparsableRequest, single_header
 from timkit.directory.fhirproxy.config import TokenLifetimes
 
 ACTOR_KEY = web.RequestKey("timkit.actor", str)
@@ -198,9 +199,22 @@ class TokenService:
         return {"keys": [public]}
 
 
+def security_header(request: web.Request, name: str) -> str | None:
+    """The one value of header ``name`` (``Authorization`` …); None when absent.
+
+    Raises:
+        TimkitError: 400 when the header is given more than once (which copy counts would
+            be a guess).
+    """
+    try:
+        return single_header(request.headers, name)
+    except UnparsableRequest as e:
+        raise TimkitError(400, "invalid_request", str(e)) from None
+
+
 def bearer(request: web.Request, requirement: str) -> str:
-    """The Bearer token of ``request``; 401 when absent."""
-    header = request.headers.get("Authorization", "")
+    """The Bearer token of ``request``; 401 when absent, 400 when given twice."""
+    header = security_header(request, "Authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise TimkitError(
