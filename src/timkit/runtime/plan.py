@@ -29,6 +29,8 @@ one function that plans a service ``D``'s two components:
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +63,13 @@ from timkit.registration import config as rd
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.demo import LDAP_ENTRIES, cards_document, kim_entries, write_demo_data
 from timkit.runtime.layout import Layout
-from timkit.runtime.push import gateway_config, gateway_url, receiver_config, receiver_url
+from timkit.runtime.push import (
+    NOTIFY_PATH,
+    gateway_config,
+    gateway_url,
+    receiver_config,
+    receiver_url,
+)
 from timkit.runtime.services import control_url
 
 DIRECTORY_KIND = "fhir-directory"
@@ -209,6 +217,23 @@ def fhir_proxy_database(config: TimkitConfig) -> str:
     return config.directory.database
 
 
+def directory_token_file(layout: Layout) -> Path:
+    """The FHIR-Directory's bearer token (shared with the FHIR-Proxy), made once (mode 0600).
+
+    ``<data>/fhir-directory/token``; both components' configs name this file.
+    """
+    path = layout.root / DIRECTORY_KIND / "token"
+    if path.exists() and path.read_text("utf-8").strip():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".token.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+    tmp.replace(path)
+    return path
+
+
 def _directory(config: TimkitConfig, layout: Layout) -> ComponentPlan:
     """The FHIR-Directory on loopback, seeded with the demo data set when enabled."""
     settings = config.directory
@@ -223,6 +248,7 @@ def _directory(config: TimkitConfig, layout: Layout) -> ComponentPlan:
         port=settings.port,
         database=database,
         seed_files=seed_files,
+        token_file=directory_token_file(layout),
         log_level=config.runtime.log_level,
     )
     url = f"http://{config.runtime.bind}:{settings.port}"
@@ -246,6 +272,7 @@ def _fhir_proxy(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> Componen
         tls_key=cert.key,
         base_url=url,
         upstream=f"http://{bind}:{config.directory.port}",
+        upstream_token_file=directory_token_file(layout),
         database=fhir_proxy_database(config),
         pki_dir=layout.pki,
         matrix=MatrixConfig(routes_file=layout.names_file, ca_file=layout.ca_cert),
@@ -446,7 +473,14 @@ def plan_service(
     rd_url = registration_url(config)
     proxy = ProxyConfig(
         server_name=domain,
-        inbound=InboundConfig(bind=bind, port=service.port, tls_cert=cert.cert, tls_key=cert.key),
+        inbound=InboundConfig(
+            bind=bind,
+            port=service.port,
+            tls_cert=cert.cert,
+            tls_key=cert.key,
+            # pushers may only notify the provider's Push-Gateway (issue 14, finding 7)
+            push_gateways=(gateway_url(config) + NOTIFY_PATH,),
+        ),
         upstream=UpstreamConfig(url=homeserver_url),
         forward=ForwardProxyConfig(
             bind=bind,
