@@ -278,6 +278,7 @@ async def test_a_client_gone_mid_body_leaves_no_traceback(caplog: pytest.LogCapt
 
 
 async def test_malformed_http_is_a_400_not_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     async with running_app(_edge_app(), "127.0.0.1", 0, timeouts=FAST) as runner:
         reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
         writer.write(
@@ -286,8 +287,21 @@ async def test_malformed_http_is_a_400_not_a_traceback(caplog: pytest.LogCapture
         status, _, body = await asyncio.wait_for(_read_answer(reader), 5)
         writer.close()
     assert status == 400
-    assert b"Invalid character in chunk size" in body
+    assert body == b"400: malformed HTTP request"
+    assert "Invalid character in chunk size" in caplog.text
     assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+async def test_a_malformed_request_line_is_not_echoed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_app(_edge_app(), "127.0.0.1", 0, timeouts=FAST) as runner:
+        reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
+        writer.write(b"GET /search/\xc3\xa4<script> HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = await asyncio.wait_for(_read_answer(reader), 5)
+        writer.close()
+    assert status == 400
+    assert body == b"400: malformed HTTP request"
+    assert "bad HTTP request" in caplog.text
 
 
 async def test_a_body_broken_mid_read_is_a_400_in_the_protocol(

@@ -177,7 +177,8 @@ class _TimedRequestHandler(RequestHandler):
         log.info("bad HTTP request from %s: %s", request.remote, reason)
         if request.writer.output_size > 0:
             raise ConnectionError("the response is sent already")
-        response = web.Response(status=status, text=f"{status}: bad HTTP request: {reason}")
+        # the parser's message may quote the request line: it stays in the log, not the answer
+        response = web.Response(status=status, text=f"{status}: malformed HTTP request")
         response.force_close()
         return response
 
