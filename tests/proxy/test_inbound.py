@@ -741,3 +741,35 @@ async def test_ml_132590_member_state_invites_are_recorded(stack: Stack, tmp_pat
     runs = [(r["use_case"], r["status"]) for r in map(orjson.loads, lines)]
     assert ("AF_10061", 403) in runs
     assert ("AF_10104", 200) in runs
+
+
+def _transaction(*pdus: dict[str, Any]) -> dict[str, Any]:
+    return {"origin": OTHER, "origin_server_ts": 1, "pdus": list(pdus), "edus": []}
+
+
+async def test_ml_132864_an_invite_pdu_in_a_transaction_passes_stages_2_and_3(
+    stack: Stack,
+) -> None:
+    """A server already in a room could send the invite PDU of a local user in /send,
+    past /invite: the transaction is refused unless stage 2 or 3 allows the invite."""
+    inviter, invitee = f"@doc:{OTHER}", f"@empfang:{SERVER}"
+    invite = _invite_event(inviter, invitee)["event"]
+    message = {"type": "m.room.message", "room_id": f"!r:{OTHER}", "sender": inviter}
+    path = "/_matrix/federation/v1/send/t1"
+    refused = await stack.http.put(
+        path, json=_transaction(message, invite), headers=_x_matrix(OTHER)
+    )
+    assert refused.status_code == 403, refused.text
+    assert "ML-132864" in refused.json()["error"]
+    assert stack.synapse.seen == []
+    stack.rd.allowed_invites.add((inviter, invitee))
+    allowed = await stack.http.put(
+        path, json=_transaction(message, invite), headers=_x_matrix(OTHER)
+    )
+    assert allowed.status_code == 200
+    remote = {**invite, "state_key": f"@x:{OTHER}"}
+    others = await stack.http.put(
+        "/_matrix/federation/v1/send/t2", json=_transaction(remote), headers=_x_matrix(OTHER)
+    )
+    assert others.status_code == 200
+    assert stack.rd.invite_checks == [(inviter, invitee), (inviter, invitee)]

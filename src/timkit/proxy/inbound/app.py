@@ -121,8 +121,8 @@ class Inbound:
             self.metrics.denied(listener, error.requirement)
         return _render(request, error)
 
-    async def _read(self, request: web.Request) -> bytes:
-        limit = self.settings.checked_body
+    async def _read(self, request: web.Request, limit: int | None = None) -> bytes:
+        limit = limit or self.settings.checked_body
         if request.content_length is not None and request.content_length > limit:
             raise TimkitError(413, "M_TOO_LARGE", f"request body larger than {limit} bytes")
         try:
@@ -330,10 +330,7 @@ class Inbound:
             return await self.relay.forward(request, "federation")
         check = matched.check
         if check is Check.TRANSACTION:
-            self._check_size(request)
-            return await self._recorded(
-                federation.EVENTS, self.relay.forward(request, "federation")
-            )
+            return await self._recorded(federation.EVENTS, self._transaction(request, origin))
         if check is Check.FEDERATION_INVITE:
             version = target.segments[2].removeprefix("v")
             return await self._recorded(
@@ -357,6 +354,31 @@ class Inbound:
             raise federation.third_party_refused()
         raise federation.unchecked(matched.endpoint.path)
 
+    async def _stages_2_and_3(self, invite: federation.Invite) -> None:
+        """Stage 2 (the invitee's Freigabeliste), else stage 3 (the RD); ML-132864.
+
+        Raises:
+            TimkitError: 403 when neither allows; 502 when stage 3 cannot be asked.
+        """
+        if not await self.contacts.allows(invite.invitee, invite.inviter):
+            verdict = await self.invite_check.ask(invite.inviter, invite.invitee)
+            if not verdict.allowed:
+                raise federation.refused(invite, verdict.reason)
+
+    async def _transaction(self, request: web.Request, origin: str) -> web.StreamResponse:
+        """``PUT /send/{txnId}``: invites of local users among its PDUs pass stages 2/3.
+
+        A server already in a room could otherwise hand our Synapse an invite PDU of a local
+        user directly, past ``/invite``; a legitimate invite's echo passes the same check it
+        passed at ``/invite``.
+        """
+        body = await self._read(request, min(federation.TRANSACTION_BODY, self.settings.max_body))
+        for invite in federation.invites_in_transaction(
+            client.parse_json_object(body), self.server_name
+        ):
+            await self._stages_2_and_3(invite)
+        return await self.relay.forward(request, "federation", body)
+
     async def _federation_invite(
         self, request: web.Request, version: str, origin: str, room_id: str
     ) -> web.StreamResponse:
@@ -368,10 +390,7 @@ class Inbound:
             raise TimkitError(
                 400, Codes.INVALID_PARAM, "the invite event's room_id is not the path's room"
             )
-        if not await self.contacts.allows(invite.invitee, invite.inviter):
-            verdict = await self.invite_check.ask(invite.inviter, invite.invitee)
-            if not verdict.allowed:
-                raise federation.refused(invite, verdict.reason)
+        await self._stages_2_and_3(invite)
         if not invite.is_direct:
             return await self.relay.forward(request, "federation", body)
         # read whole, so the 1:1 room is recorded before the inviting server hears back

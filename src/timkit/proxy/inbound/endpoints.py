@@ -98,7 +98,8 @@ class Check(StrEnum):
     """Stage 1, and the member is a user of the X-Matrix origin (``make_*``: the path's user;
     ``send_*``: the event's sender and state key, membership as the path says)."""
     TRANSACTION = "transaction"
-    """Stage 1; recorded as AF_10062."""
+    """Stage 1; an invite PDU of a local user passes stages 2 and 3 as at ``/invite``;
+    recorded as AF_10062."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +299,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/_matrix/federation/v1/send/{transaction_id}",
         "FederationSendServlet",
         Check.TRANSACTION,
+        ("transaction_id",),
     ),
 )
 

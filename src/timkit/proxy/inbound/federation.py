@@ -10,6 +10,9 @@
   invitee's Freigabeliste holds the inviter with a valid time window (stage 2), else if the
   Registrierungs-Dienst's stage-3 check allows (``POST /vzd/invite``), else 403
   (ML-132864). When stage 3 cannot be asked the invite is refused (502, fail closed).
+* Invite PDUs in a transaction (``PUT /_matrix/federation/v1/send/{txnId}``) whose state
+  key is a local user pass stages 2 and 3 as well, else the transaction is refused: a server
+  already in a room could hand Synapse such an invite directly, past ``/invite``.
 * Third-party invites (``exchange_third_party_invite``, ``3pid/onbind``) are refused: the
   TI-Messenger has none, and stage 2/3 could not be asked for an e-mail address.
 * ``make_{join,knock,leave}`` / ``send_{join,knock,leave}``: the member must be a user of
@@ -40,6 +43,9 @@ from timkit.proxy.xmatrix import parse_x_matrix
 
 EVENTS = "AF_10062"
 """Use case of an inbound transaction: events between organisations."""
+TRANSACTION_BODY = 16 * 1024 * 1024
+"""Largest transaction read to look for invite PDUs (Synapse sends at most 50 PDUs of at most
+64 KiB and 100 EDUs); larger gets 413."""
 EXEMPT_PATHS = frozenset(
     {
         ("_matrix", "federation", "v1", "openid", "userinfo"),
@@ -220,3 +226,26 @@ def check_membership_event(
             requirement=ORIGIN_RULE,
         )
     check_member_of_origin(sender, origin)
+
+
+def invites_in_transaction(transaction: dict[str, Any], server_name: str) -> list[Invite]:
+    """The invites of users of ``server_name`` among a transaction's PDUs.
+
+    PDUs that are no ``m.room.member`` invite of a local user, or malformed ones (Synapse
+    rejects those itself), are skipped.
+    """
+    pdus = transaction.get("pdus")
+    invites: list[Invite] = []
+    for pdu in pdus if isinstance(pdus, list) else ():
+        if not isinstance(pdu, dict) or pdu.get("type") != "m.room.member":
+            continue
+        content, state_key = pdu.get("content"), pdu.get("state_key")
+        room_id, sender = pdu.get("room_id"), pdu.get("sender")
+        if not isinstance(content, dict) or content.get("membership") != "invite":
+            continue
+        if not isinstance(state_key, str) or state_key.partition(":")[2].lower() != server_name:
+            continue
+        if not isinstance(room_id, str) or not isinstance(sender, str):
+            raise TimkitError(400, Codes.BAD_JSON, "an invite PDU needs room_id and sender")
+        invites.append(Invite(room_id, sender, state_key, content.get("is_direct") is True))
+    return invites
