@@ -17,7 +17,11 @@ from typing import Any
 
 
 class Codes(StrEnum):
-    """Matrix-style error codes used across timkit (``errcode`` in Matrix JSON)."""
+    """Matrix-style error codes used across timkit (``errcode`` in Matrix JSON).
+
+    Every ``M_…`` code timkit sends or compares is a member here; no other module spells one
+    as a string literal (``tests/core/test_errors.py`` enforces it).
+    """
 
     UNKNOWN = "M_UNKNOWN"
     FORBIDDEN = "M_FORBIDDEN"
@@ -28,6 +32,12 @@ class Codes(StrEnum):
     UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"  # noqa: S105 - an error code, not a secret
     USER_IN_USE = "M_USER_IN_USE"
     LIMIT_EXCEEDED = "M_LIMIT_EXCEEDED"
+    UNRECOGNIZED = "M_UNRECOGNIZED"
+    NOT_JSON = "M_NOT_JSON"
+    TOO_LARGE = "M_TOO_LARGE"
+    UNAUTHORIZED = "M_UNAUTHORIZED"
+    CONFLICT = "M_CONFLICT"
+    RESOURCE_LIMIT_EXCEEDED = "M_RESOURCE_LIMIT_EXCEEDED"
     CONFIG = "TIMKIT_CONFIG"
     UPSTREAM = "TIMKIT_UPSTREAM"
 
