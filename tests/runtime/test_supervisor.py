@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.wait import async_wait_until
 from timkit.core.process import free_port, process_started
-from timkit.core.supervisor import (
+from timkit.runtime.supervisor import (
     Phase,
     ProcessSpec,
     RestartPolicy,

@@ -9,10 +9,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.core.test_supervisor import _http_server, _state
+from tests.runtime.test_supervisor import _http_server, _state
 from tests.support.wait import async_wait_until
 from timkit.core.errors import TimkitError
-from timkit.core.supervisor import Phase, ProcessSpec, RestartPolicy, Supervisor
+from timkit.runtime.supervisor import Phase, ProcessSpec, RestartPolicy, Supervisor
 
 
 def _names(state_file: Path) -> list[str]:

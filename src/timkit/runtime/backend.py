@@ -28,13 +28,13 @@ from pydantic import ValidationError
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.names import NameTable
 from timkit.core.process import free_port
-from timkit.core.supervisor import Phase, Supervisor
 from timkit.core.tls import LocalPKI
 from timkit.homeserver.config import check_domain
 from timkit.runtime.config import TimkitConfig, shared_ports
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import ServiceRecord, endpoints, plan_service, route_target
 from timkit.runtime.services import ServicePhase, ServiceStatus
+from timkit.runtime.supervisor import Phase, Supervisor
 
 logger = logging.getLogger(__name__)
 

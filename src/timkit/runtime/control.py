@@ -29,7 +29,6 @@ from timkit.core.errors import TimkitError
 from timkit.core.http import async_client
 from timkit.core.logging import setup_logging
 from timkit.core.process import pid_alive, signal_quietly
-from timkit.core.supervisor import Phase, Supervisor, SupervisorState, probe, read_state
 from timkit.runtime.backend import EmbeddedBackend, component_names, read_records
 from timkit.runtime.config import TimkitConfig, check_ports_free
 from timkit.runtime.control_api import start_control_api
@@ -49,6 +48,7 @@ from timkit.runtime.services import (
     control_url,
     ensure_control_token,
 )
+from timkit.runtime.supervisor import Phase, Supervisor, SupervisorState, probe, read_state
 
 logger = logging.getLogger(__name__)
 

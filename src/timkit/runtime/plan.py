@@ -42,7 +42,6 @@ from pydantic import BaseModel, Field
 from timkit.core.config import dump_toml
 from timkit.core.rawdata import RawDataConfig
 from timkit.core.signers import SignerConfig
-from timkit.core.supervisor import ProcessSpec, RestartPolicy
 from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI
 from timkit.directory.config import DirectoryConfig
 from timkit.directory.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig
@@ -71,6 +70,7 @@ from timkit.runtime.push import (
     receiver_url,
 )
 from timkit.runtime.services import control_url
+from timkit.runtime.supervisor import ProcessSpec, RestartPolicy
 
 DIRECTORY_KIND = "fhir-directory"
 FHIR_PROXY_KIND = "directory"
