@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from timkit.core.errors import TimkitError
+from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import health, json_response, set_headers
 from timkit.registration import federation, invite, orgapi, requesttoken
 from timkit.registration.accounts import ratelimit
@@ -73,7 +73,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return render_error(request, TimkitError(500, "M_UNKNOWN", "internal error"))
+        return render_error(request, TimkitError(500, Codes.UNKNOWN, "internal error"))
 
 
 def _origin(url: str) -> str:

@@ -15,7 +15,7 @@ from timkit.core.web import json_response as json_response
 
 MAX_BODY = 64 * 1024
 BODY_CODES = {problem: str(Codes.BAD_JSON) for problem in jsonbody.Problem} | {
-    jsonbody.Problem.TOO_LARGE: "M_TOO_LARGE"
+    jsonbody.Problem.TOO_LARGE: str(Codes.TOO_LARGE)
 }
 """The RD's error codes for unusable JSON bodies (``M_BAD_JSON``; 413 ``M_TOO_LARGE``)."""
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -24,7 +24,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from timkit.core.errors import TimkitError
+from timkit.core.errors import Codes, TimkitError
 from timkit.registration.context import RegistrationContext
 from timkit.registration.storage import accounts
 from timkit.registration.storage.secrets import new_token
@@ -69,7 +69,7 @@ def registration_options(ctx: RegistrationContext, account: accounts.Account) ->
 
 
 def _refused(message: str) -> TimkitError:
-    return TimkitError(401, "M_WEBAUTHN", message, requirement=REQUIREMENT)
+    return TimkitError(401, Codes.WEBAUTHN, message, requirement=REQUIREMENT)
 
 
 def finish_registration(

@@ -124,7 +124,7 @@ def create_account(
         if source != "invite" and organisations.has_active_admin(tx, telematik_id):
             raise TimkitError(
                 409,
-                "M_ORG_HAS_ADMIN",
+                Codes.ORG_HAS_ADMIN,
                 "the organisation already has an Org-Admin; ask them for an invitation",
                 requirement=REQ_ADMIN,
             )
@@ -175,7 +175,7 @@ def confirm_totp(ctx: RegistrationContext, username: str, code: str) -> Admin:
     if account.locked_until > _now():
         raise _locked(account.locked_until)
     if account.totp_confirmed:
-        raise TimkitError(409, "M_ALREADY_ACTIVE", "TOTP is already confirmed for this account")
+        raise TimkitError(409, Codes.ALREADY_ACTIVE, "TOTP is already confirmed for this account")
     step = totp.matching_step(account.totp_secret, code)
     if step is None:
         raise _fail(ctx, account, "account.totp.confirm")
@@ -205,7 +205,7 @@ def _check_password(ctx: RegistrationContext, username: str, password: str) -> a
     if not account.active:
         raise TimkitError(
             403,
-            "M_NOT_ACTIVE",
+            Codes.NOT_ACTIVE,
             "the account is not active yet: confirm its second factor first",
             requirement=REQUIREMENT,
         )
@@ -239,7 +239,7 @@ def login(ctx: RegistrationContext, username: str, password: str, otp: str) -> S
     account = _check_password(ctx, username, password)
     if not account.totp_confirmed:
         raise TimkitError(
-            401, "M_WEBAUTHN_REQUIRED", "this account logs in with its WebAuthn authenticator"
+            401, Codes.WEBAUTHN_REQUIRED, "this account logs in with its WebAuthn authenticator"
         )
     step = totp.matching_step(account.totp_secret, otp)
     if step is None:

@@ -13,7 +13,7 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from timkit.core.errors import TimkitError
+from timkit.core.errors import Codes, TimkitError
 
 MAX_LENGTH = 256
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -42,7 +42,7 @@ def check_username(username: str) -> str:
     if not USERNAME.match(username):
         raise TimkitError(
             400,
-            "M_INVALID_USERNAME",
+            Codes.INVALID_USERNAME,
             "username: 3-64 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit",
         )
     return username
@@ -66,7 +66,7 @@ def check_policy(password: str, username: str, min_length: int) -> None:
     elif password.lower() in _NOTORIOUS:
         problem = "password is too common"
     if problem:
-        raise TimkitError(400, "M_WEAK_PASSWORD", problem, requirement="ML-129853")
+        raise TimkitError(400, Codes.WEAK_PASSWORD, problem, requirement="ML-129853")
 
 
 def hash_password(password: str) -> str:

@@ -94,7 +94,7 @@ def _admin_exists(telematik_id: str, lang: str) -> TimkitError:
         else f"Die Organisation {telematik_id} hat bereits einen Org-Admin; weitere Admins "
         "lädt ein bestehender Org-Admin ein"
     )
-    return TimkitError(409, "M_ORG_HAS_ADMIN", message, requirement=REQ_ADMIN)
+    return TimkitError(409, Codes.ORG_HAS_ADMIN, message, requirement=REQ_ADMIN)
 
 
 def _register(
@@ -135,7 +135,7 @@ async def start_oidc(ctx: RegistrationContext, verifiers: Verifiers, mode: str, 
         TimkitError: 503 when no IDP is configured or it cannot be reached.
     """
     if not verifiers.oidc.enabled:
-        raise TimkitError(503, "M_UNAVAILABLE", "Verfahren 1 (OIDC) is not configured")
+        raise TimkitError(503, Codes.UNAVAILABLE, "Verfahren 1 (OIDC) is not configured")
     state, flow = verifiers.oidc.new_flow(mode if mode in MODES else "web", lang)
     url = await verifiers.oidc.authorization_url(state, flow)
     now = _now()
@@ -238,7 +238,7 @@ async def start_kim(
     if not telematik_id or len(telematik_id) > 128:
         raise TimkitError(400, Codes.INVALID_PARAM, "telematikID is required")
     if not verifiers.kim.enabled:
-        raise TimkitError(503, "M_UNAVAILABLE", "Verfahren 2 (KIM) is not configured")
+        raise TimkitError(503, Codes.UNAVAILABLE, "Verfahren 2 (KIM) is not configured")
     entry = await ctx.blocking(verifiers.kim.lookup, telematik_id)
     if entry is None:
         raise TimkitError(
@@ -329,7 +329,7 @@ async def confirm_kim(ctx: RegistrationContext, token: str, lang: str) -> Verifi
         if link.used:
             raise TimkitError(
                 410,
-                "M_EXPIRED",
+                Codes.EXPIRED,
                 "this confirmation link has already been used"
                 if en
                 else "Dieser Bestätigungslink wurde bereits verwendet",
@@ -337,7 +337,7 @@ async def confirm_kim(ctx: RegistrationContext, token: str, lang: str) -> Verifi
         if link.expires < now:
             raise TimkitError(
                 410,
-                "M_EXPIRED",
+                Codes.EXPIRED,
                 "this confirmation link has expired; request a new one"
                 if en
                 else "Dieser Bestätigungslink ist abgelaufen; fordern Sie einen neuen an",

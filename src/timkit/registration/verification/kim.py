@@ -26,7 +26,7 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-from timkit.core.errors import TimkitError, UpstreamError
+from timkit.core.errors import Codes, TimkitError, UpstreamError
 from timkit.registration.config import KimDirectory, SmtpSettings
 
 with warnings.catch_warnings():  # ldap3 2.9 imports names that pyasn1 0.6 deprecates
@@ -98,7 +98,7 @@ class KimDirectorySource:
         if self.settings.entries_file is not None:
             found = self._entries(self.settings.entries_file).get(telematik_id)
             return _entry(telematik_id, found) if found is not None else None
-        raise TimkitError(503, "M_UNAVAILABLE", "no KIM directory is configured")
+        raise TimkitError(503, Codes.UNAVAILABLE, "no KIM directory is configured")
 
     def _entries(self, path: Path) -> dict[str, dict[str, Any]]:
         try:

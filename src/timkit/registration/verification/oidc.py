@@ -28,11 +28,12 @@ from typing import Any
 import aiohttp
 
 from timkit.core import oidc
+from timkit.core.errors import Codes
 from timkit.registration.config import IdpSettings
 from timkit.registration.storage import flows
 
 REQUIREMENT = "ML-128758"
-UNAVAILABLE = "M_UNAVAILABLE"
+UNAVAILABLE = Codes.UNAVAILABLE
 
 
 class OidcClient:

@@ -38,7 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
-from timkit.core.errors import TimkitError
+from timkit.core.errors import Codes, TimkitError
 from timkit.registration.accounts import handlers as accounts
 from timkit.registration.accounts import ratelimit
 from timkit.registration.accounts.ratelimit import RateLimited
@@ -65,7 +65,7 @@ JSON_KEY = web.RequestKey("registration.answer_json", bool)
 async def form(request: web.Request) -> dict[str, str]:
     """The POSTed form fields after the CSRF check."""
     if request.content_length is not None and request.content_length > MAX_FORM:
-        raise TimkitError(413, "M_TOO_LARGE", "form too large")
+        raise TimkitError(413, Codes.TOO_LARGE, "form too large")
     data = await request.post()
     fields = {k: v for k, v in data.items() if isinstance(v, str)}
     csrf.check(request, fields.get(csrf.FIELD, ""), context(request).base)
@@ -146,7 +146,7 @@ async def oidc_callback(request: web.Request) -> web.StreamResponse:
         request[JSON_KEY] = True
     if "error" in query:
         raise TimkitError(
-            401, "M_IDP_REFUSED", f"the IDP refused the login: {query.get('error', '')[:100]}"
+            401, Codes.IDP_REFUSED, f"the IDP refused the login: {query.get('error', '')[:100]}"
         )
     verified = await verification.finish_oidc(
         ctx, request.app[VERIFIERS_KEY], query.get("code", ""), state
@@ -214,7 +214,7 @@ async def account_setup(request: web.Request) -> web.StreamResponse:
     try:
         enrolment = await ctx.blocking(accounts.create_account, ctx, token, username, password)
     except TimkitError as e:
-        if e.status != 400 and e.errcode != "M_USER_IN_USE":
+        if e.status != 400 and e.errcode != Codes.USER_IN_USE:
             raise
         return _account_form(request, None, token, username=username, problem=e.message)
     return page(request, "enrol.html", enrolment=enrolment, qr_svg=qr_svg(enrolment.otpauth_uri))
@@ -340,7 +340,7 @@ async def deprovision(request: web.Request, admin: Admin) -> web.StreamResponse:
     domain = request.match_info["domain"]
     if fields.get("confirm", "").strip() != domain:
         t = translator(language(request))
-        raise TimkitError(400, "M_INVALID_PARAM", t("deprovision.mismatch"))
+        raise TimkitError(400, Codes.INVALID_PARAM, t("deprovision.mismatch"))
     view = await provisioning.deprovision(context(request), admin, domain)
     raise redirect(f"/services/{view.domain}")
 
