@@ -7,7 +7,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "timkit"
 SHARED = {"core", "sdk"}
-COMPOSITION = {"runtime", "cli"}  # the layer above components; may know them all
+COMPOSITION = {"runtime", "bench", "cli"}  # the layer above components; may know them all
 
 
 def _timkit_imports(path: Path) -> set[str]:
@@ -40,3 +40,19 @@ def test_components_import_only_core_and_sdk() -> None:
 def test_core_imports_no_component() -> None:
     for module in (SRC / "core").rglob("*.py"):
         assert _timkit_imports(module) <= {"core"}, module
+
+
+def test_runtime_imports_neither_benchmarks_nor_cli() -> None:
+    # bench and cli sit on top of runtime; runtime (what `timkit up` runs) knows neither
+    for module in (SRC / "runtime").rglob("*.py"):
+        assert _timkit_imports(module) & {"bench", "cli"} == set(), module
+
+
+def test_no_component_contains_benchmark_code() -> None:
+    # every benchmark is a module of timkit.bench (`timkit bench …`), none lives in a component
+    stray = [
+        str(module.relative_to(SRC))
+        for module in SRC.rglob("*bench*.py")
+        if module.relative_to(SRC).parts[0] != "bench"
+    ]
+    assert stray == []

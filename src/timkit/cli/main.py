@@ -29,6 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from timkit import __version__
+from timkit.bench import directory as directory_bench
+from timkit.bench import directory_proxy as directory_proxy_bench
+from timkit.bench import provision as provision_bench
+from timkit.bench import proxy as proxy_bench
+from timkit.bench import push as push_bench
+from timkit.bench import up as up_bench
 from timkit.cli import push as push_cli
 from timkit.cli.directory import (
     PROXY_COMMANDS,
@@ -37,10 +43,7 @@ from timkit.cli.directory import (
     proxy_command,
 )
 from timkit.core.errors import ConfigError, TimkitError
-from timkit.directory.bench import bench_directory
-from timkit.directory.fhirproxy.bench import bench_directory_proxy
-from timkit.proxy import bench as proxy_bench
-from timkit.runtime import bench, control, push_bench
+from timkit.runtime import control
 from timkit.runtime.config import find_config_file, load_config
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import directory_database, fhir_proxy_database
@@ -200,13 +203,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "supervise":
         return control.supervise(args.plan)
     if args.command == "bench" and args.bench_command == "up":
-        print(bench.bench_up(services=args.services, runs=args.runs).markdown())
+        print(up_bench.bench_up(services=args.services, runs=args.runs).markdown())
         return 0
     if args.command == "bench" and args.bench_command == "provision":
-        print(bench.bench_provision(runs=args.runs).markdown())
+        print(provision_bench.bench_provision(runs=args.runs).markdown())
         return 0
     if args.command == "bench" and args.bench_command == "directory-proxy":
-        proxied = bench_directory_proxy(args.resources, rounds=args.rounds, domains=args.domains)
+        proxied = directory_proxy_bench.bench_directory_proxy(
+            args.resources, rounds=args.rounds, domains=args.domains
+        )
         print(proxied.markdown())
         return 0
     if args.command == "bench" and args.bench_command == "proxy":
@@ -228,7 +233,9 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "bench":
-        measured = bench_directory(args.resources, database=args.database, seconds=args.seconds)
+        measured = directory_bench.bench_directory(
+            args.resources, database=args.database, seconds=args.seconds
+        )
         print(measured.markdown())
         return 0
     config = load_config(find_config_file(args.config))

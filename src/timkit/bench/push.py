@@ -29,16 +29,16 @@ from urllib.parse import quote
 
 import aiohttp
 import httpx
-import psutil
 from aiohttp import web
 
+from timkit.bench.harness import Latency, Rate, cpu_seconds
+from timkit.bench.machine import describe_machine
+from timkit.bench.up import bench_config
 from timkit.core.http import async_client
-from timkit.core.machine import describe_machine
 from timkit.core.tls import client_ssl_context
 from timkit.core.web import running_app
 from timkit.runtime import control
 from timkit.runtime.backend import read_records
-from timkit.runtime.bench import bench_config
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import PUSH_KIND, PUSH_RECEIVER_KIND, endpoints
@@ -50,7 +50,7 @@ from timkit.runtime.push import (
     receiver_url,
     vapid_public_key,
 )
-from timkit.runtime.users import add_user
+from timkit.runtime.users import add_user, subscribe_user
 from timkit.sdk.push import set_pusher
 
 PASSWORD = "bench-password"  # noqa: S105 - a throwaway user of a temporary federation
@@ -59,45 +59,30 @@ MAX_NOTIFICATIONS = 50_000
 """Upper bound of notifications per throughput phase, whatever its duration."""
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@dataclass(frozen=True)
-class Rate:
-    """Completed notifications over a measured interval, and the CPU each process spent.
-
-    ``cpu`` maps a process (``gateway``, ``receiver``) to its CPU seconds (user + system)
-    in the interval.
-    """
-
-    label: str
-    done: int
-    failed: int
-    seconds: float
-    cpu: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def per_second(self) -> float:
-        return self.done / self.seconds if self.seconds else 0.0
+WEBPUSH_PHASE = "gateway → WebPush receiver (aes128gcm + VAPID)"
+UNIFIEDPUSH_PHASE = "gateway → UnifiedPush receiver"
+BASELINE_PHASE = "baseline: direct POST to the UnifiedPush receiver"
 
 
 @dataclass(frozen=True)
 class PushBenchResult:
-    """Latencies in milliseconds and throughput phases; see the module docstring."""
+    """Latencies in milliseconds and throughput phases; see the module docstring.
+
+    ``cpu`` of each :class:`Rate` maps ``gateway`` and ``receiver`` to their CPU seconds.
+    """
 
     messages: int
     chain_ms: list[float]
     sink_ms: list[float]
     clients: int
-    rates: list[Rate] = field(default_factory=list)
+    rates: dict[str, Rate] = field(default_factory=dict)
+    """Phase label → rate, in the order measured."""
 
     def markdown(self) -> str:
         """The result as a Markdown section for ``docs/benchmarks.md``."""
-        chain50, chain99 = _percentile(self.chain_ms, 0.5), _percentile(self.chain_ms, 0.99)
-        sink50, sink99 = _percentile(self.sink_ms, 0.5), _percentile(self.sink_ms, 0.99)
-        through = next(r for r in self.rates if r.label.startswith("gateway → WebPush"))
+        chain, sink = Latency.of(self.chain_ms), Latency.of(self.sink_ms)
+        chain50, sink50 = chain.p50, sink.p50
+        through = self.rates[WEBPUSH_PHASE]
         lines = [
             f"### `timkit bench push` — {dt.date.today().isoformat()}",
             "",
@@ -109,9 +94,9 @@ class PushBenchResult:
             "| path | p50 | p99 | max |",
             "|---|---|---|---|",
             f"| Synapse → Push-Gateway → WebPush receiver (decrypted) | {chain50:.1f} "
-            f"| {chain99:.1f} | {max(self.chain_ms):.1f} |",
-            f"| baseline: Synapse → bare notify sink | {sink50:.1f} | {sink99:.1f} "
-            f"| {max(self.sink_ms):.1f} |",
+            f"| {chain.p99:.1f} | {chain.max:.1f} |",
+            f"| baseline: Synapse → bare notify sink | {sink50:.1f} | {sink.p99:.1f} "
+            f"| {sink.max:.1f} |",
             f"| added by gateway and delivery (p50) | {chain50 - sink50:+.1f} | | |",
             "",
             f"Throughput, {self.clients} concurrent clients, one device per notification:",
@@ -120,9 +105,9 @@ class PushBenchResult:
             "gateway / receiver |",
             "|---|---|---|---|---|---|",
             *(
-                f"| {r.label} | {r.done} | {r.failed} | {r.seconds:.1f} | {r.per_second:.0f} "
+                f"| {label} | {r.done} | {r.failed} | {r.seconds:.1f} | {r.per_second:.0f} "
                 f"| {_cpu_ms(r, 'gateway')} / {_cpu_ms(r, 'receiver')} |"
-                for r in self.rates
+                for label, r in self.rates.items()
             ),
             "",
             "| goal | measured | met |",
@@ -136,15 +121,10 @@ class PushBenchResult:
 
 
 def _cpu_ms(rate: Rate, process: str) -> str:
-    seconds = rate.cpu.get(process)
-    if seconds is None or not rate.done:
+    milliseconds = rate.cpu_ms.get(process)
+    if milliseconds is None or not rate.done:
         return "-"
-    return f"{seconds / rate.done * 1000:.2f} ms"
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+    return f"{milliseconds:.2f} ms"
 
 
 class _Sink:
@@ -232,21 +212,9 @@ async def _latency(config: TimkitConfig, messages: int) -> tuple[list[float], li
         )
         room_id = str(room["room_id"])
         await _matrix(http, "POST", f"{base}/_matrix/client/v3/join/{quote(room_id)}", a2, {})
-        response = await http.post(
-            f"{receiver}/api/webpush/subscriptions",
-            json={"application_server_key": vapid_public_key(layout)},
-        )
-        response.raise_for_status()
-        subscription = response.json()
-        await set_pusher(
-            http,
-            base,
-            a2,
-            app_id=WEBPUSH_APP,
-            pushkey=subscription["keys"]["p256dh"],
-            gateway_url=gateway_url(config) + NOTIFY_PATH,
-            data={"endpoint": subscription["endpoint"], "auth": subscription["keys"]["auth"]},
-        )
+        # a2's WebPush device at the receiver, behind the Push-Gateway, as `timkit push
+        # subscribe` gives it
+        device = await subscribe_user(config, service.domain, "a2", PASSWORD)
         # the baseline sink is no Push-Gateway: its pusher is set at Synapse's loopback
         # listener, since the Messenger-Proxy lets pushers name only the gateway (issue 14)
         await set_pusher(
@@ -269,7 +237,7 @@ async def _latency(config: TimkitConfig, messages: int) -> tuple[list[float], li
             )
             event_id = str(sent["event_id"])
             (arrived, since), at_sink = await asyncio.gather(
-                _receiver_push(http, receiver, str(subscription["id"]), event_id, since),
+                _receiver_push(http, receiver, device["subscription"], event_id, since),
                 asyncio.wait_for(sink.wait(event_id), 60),
             )
             if i >= 3:
@@ -291,12 +259,13 @@ def _notification(app_id: str, pushkey: str, data: dict[str, Any]) -> dict[str, 
 
 
 async def _load(
-    label: str,
     clients: int,
     seconds: float,
     post: Callable[[], Awaitable[bool]],
-    processes: dict[str, psutil.Process],
+    processes: dict[str, int],
 ) -> Rate:
+    """``clients`` concurrent workers posting for ``seconds`` (or :data:`MAX_NOTIFICATIONS`);
+    the CPU seconds of ``processes`` (label → pid) in that time."""
     done = failed = 0
     counter = itertools.count()
     deadline = time.monotonic() + seconds
@@ -309,17 +278,17 @@ async def _load(
             else:
                 failed += 1
 
-    before = {name: _cpu_seconds(process) for name, process in processes.items()}
+    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     begin = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(clients)))
     elapsed = time.monotonic() - begin
-    cpu = {name: _cpu_seconds(process) - before[name] for name, process in processes.items()}
-    return Rate(label, done, failed, elapsed, cpu)
+    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in processes.items()}
+    return Rate(done, failed, elapsed, cpu)
 
 
 async def _throughput(
-    config: TimkitConfig, clients: int, seconds: float, processes: dict[str, psutil.Process]
-) -> list[Rate]:
+    config: TimkitConfig, clients: int, seconds: float, processes: dict[str, int]
+) -> dict[str, Rate]:
     layout = Layout(config.data_dir)
     receiver = receiver_url(config)
     notify = gateway_url(config) + NOTIFY_PATH
@@ -358,14 +327,14 @@ async def _throughput(
                 await response.read()
                 return response.status in (200, 201)
 
-        rates = []
+        rates: dict[str, Rate] = {}
         for label, post in (
-            ("gateway → WebPush receiver (aes128gcm + VAPID)", via_gateway(webpush)),
-            ("gateway → UnifiedPush receiver", via_gateway(unifiedpush)),
-            ("baseline: direct POST to the UnifiedPush receiver", direct),
+            (WEBPUSH_PHASE, via_gateway(webpush)),
+            (UNIFIEDPUSH_PHASE, via_gateway(unifiedpush)),
+            (BASELINE_PHASE, direct),
         ):
-            await _load(label, clients, min(1.0, seconds), post, processes)  # warm-up
-            rates.append(await _load(label, clients, seconds, post, processes))
+            await _load(clients, min(1.0, seconds), post, processes)  # warm-up
+            rates[label] = await _load(clients, seconds, post, processes)
     return rates
 
 
@@ -375,10 +344,7 @@ def bench_push(*, messages: int = 50, clients: int = 32, seconds: float = 5.0) -
         config = bench_config(Path(tmp) / "var", 1)
         state = control.up(config).state
         pids = {c.kind: c.pid for c in state.components if c.pid is not None}
-        processes = {
-            "gateway": psutil.Process(pids[PUSH_KIND]),
-            "receiver": psutil.Process(pids[PUSH_RECEIVER_KIND]),
-        }
+        processes = {"gateway": pids[PUSH_KIND], "receiver": pids[PUSH_RECEIVER_KIND]}
         try:
             chain, sink = asyncio.run(_latency(config, messages))
             rates = asyncio.run(_throughput(config, clients, seconds, processes))

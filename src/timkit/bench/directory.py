@@ -17,8 +17,6 @@ import http.client
 import os
 import secrets
 import ssl
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,8 +29,9 @@ from urllib.parse import quote
 
 import orjson
 
+from timkit.bench.harness import Latency, Processes
+from timkit.bench.machine import describe_machine
 from timkit.core.db import Database
-from timkit.core.machine import describe_machine
 from timkit.core.process import free_port
 from timkit.directory.generate import generate
 from timkit.directory.load import load
@@ -104,15 +103,6 @@ SEARCHES: dict[str, Callable[[Samples, int], str]] = {
 
 
 @dataclass(frozen=True)
-class Latency:
-    """p50/p99 in milliseconds and hits of the last request."""
-
-    p50: float
-    p99: float
-    hits: int
-
-
-@dataclass(frozen=True)
 class DirectoryBenchResult:
     """Everything ``timkit bench directory`` measured."""
 
@@ -121,6 +111,8 @@ class DirectoryBenchResult:
     load_seconds: float
     read: Latency
     searches: dict[str, Latency]
+    hits: dict[str, int]
+    """Per search: the entries of its last answer."""
     searches_per_second: float
     baseline_health: Latency
     baseline_health_per_second: float
@@ -142,7 +134,7 @@ class DirectoryBenchResult:
         ]
         for name, latency in self.searches.items():
             lines.append(
-                f"| {name}: p50 / p99 ({latency.hits} hits) |"
+                f"| {name}: p50 / p99 ({self.hits[name]} hits) |"
                 f" **{latency.p50:.2f}** / **{latency.p99:.2f}** ms |"
             )
         lines += [
@@ -158,7 +150,7 @@ class DirectoryBenchResult:
         return "\n".join(lines)
 
 
-def _samples(organizations: int, practitioners: int) -> Samples:
+def draw_samples(organizations: int, practitioners: int) -> Samples:
     """Draw search values from the same deterministic data the load used."""
     samples = Samples()
     for n, resource in enumerate(_sample_stream(organizations, practitioners)):
@@ -234,7 +226,8 @@ class BenchClient:
         self._connection.close()
 
 
-def _latency(client: BenchClient, paths: list[str]) -> Latency:
+def _latency(client: BenchClient, paths: list[str]) -> tuple[Latency, int]:
+    """The latency of ``paths`` after five of them as warm-up; the hits of the last."""
     for path in paths[:5]:
         client.get(path)  # warm-up
     times: list[float] = []
@@ -243,10 +236,7 @@ def _latency(client: BenchClient, paths: list[str]) -> Latency:
         elapsed, body = client.get(path)
         times.append(elapsed)
         hits = len(orjson.loads(body).get("entry", ())) if body.startswith(b"{") else 0
-    times.sort()
-    return Latency(
-        statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))], hits
-    )
+    return Latency.of(times), hits
 
 
 def _throughput(port: int, paths: list[str], seconds: float, token: str) -> float:
@@ -291,7 +281,8 @@ def write_token(path: Path) -> str:
     return token
 
 
-def _serve(database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+def _serve(database: str, workdir: Path, processes: Processes) -> tuple[int, str]:
+    """Start the FHIR-Directory on ``database``; its port and bearer token once healthy."""
     port = free_port()
     config = workdir / "directory.toml"
     token_file = workdir / "directory-token"
@@ -300,20 +291,11 @@ def _serve(database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, 
         f'port = {port}\ndatabase = "{database}"\nprocesses = {PROCESSES}\nlog_level = "WARNING"\n'
         f'token_file = "{token_file}"\n'
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "timkit.directory", "--config", str(config)],
+    processes.start(
+        "directory", [sys.executable, "-m", "timkit.directory", "--config", str(config)]
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            BenchClient(port).get("/health")
-            return process, port, token
-        except (OSError, RuntimeError, http.client.HTTPException):
-            if process.poll() is not None:
-                raise RuntimeError("the directory process exited during start-up") from None
-            time.sleep(0.1)
-    process.terminate()
-    raise RuntimeError("the directory did not become healthy within 60 s")
+    processes.wait_healthy("directory", f"http://127.0.0.1:{port}/health", timeout=60)
+    return port, token
 
 
 def bench_directory(
@@ -330,30 +312,33 @@ def bench_directory(
             stats = load(directory, generate(organizations, practitioners))
         finally:
             directory.db.close()
-        samples = _samples(organizations, practitioners)
-        process, port, token = _serve(url, workdir)
+        samples = draw_samples(organizations, practitioners)
+        processes = Processes()
         try:
+            port, token = _serve(url, workdir, processes)
             client = BenchClient(port, token=token)
             reads = [f"/{samples.ids[i % len(samples.ids)]}" for i in range(rounds * 2)]
-            read = _latency(client, reads)
-            searches = {
-                name: _latency(client, [build(samples, i) for i in range(rounds)])
-                for name, build in SEARCHES.items()
-            }
-            health = _latency(client, ["/health"] * rounds * 2)
+            read, _ = _latency(client, reads)
+            searches: dict[str, Latency] = {}
+            hits: dict[str, int] = {}
+            for name, build in SEARCHES.items():
+                searches[name], hits[name] = _latency(
+                    client, [build(samples, i) for i in range(rounds)]
+                )
+            health, _ = _latency(client, ["/health"] * rounds * 2)
             client.close()
             mixed = [build(samples, i) for i in range(rounds) for build in SEARCHES.values()]
             per_second = _throughput(port, mixed, seconds, token)
             health_per_second = _throughput(port, ["/health"], seconds / 2, token)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            processes.stop_all()
         return DirectoryBenchResult(
             database="PostgreSQL" if database else "embedded SQLite",
             resources=total,
             load_seconds=stats.seconds,
             read=read,
             searches=searches,
+            hits=hits,
             searches_per_second=per_second,
             baseline_health=health,
             baseline_health_per_second=health_per_second,

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from timkit.proxy.bench import (
+from timkit.bench.proxy import (
     DIRECT,
     ENDPOINTS,
     FEDERATED,

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import http.client
 import json
 import ssl
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,12 +29,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
-import tomli_w
-
-from timkit.core.machine import describe_machine
+from timkit.bench.directory import SEARCHES, BenchClient, Samples, draw_samples, write_token
+from timkit.bench.harness import Latency, Processes, percentile
+from timkit.bench.machine import describe_machine
+from timkit.core.config import dump_toml
 from timkit.core.process import free_port
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
-from timkit.directory.bench import SEARCHES, BenchClient, Samples, _samples, write_token
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.federation import regenerate
 from timkit.directory.fhirproxy.service import open_database, token_service
@@ -53,21 +50,7 @@ BENCH_TELEMATIK_ID = "1-bench-0001"
 
 
 @dataclass(frozen=True)
-class Latency:
-    """p50/p99 in milliseconds."""
-
-    p50: float
-    p99: float
-
-    @classmethod
-    def of(cls, times: list[float]) -> Latency:
-        """From raw samples in milliseconds."""
-        times = sorted(times)
-        return cls(statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))])
-
-
-@dataclass(frozen=True)
-class ProxyBenchResult:
+class FhirProxyBenchResult:
     """Everything ``timkit bench directory-proxy`` measured."""
 
     resources: int
@@ -162,21 +145,6 @@ def _userinfo_server(pki: LocalPKI) -> ThreadingHTTPServer:
     return server
 
 
-def _start(argv: list[str], port: int, context: ssl.SSLContext | None) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            BenchClient(port, context).request("GET", "/health")
-            return process
-        except (OSError, RuntimeError, http.client.HTTPException):
-            if process.poll() is not None:
-                raise RuntimeError(f"{argv[2]} exited during start-up") from None
-            time.sleep(0.1)
-    process.terminate()
-    raise RuntimeError(f"{argv[2]} did not become healthy within 60 s")
-
-
 def _insert_domains(config: FhirProxyConfig, count: int) -> float:
     """Fill the domains table with ``count`` domains; return the regeneration time (s)."""
     db = open_database(config.database)
@@ -205,14 +173,14 @@ def _insert_domains(config: FhirProxyConfig, count: int) -> float:
             started = time.perf_counter()
             regenerate(db, config)
             runs.append(time.perf_counter() - started)
-        return statistics.median(runs)
+        return percentile(runs, 0.5)
     finally:
         db.close()
 
 
 def bench_directory_proxy(
     resources: int = 20_000, *, rounds: int = 300, domains: int = 100_000
-) -> ProxyBenchResult:
+) -> FhirProxyBenchResult:
     """Run the benchmark (see the module docstring)."""
     organizations = practitioners = max(1, resources // 8)
     with tempfile.TemporaryDirectory(prefix="timkit-bench-proxy-") as tmp:
@@ -226,7 +194,7 @@ def bench_directory_proxy(
             stats = load(directory, generate(organizations, practitioners))
         finally:
             directory.db.close()
-        samples: Samples = _samples(organizations, practitioners)
+        samples: Samples = draw_samples(organizations, practitioners)
         userinfo = _userinfo_server(pki)
         directory_port, proxy_port = free_port(), free_port()
         token_file = work / "directory-token"
@@ -252,9 +220,7 @@ def bench_directory_proxy(
             rate_limit={"per_minute": 1_000_000, "burst": 1_000_000},  # type: ignore[arg-type]
             log_level="WARNING",
         )
-        (work / "fhir-proxy.toml").write_text(
-            tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
-        )
+        dump_toml(config, work / "fhir-proxy.toml")
         proxy_db = open_database(config.database)
         _, secret = ProviderStore(proxy_db).add("bench", "benchmark provider")
         with proxy_db.write() as tx:
@@ -262,31 +228,15 @@ def bench_directory_proxy(
                 tx, Domain(USERINFO_SERVER, BENCH_TELEMATIK_ID, tim_anbieter="bench")
             )
         proxy_db.close()
-        processes = [
-            _start(
-                [
-                    sys.executable,
-                    "-m",
-                    "timkit.directory",
-                    "--config",
-                    str(work / "directory.toml"),
-                ],
-                directory_port,
-                None,
-            ),
-            _start(
-                [
-                    sys.executable,
-                    "-m",
-                    "timkit.directory.fhirproxy",
-                    "--config",
-                    str(work / "fhir-proxy.toml"),
-                ],
-                proxy_port,
-                context,
-            ),
-        ]
+        processes = Processes()
         try:
+            for name, module, url, verify in (
+                ("directory", "timkit.directory", f"http://127.0.0.1:{directory_port}", True),
+                ("fhir-proxy", "timkit.directory.fhirproxy", config.base_url, context),
+            ):
+                config_file = work / f"{name}.toml"
+                processes.start(name, [sys.executable, "-m", module, "--config", str(config_file)])
+                processes.wait_healthy(name, url + "/health", verify=verify, timeout=60)
             search_token = token_service(config).issue(
                 Kind.SEARCH, f"matrix:u/bench:{USERINFO_SERVER}"
             )
@@ -341,13 +291,10 @@ def bench_directory_proxy(
             for client in (direct, proxied, userinfo_client):
                 client.close()
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
+            processes.stop_all()
             userinfo.shutdown()
         regenerate_seconds = _insert_domains(config, domains)
-        return ProxyBenchResult(
+        return FhirProxyBenchResult(
             resources=stats.resources,
             direct=direct_latency,
             proxied=proxied_latency,

@@ -2,12 +2,13 @@
 
 Everything runs in a fresh temporary directory on free loopback ports, in two phases:
 
-1. One Synapse (``python -m timkit.homeserver``, plain HTTP on loopback, relaxed rate limits)
-   with two real ``python -m timkit.proxy`` processes in front of it: one serving its inbound
-   listener over plain HTTP (the fair comparison with plain HTTP to Synapse) and one over TLS
-   (as deployed), plus a bare TCP relay process (:data:`TCP_RELAY_CODE`) as the floor of any
-   extra hop. Measured per target (Synapse directly, TCP relay, proxy over HTTP, proxy over
-   TLS), one ``aiohttp`` session with keep-alive per simulated client:
+1. One Messenger-Service planned by :func:`timkit.runtime.plan.plan_service` (Synapse on a
+   loopback HTTP port behind a ``python -m timkit.proxy`` serving TLS, as deployed), a second
+   proxy in front of the same Synapse with the same configuration but its inbound listener
+   over plain HTTP (the fair comparison with plain HTTP to Synapse), plus a bare TCP relay
+   process (:data:`TCP_RELAY_CODE`) as the floor of any extra hop. Measured per target
+   (Synapse directly, TCP relay, proxy over HTTP, proxy over TLS), one ``aiohttp`` session
+   with keep-alive per simulated client:
 
    * latency of sequential ``GET /_matrix/client/versions`` and
      ``PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}``, the targets
@@ -21,9 +22,10 @@ Everything runs in a fresh temporary directory on free loopback ports, in two ph
    message with the same client code: ``A`` sends a message, ``B``'s ``/sync`` long-poll
    (running all the time) sees it.
 
-   * proxied: two Messenger-Services as ``timkit.runtime.plan`` configures them (Synapse on a
-     loopback HTTP port behind its proxy's TLS inbound listener; outbound federation through
-     the proxy's TLS-intercepting forward proxy, routed to the other proxy);
+   * proxied: two Messenger-Services planned by :func:`timkit.runtime.plan.plan_service`
+     (Synapse on a loopback HTTP port behind its proxy's TLS inbound listener; outbound
+     federation through the proxy's TLS-intercepting forward proxy, routed to the other
+     proxy by the route file);
    * direct: two Synapses federating with each other without proxies (server names
      ``localhost:PORT``, TLS listener with a local-CA certificate), their ``homeserver.yaml``
      derived from the proxied Synapse's generated one so only the networking differs.
@@ -36,23 +38,17 @@ invite check allowing everything). Benchmarks measure; they never assert timings
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import datetime as dt
 import itertools
 import json
-import math
 import os
 import secrets
-import signal
 import ssl
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,16 +58,26 @@ import aiohttp
 import httpx
 import orjson
 import psutil
-import tomli_w
 import yaml
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from signedjson.key import generate_signing_key, write_signing_keys
 
+from timkit.bench.harness import (
+    BenchError,
+    Latency,
+    Processes,
+    Rate,
+    cpu_seconds,
+    processes,
+    rss,
+)
+from timkit.bench.machine import describe_machine
 from timkit.core import jwt
-from timkit.core.config import dump_toml
-from timkit.core.machine import describe_machine
+from timkit.core.config import dump_toml, load_toml
+from timkit.core.errors import Codes
+from timkit.core.names import NameTable
 from timkit.core.process import free_port
 from timkit.core.tls import (
     FEDERATION_LIST_SIGNER,
@@ -81,15 +87,10 @@ from timkit.core.tls import (
     server_ssl_context,
 )
 from timkit.core.web import running_app
-from timkit.proxy.config import (
-    ContactsConfig,
-    FederationListConfig,
-    ForwardProxyConfig,
-    InboundConfig,
-    InviteCheckConfig,
-    ProxyConfig,
-    UpstreamConfig,
-)
+from timkit.proxy.config import ProxyConfig
+from timkit.runtime.config import RegistrationSettings, RuntimeSettings, TimkitConfig
+from timkit.runtime.layout import Layout
+from timkit.runtime.plan import ComponentPlan, ServiceRecord, plan_service
 from timkit.sdk.admin import register_user
 
 BIND = "127.0.0.1"
@@ -140,7 +141,6 @@ WARMUP_REQUESTS = 20
 WARMUP_MESSAGES = 3
 MESSAGE_PAUSE = 0.05
 """Seconds between two deliveries (the receiver's next long-poll is parked by then)."""
-STARTUP_TIMEOUT = 120.0
 LOG_LEVEL = "WARNING"
 SYNC_FILTER = json.dumps(
     {
@@ -159,41 +159,7 @@ GOAL_DELIVERY_RATIO = 1.15
 GOAL_RSS_MB = 40.0
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not run (a process failed, a request was refused)."""
-
-
 # -- results ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Latency:
-    """p50/p99 in milliseconds over ``count`` samples."""
-
-    p50: float
-    p99: float
-    count: int
-
-    @classmethod
-    def of(cls, samples: Sequence[float]) -> Latency:
-        """From raw samples in milliseconds (p99 by nearest rank)."""
-        ordered = sorted(samples)
-        rank = max(0, math.ceil(0.99 * len(ordered)) - 1)
-        return cls(statistics.median(ordered), ordered[rank], len(ordered))
-
-    def text(self) -> str:
-        """``p50 / p99 ms``."""
-        return f"{self.p50:.2f} / {self.p99:.2f} ms"
-
-
-@dataclass(frozen=True)
-class Rate:
-    """Completed requests per second in the measured window, failed requests, and the CPU
-    time per request (ms) each process spent in that window (:data:`CPU_PARTS`)."""
-
-    per_second: float
-    errors: int
-    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,7 +183,7 @@ class Goal:
 
 
 @dataclass(frozen=True)
-class ProxyBenchResult:
+class MessengerProxyBenchResult:
     """Everything ``timkit bench proxy`` measured (see the module docstring)."""
 
     gets: int
@@ -375,7 +341,7 @@ def _short(endpoint: str) -> str:
 
 
 def _rate(rate: Rate) -> str:
-    errors = f" ({rate.errors} failed)" if rate.errors else ""
+    errors = f" ({rate.failed} failed)" if rate.failed else ""
     return f"{rate.per_second:,.0f}{errors}"
 
 
@@ -385,89 +351,14 @@ def _mib(rss: int) -> str:
 
 # -- processes --------------------------------------------------------------------------------
 
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """``preexec_fn``: the child gets SIGTERM when the bench dies (one libc call: the bench
-    has threads by then, so nothing that could take a lock may run between fork and exec)."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@dataclass
-class _Processes:
-    """Child processes of the bench, each logging to ``<logs>/<name>.log``; all stopped on
-    :meth:`stop_all`."""
-
-    logs: Path
-    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "ab") as log:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-        self.running[name] = process
-        return process
-
-    def tail(self, name: str, lines: int = 30) -> str:
-        path = self.logs / f"{name}.log"
-        text = path.read_text("utf-8", "replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop_all(self) -> None:
-        processes = list(self.running.values())
-        self.running.clear()
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-
-@contextlib.contextmanager
-def _processes(logs: Path) -> Iterator[_Processes]:
-    processes = _Processes(logs)
-    try:
-        yield processes
-    finally:
-        processes.stop_all()
-
 
 async def _wait_healthy(
-    http: aiohttp.ClientSession,
-    processes: _Processes,
-    name: str,
-    url: str,
-    ready: Callable[[bytes], bool] = lambda _body: True,
+    children: Processes, name: str, url: str, context: ssl.SSLContext, *, proxy: bool = False
 ) -> None:
-    """Poll ``url`` until it answers 200 and ``ready(body)``.
-
-    Raises:
-        BenchError: when the process exits or does not become ready in time.
-    """
-    process = processes.running[name]
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"{name} exited with {process.returncode}:\n{processes.tail(name)}")
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
-                if response.status == 200 and ready(await response.read()):
-                    return
-        await asyncio.sleep(0.05)
-    raise BenchError(f"{name} not healthy within {STARTUP_TIMEOUT:g} s:\n{processes.tail(name)}")
+    """:meth:`Processes.wait_healthy` in a thread (the RD stand-in shares this event loop);
+    a proxy is ready once its ``/health`` says ``ok`` (it holds a verified list)."""
+    ready = _proxy_ready if proxy else (lambda _body: True)
+    await asyncio.to_thread(children.wait_healthy, name, url, verify=context, ready=ready)
 
 
 def _proxy_ready(body: bytes) -> bool:
@@ -499,14 +390,14 @@ def _rd_app(federation_list: bytes) -> web.Application:
 
     async def listing(request: web.Request) -> web.Response:
         if not authorised(request):
-            return web.json_response({"errcode": "M_UNKNOWN_TOKEN", "error": "?"}, status=401)
+            return web.json_response({"errcode": Codes.UNKNOWN_TOKEN, "error": "?"}, status=401)
         if request.query.get("version") == "1":
             return web.Response(status=304)
         return web.Response(body=federation_list, content_type="application/jose")
 
     async def invite(request: web.Request) -> web.Response:
         if not authorised(request):
-            return web.json_response({"errcode": "M_UNKNOWN_TOKEN", "error": "?"}, status=401)
+            return web.json_response({"errcode": Codes.UNKNOWN_TOKEN, "error": "?"}, status=401)
         return web.json_response({"allowed": True, "rule": "bench"})
 
     app = web.Application()
@@ -515,106 +406,61 @@ def _rd_app(federation_list: bytes) -> web.Application:
     return app
 
 
-@dataclass(frozen=True)
-class _Rd:
-    """Where the proxies find the RD stand-in."""
-
-    url: str
-    token_file: Path
-    ca: Path
-
-
 # -- component configs ------------------------------------------------------------------------
 
 
-def _homeserver(
-    processes: _Processes,
-    home: Path,
-    server_name: str,
-    port: int,
-    public_url: str,
-    *,
-    forward_port: int | None = None,
-    interception_ca: Path | None = None,
-) -> Path:
-    """Start Synapse with timkit's launcher as a service behind a proxy; its data dir."""
-    data_dir = home / "synapse"
-    settings: dict[str, Any] = {
-        "server_name": server_name,
-        "bind": BIND,
-        "port": port,
-        "public_baseurl": public_url + "/",
-        "data_dir": str(data_dir),
-        "relaxed_rate_limits": True,
-        "log_level": LOG_LEVEL,
-    }
-    if forward_port is not None and interception_ca is not None:
-        settings["https_proxy"] = f"http://{BIND}:{forward_port}"
-        settings["federation_ca"] = str(interception_ca)
-    config_file = home / "homeserver.toml"
-    home.mkdir(parents=True, exist_ok=True)
-    config_file.write_text(tomli_w.dumps(settings), "utf-8")
-    processes.start(
-        f"homeserver-{server_name}",
-        [sys.executable, "-m", "timkit.homeserver", "--config", str(config_file)],
+def _bench_config(work: Path, rd_port: int) -> TimkitConfig:
+    """The federation config the benchmark's services are planned with: data in ``work``,
+    the Registrierungs-Dienst (the stand-in) on ``rd_port``."""
+    return TimkitConfig(
+        data_dir=work,
+        runtime=RuntimeSettings(bind=BIND, log_level=LOG_LEVEL),
+        registration=RegistrationSettings(port=rd_port),
     )
-    return data_dir
 
 
-def _proxy(
-    processes: _Processes,
-    name: str,
-    home: Path,
-    rd: _Rd,
-    server_name: str,
-    port: int,
-    upstream_port: int,
-    *,
-    tls: CertPaths | None,
-    forward_port: int = 0,
-    routes: dict[str, str] | None = None,
-) -> None:
-    """Start ``python -m timkit.proxy`` as :func:`timkit.runtime.plan.plan_service` does."""
-    interception = LocalPKI(home / "interception", ca_name=f"bench interception CA {name}")
-    interception.ensure_ca()
-    config = ProxyConfig(
-        server_name=server_name,
-        inbound=InboundConfig(
-            bind=BIND,
-            port=port,
-            tls_cert=tls.cert if tls else None,
-            tls_key=tls.key if tls else None,
-        ),
-        upstream=UpstreamConfig(url=f"http://{BIND}:{upstream_port}"),
-        forward=ForwardProxyConfig(
-            bind=BIND,
-            port=forward_port,
-            interception_ca_cert=interception.ca_cert_path,
-            interception_ca_key=interception.ca_key_path,
-            ca_file=rd.ca,
-            routes=routes or {},
-        ),
-        federation_list=FederationListConfig(
-            url=rd.url + "/federation",
-            token_file=rd.token_file,
-            ca_file=rd.ca,
-            trust_anchors=(rd.ca,),
-            retry_interval=10.0,
-            state_file=home / "federation-list.json",
-        ),
-        invite_check=InviteCheckConfig(
-            url=rd.url + "/vzd/invite", token_file=rd.token_file, ca_file=rd.ca
-        ),
-        contacts=ContactsConfig(database=f"sqlite:///{home / 'proxy.db'}"),
-        log_level=LOG_LEVEL,
+def _plan(
+    config: TimkitConfig, domain: str, port: int, homeserver_port: int
+) -> tuple[ComponentPlan, ComponentPlan]:
+    """Plan a Messenger-Service as the control API does; (proxy, homeserver)."""
+    record = ServiceRecord(
+        domain=domain,
+        organisation=f"bench {domain}",
+        port=port,
+        forward_proxy_port=free_port(),
+        homeserver_port=homeserver_port,
+    )
+    layout = Layout(config.data_dir)
+    proxy, homeserver = plan_service(config, layout, LocalPKI(layout.pki), record)
+    return proxy, homeserver
+
+
+def _plain_proxy(planned: ComponentPlan, home: Path, port: int) -> list[str]:
+    """argv of a second proxy configured like ``planned`` but serving its inbound listener
+    over plain HTTP on ``port`` (own forward port, database and list state in ``home``)."""
+    config = load_toml(ProxyConfig, Path(planned.argv[-1]))
+    plain = config.model_copy(
+        update={
+            "inbound": config.inbound.model_copy(
+                update={"port": port, "tls_cert": None, "tls_key": None}
+            ),
+            "forward": config.forward.model_copy(update={"port": free_port()}),
+            "federation_list": config.federation_list.model_copy(
+                update={"state_file": home / "federation-list.json"}
+            ),
+            "contacts": config.contacts.model_copy(
+                update={"database": f"sqlite:///{home / 'proxy.db'}"}
+            ),
+        }
     )
     config_file = home / "proxy.toml"
-    dump_toml(config, config_file)
-    processes.start(name, [sys.executable, "-m", "timkit.proxy", "--config", str(config_file)])
+    dump_toml(plain, config_file)
+    return [*planned.argv[:-1], str(config_file)]
 
 
-def _interception_ca(home: Path) -> Path:
-    return home / "interception" / "ca.crt"
+def _synapse_data(layout: Layout, domain: str) -> Path:
+    """The Synapse data directory :func:`plan_service` gives ``domain``."""
+    return layout.service_dir(domain) / "synapse"
 
 
 def _write_secret(path: Path) -> Path:
@@ -814,9 +660,9 @@ async def _throughput(
 
         async def account() -> None:
             await asyncio.sleep(warmup)
-            started = {name: _cpu_seconds(pid) for name, pid in parts.items()}
+            started = {name: cpu_seconds(pid) for name, pid in parts.items()}
             await asyncio.sleep(max(0.0, end - time.perf_counter()))
-            cpu.update({name: _cpu_seconds(pid) - started[name] for name, pid in parts.items()})
+            cpu.update({name: cpu_seconds(pid) - started[name] for name, pid in parts.items()})
 
         async def client(session: aiohttp.ClientSession, user: _User) -> None:
             nonlocal done, errors
@@ -834,49 +680,36 @@ async def _throughput(
         )
     finally:
         await asyncio.gather(*(s.close() for s in sessions))
-    requests = max(1, done + errors)
-    return Rate(done / seconds, errors, {k: v * 1000 / requests for k, v in cpu.items()})
+    return Rate(done, errors, seconds, cpu)
 
 
-def _rss(pid: int) -> int:
-    return int(psutil.Process(pid).memory_info().rss)
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of ``pid`` (None: this process) so far."""
-    times = (psutil.Process(pid) if pid is not None else psutil.Process()).cpu_times()
-    return float(times.user + times.system)
-
-
-async def _single_stack(
-    work: Path, processes: _Processes, rd: _Rd, pki: LocalPKI, clients: int
-) -> _Single:
+async def _single_stack(config: TimkitConfig, children: Processes, clients: int) -> _Single:
     """Start phase 1's Synapse, the TCP relay and the two proxies; ``clients`` users."""
     hs_port, relay_port, plain_port, tls_port = free_port(), free_port(), free_port(), free_port()
     tls_url = f"https://{BIND}:{tls_port}"
-    data_dir = _homeserver(processes, work / "single", SINGLE, hs_port, tls_url)
-    cert = pki.ensure_server_cert(SINGLE, [SINGLE, *LOOPBACK_NAMES])
+    layout = Layout(config.data_dir)
+    proxy, homeserver = _plan(config, SINGLE, tls_port, hs_port)
+    children.start(f"homeserver-{SINGLE}", homeserver.argv)
+    data_dir = _synapse_data(layout, SINGLE)
     names = {TCP_RELAY: "tcp-relay", PROXY: "proxy-http", PROXY_TLS: "proxy-tls"}
-    processes.start(
+    children.start(
         names[TCP_RELAY],
         [sys.executable, "-c", TCP_RELAY_CODE, BIND, BIND, str(hs_port), str(relay_port)],
     )
-    _proxy(processes, names[PROXY], work / "proxy-http", rd, SINGLE, plain_port, hs_port, tls=None)
-    _proxy(processes, names[PROXY_TLS], work / "proxy-tls", rd, SINGLE, tls_port, hs_port, tls=cert)
+    children.start(names[PROXY], _plain_proxy(proxy, config.data_dir / "proxy-http", plain_port))
+    children.start(names[PROXY_TLS], proxy.argv)
     bases = {
         DIRECT: f"http://{BIND}:{hs_port}",
         TCP_RELAY: f"http://{BIND}:{relay_port}",
         PROXY: f"http://{BIND}:{plain_port}",
         PROXY_TLS: tls_url,
     }
-    context = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+    context = ssl.create_default_context(cafile=str(layout.ca_cert))
+    await _wait_healthy(children, f"homeserver-{SINGLE}", bases[DIRECT] + "/health", context)
+    await _wait_healthy(children, names[TCP_RELAY], bases[TCP_RELAY] + "/health", context)
+    for target in PROXIES:
+        await _wait_healthy(children, names[target], bases[target] + "/health", context, proxy=True)
     async with _session(context, 4) as http:
-        await _wait_healthy(http, processes, f"homeserver-{SINGLE}", bases[DIRECT] + "/health")
-        await _wait_healthy(http, processes, names[TCP_RELAY], bases[TCP_RELAY] + "/health")
-        for target in PROXIES:
-            await _wait_healthy(
-                http, processes, names[target], bases[target] + "/health", _proxy_ready
-            )
         secret = _shared_secret(data_dir)
         limit = asyncio.Semaphore(4)
 
@@ -897,26 +730,25 @@ async def _single_stack(
     return _Single(
         bases,
         list(users),
-        {target: processes.running[name].pid for target, name in names.items()},
-        processes.running[f"homeserver-{SINGLE}"].pid,
+        {target: children.running[name].pid for target, name in names.items()},
+        children.running[f"homeserver-{SINGLE}"].pid,
     )
 
 
 async def _phase_single(
-    work: Path,
-    rd: _Rd,
-    pki: LocalPKI,
+    config: TimkitConfig,
     *,
     gets: int,
     puts: int,
     clients: int,
     seconds: float,
 ) -> tuple[dict[str, dict[str, Latency]], dict[str, dict[str, Rate]], dict[str, Memory], int]:
-    context = ssl.create_default_context(cafile=str(pki.ca_cert_path))
-    with _processes(work / "logs") as processes:
-        single = await _single_stack(work, processes, rd, pki, clients)
+    layout = Layout(config.data_dir)
+    context = ssl.create_default_context(cafile=str(layout.ca_cert))
+    with processes(layout.logs) as children:
+        single = await _single_stack(config, children, clients)
         await asyncio.sleep(1.0)  # let the proxies settle after start-up, then weigh them
-        idle = {t: _rss(single.relay_pids[t]) for t in PROXIES}
+        idle = {t: rss(single.relay_pids[t]) for t in PROXIES}
         uss = {t: int(psutil.Process(single.relay_pids[t]).memory_full_info().uss) for t in PROXIES}
         sessions = {target: _session(context) for target in TARGETS}
         try:
@@ -933,8 +765,8 @@ async def _phase_single(
                 throughput[endpoint][target] = await _throughput(
                     single, context, target, endpoint, seconds
                 )
-        memory = {t: Memory(idle[t], _rss(single.relay_pids[t]), uss[t]) for t in PROXIES}
-        synapse_rss = _rss(single.synapse_pid)
+        memory = {t: Memory(idle[t], rss(single.relay_pids[t]), uss[t]) for t in PROXIES}
+        synapse_rss = rss(single.synapse_pid)
     return latency, throughput, memory, synapse_rss
 
 
@@ -1058,66 +890,45 @@ async def _deliveries(
 
 
 async def _phase_federation(
-    work: Path, rd: _Rd, pki: LocalPKI, messages: int
+    config: TimkitConfig, messages: int
 ) -> tuple[dict[str, Latency], dict[str, Latency]]:
-    context = ssl.create_default_context(cafile=str(pki.ca_cert_path))
-    ports = {org: (free_port(), free_port(), free_port()) for org in (ORG_A, ORG_B)}
-    routes = {org: f"{BIND}:{inbound}" for org, (inbound, _, _) in ports.items()}
-    with _processes(work / "logs") as processes:
-        data_dirs: dict[str, Path] = {}
-        for org, (inbound, forward, hs_port) in ports.items():
-            home = work / org
-            cert = pki.ensure_server_cert(org, [org, *LOOPBACK_NAMES])
-            _proxy(
-                processes,
-                f"proxy-{org}",
-                home / "proxy",
-                rd,
-                org,
-                inbound,
-                hs_port,
-                tls=cert,
-                forward_port=forward,
-                routes=routes,
+    layout = Layout(config.data_dir)
+    pki = LocalPKI(layout.pki)
+    context = ssl.create_default_context(cafile=str(layout.ca_cert))
+    ports = {org: (free_port(), free_port()) for org in (ORG_A, ORG_B)}
+    routes = NameTable(layout.names_file)
+    for org, (inbound, _) in ports.items():
+        routes.set(org, f"{BIND}:{inbound}")
+    with processes(layout.logs) as children:
+        for org, (inbound, hs_port) in ports.items():
+            proxy, homeserver = _plan(config, org, inbound, hs_port)
+            children.start(f"proxy-{org}", proxy.argv)
+            children.start(f"homeserver-{org}", homeserver.argv)
+        for org, (inbound, hs_port) in ports.items():
+            await _wait_healthy(
+                children, f"homeserver-{org}", f"http://{BIND}:{hs_port}/health", context
             )
-            data_dirs[org] = _homeserver(
-                processes,
-                home,
-                org,
-                hs_port,
-                f"https://{BIND}:{inbound}",
-                forward_port=forward,
-                interception_ca=_interception_ca(home / "proxy"),
+            await _wait_healthy(
+                children, f"proxy-{org}", f"https://{BIND}:{inbound}/health", context, proxy=True
             )
-        async with _session(context, 4) as http:
-            for org, (inbound, _, hs_port) in ports.items():
-                await _wait_healthy(
-                    http, processes, f"homeserver-{org}", f"http://{BIND}:{hs_port}/health"
-                )
-                await _wait_healthy(
-                    http,
-                    processes,
-                    f"proxy-{org}",
-                    f"https://{BIND}:{inbound}/health",
-                    _proxy_ready,
-                )
-            direct_ports = free_port(), free_port()
-            localhost = pki.ensure_server_cert("localhost", list(LOOPBACK_NAMES))
-            template = data_dirs[ORG_A] / "homeserver.yaml"
-            direct: list[tuple[str, str, str]] = []
-            for index, port in enumerate(direct_ports):
-                name = f"direct-{index}"
-                config = _direct_yaml(template, work / name, port, localhost, pki.ca_cert_path)
-                processes.start(
-                    f"homeserver-{name}",
-                    [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config)],
-                )
-                base = f"https://localhost:{port}"
-                direct.append((base, f"localhost:{port}", _shared_secret(work / name)))
-            for index, (base, _, _) in enumerate(direct):
-                await _wait_healthy(http, processes, f"homeserver-direct-{index}", base + "/health")
+        work = config.data_dir
+        direct_ports = free_port(), free_port()
+        localhost = pki.ensure_server_cert("localhost", list(LOOPBACK_NAMES))
+        template = _synapse_data(layout, ORG_A) / "homeserver.yaml"
+        direct: list[tuple[str, str, str]] = []
+        for index, port in enumerate(direct_ports):
+            name = f"direct-{index}"
+            synapse_yaml = _direct_yaml(template, work / name, port, localhost, layout.ca_cert)
+            children.start(
+                f"homeserver-{name}",
+                [sys.executable, "-m", "synapse.app.homeserver", "-c", str(synapse_yaml)],
+            )
+            base = f"https://localhost:{port}"
+            direct.append((base, f"localhost:{port}", _shared_secret(work / name)))
+        for index, (base, _, _) in enumerate(direct):
+            await _wait_healthy(children, f"homeserver-direct-{index}", base + "/health", context)
         proxied = [
-            (f"https://{BIND}:{ports[org][0]}", org, _shared_secret(data_dirs[org]))
+            (f"https://{BIND}:{ports[org][0]}", org, _shared_secret(_synapse_data(layout, org)))
             for org in (ORG_A, ORG_B)
         ]
         pairs = [
@@ -1132,23 +943,24 @@ async def _phase_federation(
 
 async def _bench(
     work: Path, *, gets: int, puts: int, clients: int, seconds: float, messages: int
-) -> ProxyBenchResult:
+) -> MessengerProxyBenchResult:
     load_at_start = os.getloadavg()[0]
-    pki = LocalPKI(work / "pki")
+    config = _bench_config(work, free_port())
+    layout = Layout(config.data_dir)
+    pki = LocalPKI(layout.pki)
     pki.ensure_ca()
-    token_file = work / "rd-token"
-    token_file.write_text(RD_TOKEN, "utf-8")
+    layout.proxies_token.parent.mkdir(parents=True, exist_ok=True)
+    layout.proxies_token.write_text(RD_TOKEN, "utf-8")
     rd_cert = pki.ensure_server_cert("rd", list(LOOPBACK_NAMES))
     federation_list = _signed_list(pki, [SINGLE, ORG_A, ORG_B])
     async with running_app(
-        _rd_app(federation_list), BIND, 0, server_ssl_context(rd_cert)
-    ) as rd_runner:
-        rd = _Rd(f"https://{BIND}:{rd_runner.addresses[0][1]}", token_file, pki.ca_cert_path)
+        _rd_app(federation_list), BIND, config.registration.port, server_ssl_context(rd_cert)
+    ):
         latency, throughput, memory, synapse_rss = await _phase_single(
-            work, rd, pki, gets=gets, puts=puts, clients=clients, seconds=seconds
+            config, gets=gets, puts=puts, clients=clients, seconds=seconds
         )
-        delivery, send = await _phase_federation(work, rd, pki, messages)
-    return ProxyBenchResult(
+        delivery, send = await _phase_federation(config, messages)
+    return MessengerProxyBenchResult(
         gets=gets,
         puts=puts,
         clients=clients,
@@ -1172,7 +984,7 @@ def bench_proxy(
     seconds: float = 5.0,
     messages: int = 30,
     keep: Path | None = None,
-) -> ProxyBenchResult:
+) -> MessengerProxyBenchResult:
     """Run the benchmark (see the module docstring) in a temporary directory.
 
     Args:
@@ -1187,7 +999,7 @@ def bench_proxy(
         BenchError: when a process fails to start or a request is refused.
     """
 
-    def run(work: Path) -> ProxyBenchResult:
+    def run(work: Path) -> MessengerProxyBenchResult:
         return asyncio.run(
             _bench(work, gets=gets, puts=puts, clients=clients, seconds=seconds, messages=messages)
         )
