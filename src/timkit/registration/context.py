@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -15,11 +15,9 @@ from timkit.core.db import Database
 from timkit.core.rawdata import RawDataSink
 from timkit.core.signers import Signer
 from timkit.registration.config import RegistrationConfig
-
-if TYPE_CHECKING:  # these modules import this one for their routes
-    from timkit.registration.directory_client import DirectoryClient
-    from timkit.registration.federation import FederationCache
-    from timkit.registration.provisioning.machine import Provisioner
+from timkit.registration.directory_client import DirectoryClient
+from timkit.registration.federation_cache import FederationCache
+from timkit.registration.provisioning.machine import Provisioner
 
 T = TypeVar("T")
 

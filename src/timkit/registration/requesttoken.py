@@ -1,6 +1,6 @@
 """I_requestToken: RegService-OpenID-Tokens for the logged-in Org-Admin (seed 002 §3.6).
 
-``POST /api/v1/token`` (Org-Admin session) answers
+:func:`issue` makes the answer of ``POST /api/v1/token`` (:mod:`timkit.registration.api.token`):
 ``{"token", "token_type": "RegService-OpenID-Token", "expires_in"}``. The token is a JWT the
 VZD-FHIR-Directory's ``/owner-authenticate`` exchanges for an owner-accesstoken::
 
@@ -22,16 +22,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core import jwt
 from timkit.core.errors import ConfigError
 from timkit.core.signers import Signer, load_signer
-from timkit.core.web import json_response
-from timkit.registration.auth import Admin, audit_action, require_admin
+from timkit.registration.auth import Admin
 from timkit.registration.config import RegistrationConfig
-from timkit.registration.context import context
 
 TOKEN_TYPE = "RegService-OpenID-Token"  # noqa: S105 - a token type name, not a secret
 
@@ -76,17 +73,3 @@ def issue(
     }
     token = jwt.sign(claims, signer.key, typ="JWT", x5c=signer.x5c())
     return {"token": token, "token_type": TOKEN_TYPE, "expires_in": lifetime}
-
-
-async def post_token(request: web.Request) -> web.Response:
-    """``POST /api/v1/token``: a RegService-OpenID-Token for the logged-in Org-Admin."""
-    admin = await require_admin(request)
-    ctx = context(request)
-    body = issue(ctx.config, await ctx.blocking(ctx.token_signer), admin)
-    await audit_action(ctx, admin, "token.request", "owner-authenticate", "success")
-    return json_response(body, headers={"Cache-Control": "no-store"})
-
-
-def setup(app: web.Application) -> None:
-    """Add ``POST /api/v1/token``."""
-    app.router.add_post("/api/v1/token", post_token)

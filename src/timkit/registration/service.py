@@ -18,7 +18,7 @@ from timkit.registration.api import create_app
 from timkit.registration.config import RegistrationConfig
 from timkit.registration.context import RegistrationContext
 from timkit.registration.directory_client import DirectoryClient
-from timkit.registration.federation import FederationCache, trust_anchor_files
+from timkit.registration.federation_cache import FederationCache, trust_anchor_files
 from timkit.registration.provisioning.backend import EmbeddedBackend
 from timkit.registration.provisioning.machine import Provisioner
 from timkit.registration.requesttoken import load_token_signer

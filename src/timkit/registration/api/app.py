@@ -21,13 +21,11 @@ from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import health, json_response, set_headers
-from timkit.registration import federation, invite, orgapi, requesttoken
 from timkit.registration.accounts import ratelimit
+from timkit.registration.api import federation, invite, org, pages, services, token
+from timkit.registration.api.pages import JSON_KEY
 from timkit.registration.context import CONTEXT_KEY, RegistrationContext
-from timkit.registration.provisioning import api as provisioning_api
 from timkit.registration.verification.handlers import VERIFIERS_KEY, verifiers_for
-from timkit.registration.web import pages
-from timkit.registration.web.pages import JSON_KEY
 from timkit.registration.web.render import ENV_KEY, environment, error_page
 
 log = logging.getLogger(__name__)
@@ -125,10 +123,10 @@ def create_app(ctx: RegistrationContext) -> web.Application:
     app[VERIFIERS_KEY] = verifiers_for(ctx)
     ratelimit.setup(app)
     app.router.add_get("/health", health)
-    orgapi.setup(app)
+    org.setup(app)
     pages.setup(app)
     federation.setup(app)
     invite.setup(app)
-    requesttoken.setup(app)
-    provisioning_api.setup(app)
+    token.setup(app)
+    services.setup(app)
     return app

@@ -6,7 +6,7 @@ page                            what it does
 ``GET /``                       start: both Verfahren (dashboard link when logged in)
 ``POST /oidc/start``            Verfahren 1: 303 to the IDP
 ``GET /oidc/callback``          the IDP's redirect: organisation verified → account form
-                                (API-started flows answer JSON, see :mod:`.orgapi`)
+                                (API-started flows answer JSON, see :mod:`.org`)
 ``POST /kim/start``             Verfahren 2: mail the link → "sent" page
 ``GET /kim/confirm?token=``     confirmation page with a button (link scanners only GET)
 ``POST /kim/confirm``           organisation verified → account form
@@ -23,7 +23,8 @@ page                            what it does
 ``POST /invitations``           invitation link for a further Org-Admin
 ==============================  ============================================================
 
-Every POST form is CSRF-checked (:mod:`.csrf`); pages needing a login redirect to ``/login``.
+Every POST form is CSRF-checked (:mod:`timkit.registration.web.csrf`); pages needing a login
+redirect to ``/login``.
 ``POST /login`` and ``POST /kim/start`` are rate-limited per client IP
 (:mod:`~timkit.registration.accounts.ratelimit`).
 """
@@ -43,10 +44,10 @@ from timkit.registration.accounts import handlers as accounts
 from timkit.registration.accounts import ratelimit
 from timkit.registration.accounts.ratelimit import RateLimited
 from timkit.registration.accounts.totp import qr_svg
+from timkit.registration.api.org import verified_body
 from timkit.registration.auth import SESSION_COOKIE, Admin, current_admin
 from timkit.registration.context import RegistrationContext, context
 from timkit.registration.jsonio import NO_STORE, json_response
-from timkit.registration.orgapi import verified_body
 from timkit.registration.provisioning import handlers as provisioning
 from timkit.registration.storage import sessions
 from timkit.registration.storage.secrets import digest
@@ -56,7 +57,7 @@ from timkit.registration.web import csrf
 from timkit.registration.web.i18n import language, translator
 from timkit.registration.web.render import page
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parents[1] / "web" / "static"
 MAX_FORM = 16 * 1024
 JSON_KEY = web.RequestKey("registration.answer_json", bool)
 """Set on a request whose errors are rendered as JSON although its path is a page's."""

@@ -8,7 +8,7 @@
 
 ``Service`` is :meth:`~timkit.registration.provisioning.handlers.ServiceView.to_json`; a 202
 carries ``Location`` of the service to poll. Errors are rendered by
-:mod:`timkit.registration.api`.
+:mod:`timkit.registration.api.app`.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ verifying it again: a stored list that no longer verifies, or whose payload vers
 the stored version (the floor, which the store never lowers), is not served; the next
 pull must bring a list of at least that version.
 
-Serving (``GET /federation?version=N``, proxies only, see :func:`require_proxy`):
+Serving (:meth:`FederationCache.serve`, behind ``GET /federation?version=N`` of
+:mod:`timkit.registration.api.federation`):
 
-* 200 with the compact JWS (``application/jose``, header :data:`VERSION_HEADER`) when ``N``
-  is absent or not the held version;
+* 200 with the compact JWS when ``N`` is absent or not the held version;
 * 304 when ``N`` is the held version (the proxy's list is current: "aktuell");
 * 503 ``TIM_FEDERATION_LIST_OUTDATED`` once ``federation.ttl`` seconds (72 h) passed since the
   last valid refresh ("veraltet": the proxies block federation traffic), and 503
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -49,14 +48,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiohttp import web
-
 from timkit.core.db import Database
-from timkit.core.errors import Codes, TimkitError
+from timkit.core.errors import TimkitError
 from timkit.core.federation_list import load_anchors, verify_list
 from timkit.core.lifecycle import wait_event
-from timkit.registration.config import FederationSettings, ProxiesSettings, RegistrationConfig
-from timkit.registration.context import context
+from timkit.registration.config import FederationSettings, RegistrationConfig
 from timkit.registration.directory_client import DirectoryClient
 from timkit.registration.storage import federation_list
 from timkit.registration.storage.federation_list import StoredList
@@ -65,7 +61,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 REQUIREMENT = "ML-123891"
-VERSION_HEADER = "X-TIM-Federation-List-Version"
 OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
 MISSING = "TIM_FEDERATION_LIST_MISSING"
 
@@ -286,58 +281,3 @@ class FederationCache:
         if version == held.version:
             return None
         return held
-
-
-# -- the proxies' interface ---------------------------------------------------------------
-
-
-def _proxy_tokens(settings: ProxiesSettings) -> list[str]:
-    tokens = [t for t in settings.tokens if t]
-    for path in settings.token_files:
-        try:
-            token = path.read_text("utf-8").strip()
-        except OSError as e:
-            log.error("proxy token file %s not readable: %s", path, e)
-            continue
-        if token:
-            tokens.append(token)
-    return tokens
-
-
-def require_proxy(request: web.Request, settings: ProxiesSettings) -> None:
-    """Admit only the RD's own Messenger-Proxies (a configured bearer token); fail closed.
-
-    Raises:
-        TimkitError: 401 ``M_MISSING_TOKEN`` without a bearer token, ``M_UNKNOWN_TOKEN`` for
-            one that is not configured (also when none is configured at all).
-    """
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        raise TimkitError(401, Codes.MISSING_TOKEN, "a Messenger-Proxy bearer token is required")
-    given = presented.strip().encode()
-    if not any(hmac.compare_digest(given, t.encode()) for t in _proxy_tokens(settings)):
-        raise TimkitError(401, Codes.UNKNOWN_TOKEN, "unknown Messenger-Proxy token")
-
-
-async def get_federation(request: web.Request) -> web.StreamResponse:
-    """``GET /federation?version=N``: the held list, 304 when current, 503 when outdated."""
-    ctx = context(request)
-    require_proxy(request, ctx.config.proxies)
-    raw = request.query.get("version")
-    version: int | None = None
-    if raw is not None:
-        if not raw.isdigit() or len(raw) > 18:
-            raise TimkitError(400, Codes.INVALID_PARAM, "version must be a non-negative integer")
-        version = int(raw)
-    held = ctx.federation.serve(version)
-    if held is None:
-        assert version is not None
-        return web.Response(status=304, headers={VERSION_HEADER: str(version)})
-    return web.Response(
-        body=held.jws, content_type="application/jose", headers={VERSION_HEADER: str(held.version)}
-    )
-
-
-def setup(app: web.Application) -> None:
-    """Add ``GET /federation``."""
-    app.router.add_get("/federation", get_federation)

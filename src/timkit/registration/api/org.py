@@ -1,6 +1,6 @@
 """JSON API of AF_10103 and the Org-Admin accounts, for providers who automate onboarding.
 
-All bodies are JSON objects; errors are ``{"errcode", "error"}`` (rendered by :mod:`.api`).
+All bodies are JSON objects; errors are ``{"errcode", "error"}`` (rendered by :mod:`.app`).
 ``Bearer`` = ``Authorization: Bearer <access_token>`` from a login.
 
 ==============================================  ===========================================
@@ -36,7 +36,8 @@ request                                         response
 ==============================================  ===========================================
 
 Logins and KIM mails are rate-limited per client IP (429 ``M_LIMIT_EXCEEDED`` with
-``retry_after_ms``, :mod:`.accounts.ratelimit`), on top of the per-account lockout.
+``retry_after_ms``, :mod:`timkit.registration.accounts.ratelimit`), on top of the
+per-account lockout.
 ``expires_in`` of a login is the idle timeout: each authenticated call extends the session,
 up to its absolute lifetime. ``credential`` is the ``PublicKeyCredential`` as JSON (WebAuthn
 Level 3 ``toJSON()``). A script drives Verfahren 1 without a browser: start, GET the
@@ -150,7 +151,7 @@ def _session_body(session: accounts.Session) -> dict[str, Any]:
 
 
 async def login(request: web.Request) -> web.Response:
-    """``POST /api/v1/login`` (rate-limited per client IP, :mod:`.accounts.ratelimit`)."""
+    """``POST /api/v1/login`` (rate-limited per client IP, see ``accounts/ratelimit.py``)."""
     ratelimit.check(request, "login")
     ctx = context(request)
     body = await read_json(request)
