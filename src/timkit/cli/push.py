@@ -8,7 +8,6 @@ device there, is :func:`timkit.runtime.users.subscribe_user`.)
 
 from __future__ import annotations
 
-import ssl
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -16,18 +15,11 @@ from typing import Any, TextIO
 
 import httpx
 
-from timkit.core.tls import client_ssl_context
+from timkit.core.http import sync_client
 from timkit.pushreceiver.notification import summarize
 
 POLL_SECONDS = 30
 """How long one long-poll waits for pushes (the receiver allows up to 60)."""
-
-
-def _client(ca_file: Path | None, timeout: float) -> httpx.Client:
-    verify: ssl.SSLContext | bool = (
-        client_ssl_context(ca_file) if ca_file is not None else ssl.create_default_context()
-    )
-    return httpx.Client(verify=verify, timeout=timeout)
 
 
 def format_push(push: dict[str, Any]) -> str:
@@ -74,7 +66,7 @@ def tail(
     query: dict[str, str | int | float] = {"target": target} if target else {}
     since, wait, printed = 0, 0, 0
     try:
-        with _client(ca_file, POLL_SECONDS + 10) as client:
+        with sync_client(ca_file, timeout=POLL_SECONDS + 10) as client:
             while True:
                 response = client.get(
                     base + "/api/pushes", params={**query, "since": since, "wait": wait}

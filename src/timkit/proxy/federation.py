@@ -45,9 +45,9 @@ import orjson
 
 from timkit.core.errors import TimkitError
 from timkit.core.federation_list import FederationList, load_anchors, verify_list
+from timkit.core.http import aiohttp_session
 from timkit.core.lifecycle import wait_event
 from timkit.core.rawdata import RawDataConfig, RawDataSink
-from timkit.core.tls import client_ssl_context
 from timkit.proxy.config import FederationListConfig
 from timkit.proxy.gate import not_in_federation
 from timkit.proxy.metrics import ProxyMetrics
@@ -123,11 +123,7 @@ class FederationGate:
         False: then only :meth:`refresh` and :meth:`recheck` pull)."""
         self.held, self.floor = self._load()
         self._publish()
-        ssl = client_ssl_context(self.settings.ca_file) if self.settings.ca_file else True
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ssl, limit=4),
-            timeout=aiohttp.ClientTimeout(total=30),
-        )
+        self._session = aiohttp_session(self.settings.ca_file, timeout=30.0, limit=4)
         if background:
             self._task = asyncio.create_task(self._run(), name="federation-list")
 

@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 
 from timkit.core.errors import Codes, TimkitError
-from timkit.core.tls import client_ssl_context
+from timkit.core.http import aiohttp_session
 from timkit.proxy.config import InviteCheckConfig
 
 
@@ -36,10 +36,8 @@ class InviteCheck:
 
     async def start(self) -> None:
         """Open the connection pool."""
-        ssl = client_ssl_context(self.settings.ca_file) if self.settings.ca_file else True
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ssl, limit=16),
-            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+        self._session = aiohttp_session(
+            self.settings.ca_file, timeout=self.settings.timeout, limit=16
         )
 
     async def close(self) -> None:

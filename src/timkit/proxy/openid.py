@@ -29,6 +29,7 @@ import aiohttp
 import orjson
 
 from timkit.core.errors import Codes, TimkitError, UpstreamError
+from timkit.core.http import aiohttp_session
 from timkit.core.web import read_stream
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class OpenIdValidator:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp_session(timeout=self._timeout)
         return self._session
 
     async def _userinfo(self, token: str) -> str:

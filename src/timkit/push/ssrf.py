@@ -51,6 +51,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from timkit.core.errors import ConfigError
+from timkit.core.http import aiohttp_session
 from timkit.core.web import read_limited
 from timkit.push.backends.base import (
     PermanentPushError,
@@ -448,10 +449,6 @@ class OutboundClient:
 def _session(
     resolver: AbstractResolver, context: ssl.SSLContext, limit: int
 ) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(resolver=resolver, ssl=context, limit=limit, limit_per_host=0)
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None),
-        auto_decompress=False,
-        trust_env=False,
+    return aiohttp_session(
+        tls=context, timeout=None, limit=limit, resolver=resolver, decompress=False
     )

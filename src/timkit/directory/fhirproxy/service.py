@@ -11,10 +11,10 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core.db import Database
+from timkit.core.http import aiohttp_session
 from timkit.core.signers import load_signer
 from timkit.core.tls import optional_server_ssl_context
 from timkit.core.web import serve_app
@@ -64,8 +64,10 @@ async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
     upstream_token = read_token_file(config.upstream_token_file, "upstream_token_file")
     db = open_database(config.database)
     executor = ThreadPoolExecutor(config.workers, thread_name_prefix="fhir-proxy")
-    connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=60)
-    http = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+    # aiohttp's default time-outs: the callers bound their exchanges themselves
+    http = aiohttp_session(
+        timeout=300.0, connect_timeout=30.0, limit=256, keepalive=60.0, decompress=False
+    )
     try:
         yield ProxyContext(
             config=config,

@@ -29,6 +29,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.http import aiohttp_session
 from timkit.proxy.config import UpstreamConfig
 from timkit.proxy.metrics import ProxyMetrics
 from timkit.proxy.relaying import BUFFER_LIMIT, HOP_BY_HOP, NOT_RELAYED, SKIP_AUTO_HEADERS
@@ -90,14 +91,13 @@ class Relay:
 
     async def start(self) -> None:
         """Open the session for the proxy's own requests to Synapse (:attr:`session`)."""
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=self.settings.pool_size, keepalive_timeout=KEEPALIVE, ttl_dns_cache=None
-            ),
-            timeout=aiohttp.ClientTimeout(
-                total=self.settings.timeout, sock_connect=self.settings.connect_timeout
-            ),
-            auto_decompress=False,
+        self._session = aiohttp_session(
+            timeout=self.settings.timeout,
+            connect_timeout=self.settings.connect_timeout,
+            limit=self.settings.pool_size,
+            keepalive=KEEPALIVE,
+            dns_ttl=None,
+            decompress=False,
             skip_auto_headers=SKIP_AUTO_HEADERS,
         )
 

@@ -45,6 +45,7 @@ from aiohttp.web_protocol import RequestHandler
 from yarl import URL
 
 from timkit.core.errors import Codes, ConfigError, TimkitError
+from timkit.core.http import aiohttp_session
 from timkit.core.names import NameTable, split_target
 from timkit.core.request_target import UnparsableRequest, parse_target
 from timkit.core.web import json_response
@@ -332,23 +333,18 @@ class ForwardProxy:
     async def start(self) -> None:
         """Open the onward connection pool, bind and start accepting connections."""
         config = self._config
-        connector = aiohttp.TCPConnector(
+        self._session = aiohttp_session(
+            tls=self._upstream_tls,
+            timeout=config.timeout,
+            connect_timeout=config.connect_timeout,
             limit=config.pool_size,
             limit_per_host=max(1, config.pool_size // 4),
-            ssl=self._upstream_tls,
+            keepalive=60.0,
             resolver=_RouteResolver(self),
-            use_dns_cache=False,  # the route table decides on every new connection
-            keepalive_timeout=60.0,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=config.timeout, sock_connect=config.connect_timeout
-            ),
-            auto_decompress=False,
+            dns_cache=False,  # the route table decides on every new connection
+            decompress=False,
             skip_auto_headers=SKIP_AUTO_HEADERS,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
+            cookies=False,
         )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(

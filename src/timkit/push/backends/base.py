@@ -17,7 +17,6 @@ turning outcomes into the ``rejected`` list are the dispatcher's job, not the ba
 from __future__ import annotations
 
 import email.utils
-import ssl
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, Self
 import httpx
 
 from timkit.core.errors import ConfigError
-from timkit.core.tls import client_ssl_context
+from timkit.core.http import async_client
 from timkit.push.config import DeliveryConfig, OutboundConfig
 from timkit.push.notifications import Device, Notification
 
@@ -122,13 +121,11 @@ def service_client(ca_file: Path | None, delivery: DeliveryConfig) -> httpx.Asyn
         ConfigError: the CA file cannot be read.
     """
     try:
-        verify = client_ssl_context(ca_file) if ca_file else ssl.create_default_context()
+        return async_client(
+            ca_file or None,
+            timeout=delivery.timeout,
+            http2=True,
+            max_connections=delivery.max_concurrency,
+        )
     except OSError as e:
         raise ConfigError(f"cannot read CA file: {e}", source=str(ca_file)) from e
-    return httpx.AsyncClient(
-        http2=True,
-        verify=verify,
-        timeout=delivery.timeout,
-        limits=httpx.Limits(max_connections=delivery.max_concurrency),
-        follow_redirects=False,
-    )
