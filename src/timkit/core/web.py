@@ -3,7 +3,11 @@
 * :func:`json_response` / :func:`html_response`: bodies serialised with orjson, pages as UTF-8.
 * :func:`health`: the ``GET /health`` liveness handler (``{"status": "ok"}``).
 * :func:`guard`: the body of an error middleware: run the handler and turn what it raises into
-  the component's own error rendering (each component renders its own protocol).
+  the component's own error rendering (each component renders its own protocol); every
+  aiohttp application of timkit has it in its middleware. :func:`matrix_http_code` is the
+  ``http_code`` of the Matrix JSON edges, so each answers an unknown path 404
+  ``M_UNRECOGNIZED``, a wrong method 405 ``M_UNRECOGNIZED`` with ``Allow`` and a crash a
+  JSON 500 alike.
 * :func:`set_headers`: add headers (security headers) a response does not have yet.
 * :func:`start_app` / :func:`running_app` / :func:`serve_app`: serve an application on
   ``bind:port`` (optionally over TLS), until SIGTERM or SIGINT for :func:`serve_app`, with
@@ -49,7 +53,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
-from timkit.core.errors import TimkitError
+from timkit.core.errors import Codes, TimkitError
 from timkit.core.lifecycle import wait_for_stop
 
 log = logging.getLogger(__name__)
@@ -413,6 +417,16 @@ async def guard(
     except Exception:
         logger.exception("unhandled error in %s %s", request.method, request.path)
         return render(request, internal)
+
+
+def matrix_http_code(status: int) -> str:
+    """The Matrix ``errcode`` of an aiohttp HTTP error of ``status`` (``guard``'s ``http_code``
+    for Matrix JSON edges): 404 (no such path) and 405 (no such method)
+    ``M_UNRECOGNIZED``, 413 ``M_TOO_LARGE``, anything else ``M_UNKNOWN``."""
+    return _MATRIX_HTTP_CODES.get(status, Codes.UNKNOWN)
+
+
+_MATRIX_HTTP_CODES = {404: Codes.UNRECOGNIZED, 405: Codes.UNRECOGNIZED, 413: Codes.TOO_LARGE}
 
 
 def kept_headers(error: web.HTTPException) -> dict[str, str]:
