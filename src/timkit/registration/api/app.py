@@ -6,6 +6,11 @@ Two kinds of callers, and each error is rendered here and only here:
   ``{"errcode", "error"}`` as Matrix does, the message naming the rule;
 * people (the web frontend): an HTML error page in the user's language.
 
+Errors go through :func:`timkit.core.web.guard` like every timkit edge: an unknown path or
+a wrong method is 404 / 405 ``M_UNRECOGNIZED`` (405 with ``Allow``), a body over the limit 413
+``M_TOO_LARGE``, anything unexpected a 500 ``M_UNKNOWN`` without internals; each rendered per
+caller kind as above.
+
 Every response carries ``X-Content-Type-Options: nosniff``, ``Referrer-Policy``, a strict
 ``Content-Security-Policy`` and HSTS over TLS; 500s never carry internals.
 """
@@ -14,13 +19,12 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
-from timkit.core.web import health, json_response, set_headers
+from timkit.core.web import Handler, guard, health, json_response, set_headers
 from timkit.registration.accounts import ratelimit
 from timkit.registration.api import federation, invite, org, pages, services, token
 from timkit.registration.api.pages import JSON_KEY
@@ -57,21 +61,25 @@ def render_error(request: web.Request, error: TimkitError) -> web.StreamResponse
     return response
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+def http_code(status: int) -> str:
+    """The errcode of an aiohttp HTTP error of ``status`` (no route, wrong method, …)."""
+    if status in (404, 405):
+        return Codes.UNRECOGNIZED
+    return Codes.TOO_LARGE if status == 413 else Codes.UNKNOWN
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render :class:`TimkitError` per caller kind; hide internals of unexpected errors."""
-    try:
-        return await handler(request)
-    except TimkitError as e:
-        return render_error(request, e)
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return render_error(request, TimkitError(500, Codes.UNKNOWN, "internal error"))
+    """Render errors per caller kind (:func:`render_error`) through
+    :func:`timkit.core.web.guard`; internals of unexpected errors stay in the log."""
+    return await guard(
+        request,
+        handler,
+        render_error,
+        http_code=http_code,
+        internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
+        logger=log,
+    )
 
 
 def _origin(url: str) -> str:
