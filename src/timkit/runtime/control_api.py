@@ -16,7 +16,9 @@ of ``<data>/run/control-token``. Bodies are JSON; errors are ``{"errcode", "erro
                                have stopped and route, record and data are gone;
                                404 M_NOT_FOUND when not provisioned (nothing to do)
 
-    401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN without a valid token.
+    401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN without a valid token (also for unknown paths).
+    404 M_UNRECOGNIZED for an unknown path, 405 M_UNRECOGNIZED (with ``Allow``) for a method
+    a path does not serve, 500 M_UNKNOWN (JSON, nothing of the cause) when a handler fails.
 
 ``ServiceStatus`` is :class:`timkit.runtime.services.ServiceStatus`. ``PUT`` returns as
 soon as the processes are started; callers poll ``GET /services/{domain}`` until
@@ -27,14 +29,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
-from timkit.core.web import health, json_response, kept_headers, set_headers, start_app
+from timkit.core.web import Handler, guard, health, json_response, matrix_http_code, start_app
 from timkit.runtime.backend import EmbeddedBackend
 
 logger = logging.getLogger(__name__)
@@ -42,34 +43,41 @@ logger = logging.getLogger(__name__)
 BACKEND_KEY = web.AppKey("runtime.backend", EmbeddedBackend)
 TOKEN_KEY = web.AppKey("runtime.control_token", str)
 MAX_BODY = 64 * 1024
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+INTERNAL = TimkitError(500, Codes.UNKNOWN, "internal error in the control API")
+"""What a client sees of a handler's unexpected failure (the traceback is logged)."""
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return json_response(body, status)
 
 
+def render_error(_request: web.Request, error: TimkitError) -> web.Response:
+    """``error`` as a Matrix error body."""
+    return _json(error.to_matrix(), error.status)
+
+
 @web.middleware
 async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authorise every request but ``/health``; render every error as Matrix JSON."""
-    try:
+
+    async def authorised(request: web.Request) -> web.StreamResponse:
         if request.path != "/health":
             _authorise(request)
-        return await handler(request)
-    except TimkitError as e:
-        if e.status >= 500:
-            logger.error("%s %s: %s", request.method, request.path, e)
-        response = _json(e.to_matrix(), e.status)
-        set_headers(response, e.headers)
-        return response
-    except web.HTTPException as e:
-        if e.status < 400:
+        try:
+            return await handler(request)
+        except TimkitError as e:
+            if e.status >= 500:
+                logger.error("%s %s: %s", request.method, request.path, e)
             raise
-        errcode = Codes.NOT_FOUND if e.status == 404 else "M_UNRECOGNIZED"
-        response = _json({"errcode": errcode, "error": e.reason}, e.status)
-        set_headers(response, kept_headers(e))  # Allow of a 405
-        return response
+
+    return await guard(
+        request,
+        authorised,
+        render_error,
+        http_code=matrix_http_code,
+        internal=INTERNAL,
+        logger=logger,
+    )
 
 
 def _authorise(request: web.Request) -> None:
