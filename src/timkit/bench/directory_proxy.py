@@ -293,6 +293,7 @@ def bench_directory_proxy(
         finally:
             processes.stop_all()
             userinfo.shutdown()
+            userinfo.server_close()
         regenerate_seconds = _insert_domains(config, domains)
         return FhirProxyBenchResult(
             resources=stats.resources,
