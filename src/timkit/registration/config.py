@@ -16,6 +16,7 @@ from pydantic import Field
 
 from timkit.core.config import StrictModel
 from timkit.core.federation_list import LIST_SIGNER_ROLE, ROLE_PATTERN
+from timkit.core.ratelimit import RateLimit
 from timkit.core.rawdata import RawDataConfig
 from timkit.core.signers import SignerConfig
 
@@ -51,22 +52,6 @@ class IdpSettings(StrictModel):
     ca_file: Path | None = None
     scopes: tuple[str, ...] = ("openid",)
     flow_lifetime: int = Field(default=600, ge=30, le=3600)
-
-
-class RateLimit(StrictModel):
-    """A token bucket per client IP address, kept in memory (one per RD process).
-
-    A client may make ``burst`` requests at once; the bucket refills at ``per_minute``
-    requests per minute. A request finding it empty is refused with 429 ``M_LIMIT_EXCEEDED``
-    and ``retry_after_ms``. This is on top of the per-account lockout.
-
-    Attributes:
-        per_minute: sustained requests per minute and client IP.
-        burst: requests a client may make at once (the bucket's size).
-    """
-
-    per_minute: float = Field(gt=0, le=600000)
-    burst: int = Field(ge=1, le=100000)
 
 
 class KimDirectory(StrictModel):

@@ -22,8 +22,8 @@ from jwcrypto import jwk
 
 from tests.directory.fhirproxy.conftest import Stack, start_stack
 from timkit.core import jwt
+from timkit.core.ratelimit import RateLimit
 from timkit.core.tls import LocalPKI
-from timkit.directory.fhirproxy.config import RateLimit
 from timkit.directory.fhirproxy.ratelimit import RateLimiter
 from timkit.directory.fhirproxy.tokens import Kind
 

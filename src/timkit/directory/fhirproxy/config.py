@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from timkit.core.config import StrictModel
 from timkit.core.names import Routes
+from timkit.core.ratelimit import RateLimit
 from timkit.core.signers import SignerConfig
 
 
@@ -70,18 +71,6 @@ class TrustedIdp(StrictModel):
     client_secret: str = ""
     redirect_uri: str = ""
     ca_file: Path | None = None
-
-
-class RateLimit(StrictModel):
-    """Token bucket per client on the authentication endpoints.
-
-    Attributes:
-        per_minute: sustained requests per minute per client.
-        burst: requests a client may make at once.
-    """
-
-    per_minute: int = Field(default=120, ge=1)
-    burst: int = Field(default=30, ge=1)
 
 
 class PassportConfig(StrictModel):
@@ -167,7 +156,7 @@ class FhirProxyConfig(StrictModel):
     tokens: TokenLifetimes = Field(default_factory=TokenLifetimes)
     matrix: MatrixConfig = Field(default_factory=MatrixConfig)
     idps: tuple[TrustedIdp, ...] = ()
-    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    rate_limit: RateLimit = RateLimit(per_minute=120, burst=30)
     passport: PassportConfig = Field(default_factory=PassportConfig)
     ldap: LdapConfig = Field(default_factory=LdapConfig)
     owner_search_limit: int = Field(default=100, ge=1)

@@ -4,9 +4,10 @@ The per-account lockout (:mod:`.handlers`) stops guessing one account's password
 limits stop one client from trying many accounts, or from having the RD mail many KIM
 addresses. Each limit is a token bucket per client IP (``request.remote``; behind a reverse
 proxy that is the proxy's address unless the proxy's ``Forwarded`` header is applied before
-the RD): ``burst`` tokens, refilled at ``per_minute``; each request takes one token, a request
-finding none is refused with :class:`RateLimited` (429 ``M_LIMIT_EXCEEDED`` with
-``retry_after_ms``, the time until a token is back).
+the RD), :class:`timkit.core.ratelimit.TokenBuckets` of a
+:class:`~timkit.core.ratelimit.RateLimit`: ``burst`` tokens, refilled at ``per_minute``; each
+request takes one token, a request finding none is refused with :class:`RateLimited` (429
+``M_LIMIT_EXCEEDED`` with ``retry_after_ms``, the time until a token is back).
 
 ==========  ===============================================  =============================
 limit       requests                                         configured by
@@ -18,30 +19,25 @@ limit       requests                                         configured by
 ==========  ===============================================  =============================
 
 The buckets live in the RD process (several RD processes limit each on its own) and are held
-for at most :data:`MAX_CLIENTS` clients per limit: beyond that, full buckets (idle clients)
-are forgotten first, then the least recently seen. Handlers run on the event loop, so no lock
-is needed.
+for at most :data:`timkit.core.ratelimit.MAX_CLIENTS` clients per limit (see there).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
-from timkit.registration.config import RateLimit, RegistrationConfig
+from timkit.core.ratelimit import Clock, TokenBuckets
+from timkit.registration.config import RegistrationConfig
 from timkit.registration.context import CONTEXT_KEY
 
 REQUIREMENT = "ML-129853"
-MAX_CLIENTS = 10000
 Limit = Literal["login", "kim"]
-Clock = Callable[[], float]
 
 
 class RateLimited(TimkitError):
@@ -64,57 +60,6 @@ class RateLimited(TimkitError):
             requirement=REQUIREMENT if limit == "login" else None,
             extra={"retry_after_ms": max(math.ceil(retry_after * 1000), 1)},
         )
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    stamp: float
-
-
-class TokenBuckets:
-    """One token bucket per key (client IP) of one limit.
-
-    Args:
-        settings: bucket size and refill rate.
-        clock: monotonic seconds (injectable for tests).
-        max_clients: keys kept at most (see the module docstring).
-    """
-
-    def __init__(
-        self, settings: RateLimit, clock: Clock = time.monotonic, max_clients: int = MAX_CLIENTS
-    ) -> None:
-        self.burst = float(settings.burst)
-        self.rate = settings.per_minute / 60.0
-        self.clock = clock
-        self.max_clients = max_clients
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-
-    def _level(self, bucket: _Bucket, now: float) -> float:
-        return min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
-
-    def take(self, key: str) -> float:
-        """Take a token for ``key``: 0.0 when granted, else the seconds until one is back."""
-        now = self.clock()
-        bucket = self._buckets.pop(key, None)
-        level = self.burst if bucket is None else self._level(bucket, now)
-        granted = level >= 1.0
-        if granted:
-            level -= 1.0
-        self._buckets[key] = _Bucket(level, now)  # most recently seen last
-        self._prune(now)
-        return 0.0 if granted else (1.0 - level) / self.rate
-
-    def _prune(self, now: float) -> None:
-        if len(self._buckets) <= self.max_clients:
-            return
-        for key in [k for k, b in self._buckets.items() if self._level(b, now) >= self.burst]:
-            del self._buckets[key]
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
 
 
 @dataclass(frozen=True)
