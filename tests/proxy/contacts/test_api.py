@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tests.proxy.contacts.conftest import ALICE, BOB, MAX_CONTACTS, NOW, SERVER, Api
+from timkit.core.db import Database
 from timkit.core.process import free_port
 from timkit.proxy.contacts.api import PREFIX, contacts_app
 from timkit.proxy.contacts.handlers import ContactsService
@@ -429,6 +430,26 @@ async def test_routing_errors_are_error_objects(api: Api) -> None:
         outer = await api.client.get(path)
         assert await outer.text() == "outer app", path
         assert outer.headers.get("Cache-Control") != "no-store"
+
+
+async def test_routing_errors_are_m_unrecognized_like_every_matrix_edge(api: Api) -> None:
+    unknown = await api.client.get(api.url("/nope"), headers=api.auth())
+    await error_of(unknown, 404, "M_UNRECOGNIZED")
+    wrong = await api.client.patch(api.url("/contacts"), json=contact(), headers=api.auth())
+    await error_of(wrong, 405, "M_UNRECOGNIZED")
+    assert "Allow" in wrong.headers
+    assert unknown.headers["Content-Type"].startswith("application/json")
+
+
+async def test_a_failure_is_a_500_error_object_naming_nothing_of_its_cause(
+    api: Api, contacts_db: Database
+) -> None:
+    with contacts_db.write() as cursor:  # a broken database: the handler's query fails
+        cursor.execute("DROP TABLE contacts")
+    response = await api.client.get(api.url("/contacts"), headers=api.auth())
+    assert await error_of(response, 500, "M_UNKNOWN") == "internal error"
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 async def test_responses_are_not_cached(api: Api) -> None:

@@ -20,7 +20,9 @@ target :func:`~timkit.core.request_target.parse_target` refuses (absolute-form, 
 characters, dot segments, ``//``, bad escapes) is 400 ``M_INVALID_PARAM``; ``Authorization``
 given twice is 401 ``M_UNAUTHORIZED``, ``Mxid`` given twice 400 ``M_INVALID_PARAM``. Every
 error, routing errors included, is the API's ``Error`` object ``{"errorCode",
-"errorMessage"}``.
+"errorMessage"}``, rendered by :func:`render_error` through :func:`timkit.core.web.guard`:
+an unknown path is 404 ``M_UNRECOGNIZED``, a method a path does not serve 405
+``M_UNRECOGNIZED`` with ``Allow``, a failure 500 ``M_UNKNOWN`` naming nothing of its cause.
 
 Mount the sub-app before any catch-all route of the outer app: aiohttp resolves resources in
 the order they were added, and a catch-all added first would take these paths.
@@ -37,7 +39,7 @@ from aiohttp import web
 from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError, UpstreamError
 from timkit.core.request_target import UnparsableRequest, parse_target, single_header
-from timkit.core.web import Handler, json_response
+from timkit.core.web import Handler, guard, json_response, matrix_http_code
 from timkit.proxy.contacts.handlers import ContactsService, canonical_mxid, parse_contact
 from timkit.proxy.openid import OpenIdValidator
 
@@ -52,19 +54,17 @@ MAX_BODY = 64 * 1024
 
 UNAMBIGUOUS_RULE = "Messenger-Proxy: unambiguous request (issue 14)"
 """The rule an unparsable target or a repeated header breaks (as on the inbound listener)."""
-UNAUTHORIZED = "M_UNAUTHORIZED"
-NOT_JSON = "M_NOT_JSON"
-UNRECOGNIZED = "M_UNRECOGNIZED"
-TOO_LARGE = "M_TOO_LARGE"
+INTERNAL = TimkitError(500, Codes.UNKNOWN, "internal error")
+"""What a client sees of a handler's unexpected failure (the traceback is logged)."""
 
 SERVICE_KEY = web.AppKey("proxy.contacts.service", ContactsService)
 VALIDATOR_KEY = web.AppKey("proxy.contacts.validator", OpenIdValidator)
 INFO_KEY = web.AppKey("proxy.contacts.info", dict)
 
 
-def render_error(error: TimkitError, headers: dict[str, str] | None = None) -> web.Response:
-    """``error`` as the API's ``Error`` object."""
-    headers = {**error.headers, **(headers or {})}
+def render_error(_request: web.Request, error: TimkitError) -> web.Response:
+    """``error`` as the API's ``Error`` object (a 401 with its ``WWW-Authenticate``)."""
+    headers = dict(error.headers)
     if error.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="tim-contact-mgmt"')
     return json_response(
@@ -72,14 +72,6 @@ def render_error(error: TimkitError, headers: dict[str, str] | None = None) -> w
         error.status,
         headers=headers,
     )
-
-
-def _routing_code(status: int) -> str:
-    if status in (404, 405):
-        return UNRECOGNIZED
-    if status == 413:
-        return TOO_LARGE
-    return Codes.UNKNOWN
 
 
 @web.middleware
@@ -94,24 +86,19 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     """``handler(request)`` with every error rendered as the ``Error`` object."""
-    try:
+
+    async def checked(request: web.Request) -> web.StreamResponse:
         _check_target(request)
-        return await handler(request)
-    except TimkitError as e:
-        if e.status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, e.describe())
-        return render_error(e)
-    except web.HTTPException as e:
-        if e.status < 400:
+        try:
+            return await handler(request)
+        except TimkitError as e:
+            if e.status >= 500:
+                log.warning("%s %s: %s", request.method, request.path, e.describe())
             raise
-        error = TimkitError(
-            e.status, _routing_code(e.status), f"{request.method} {request.path}: {e.reason}"
-        )
-        allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
-        return render_error(error, allow)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return render_error(TimkitError(500, Codes.UNKNOWN, "internal error"))
+
+    return await guard(
+        request, checked, render_error, http_code=matrix_http_code, internal=INTERNAL, logger=log
+    )
 
 
 def _check_target(request: web.Request) -> None:
@@ -147,7 +134,7 @@ async def authenticate(request: web.Request) -> str:
             the user is not of this service); 400 when ``Mxid`` is given twice; 502 when the
             homeserver gives no verdict.
     """
-    header = _single_header(request, "Authorization", 401, UNAUTHORIZED) or ""
+    header = _single_header(request, "Authorization", 401, Codes.UNAUTHORIZED) or ""
     claimed = _single_header(request, "Mxid", 400, Codes.INVALID_PARAM)
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
@@ -180,7 +167,7 @@ async def _body(request: web.Request) -> Any:
     try:
         raw = await jsonbody.read_body(request, MAX_BODY, what="the body")
         if not raw.strip():
-            raise TimkitError(400, NOT_JSON, "the body must be a Contact (JSON)")
+            raise TimkitError(400, Codes.NOT_JSON, "the body must be a Contact (JSON)")
         return jsonbody.parse_json(raw, what="the body")
     except jsonbody.JsonBodyError as e:
         raise e.to_error(jsonbody.MATRIX_CODES) from None

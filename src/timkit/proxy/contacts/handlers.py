@@ -39,9 +39,6 @@ MAX_DISPLAY_NAME = 256
 MAX_MXID = 255
 """Longest user id in bytes (Matrix spec, "User Identifiers")."""
 
-RESOURCE_LIMIT = "M_RESOURCE_LIMIT_EXCEEDED"
-CONFLICT = "M_CONFLICT"
-
 _LOCALPART = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 """Historical user id localparts (Matrix spec): printable ASCII except ``:``."""
 _DNS_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*")
@@ -262,19 +259,19 @@ class ContactsService:
         if contacts_table.get(cur, owner, contact.mxid) is not None:
             raise TimkitError(
                 409,
-                CONFLICT,
+                Codes.CONFLICT,
                 f"a contact setting for {contact.mxid} exists already; change it with PUT",
             )
         if contacts_table.count(cur, owner) >= self.max_contacts:
             raise TimkitError(
                 400,
-                RESOURCE_LIMIT,
+                Codes.RESOURCE_LIMIT_EXCEEDED,
                 f"at most {self.max_contacts} contact settings per user; delete one first",
             )
         if not contacts_table.insert(
             cur, owner, contact.mxid, contact.display_name, contact.start, contact.end, now_s
         ):  # pragma: no cover - another process inserted it between the check and now
-            raise TimkitError(409, CONFLICT, f"a contact setting for {contact.mxid} exists")
+            raise TimkitError(409, Codes.CONFLICT, f"a contact setting for {contact.mxid} exists")
         return contact
 
     async def update_contact(self, owner: str, contact: Contact) -> Contact:
