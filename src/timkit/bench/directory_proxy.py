@@ -230,13 +230,13 @@ def bench_directory_proxy(
         proxy_db.close()
         processes = Processes()
         try:
-            for name, module, url, verify in (
-                ("directory", "timkit.directory", f"http://127.0.0.1:{directory_port}", True),
-                ("fhir-proxy", "timkit.directory.fhirproxy", config.base_url, context),
+            for name, module, url, ca_cert in (
+                ("directory", "timkit.directory", f"http://127.0.0.1:{directory_port}", None),
+                ("fhir-proxy", "timkit.directory.fhirproxy", config.base_url, pki.ca_cert_path),
             ):
                 config_file = work / f"{name}.toml"
                 processes.start(name, [sys.executable, "-m", module, "--config", str(config_file)])
-                processes.wait_healthy(name, url + "/health", verify=verify, timeout=60)
+                processes.wait_healthy(name, url + "/health", ca_cert=ca_cert, timeout=60)
             search_token = token_service(config).issue(
                 Kind.SEARCH, f"matrix:u/bench:{USERINFO_SERVER}"
             )

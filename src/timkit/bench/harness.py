@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from timkit.core.http import sync_client
 from timkit.core.process import die_with_parent
 
 POLL_INTERVAL = 0.05
@@ -165,11 +165,13 @@ class Processes:
         name: str,
         url: str,
         *,
-        verify: ssl.SSLContext | bool = True,
+        ca_cert: Path | None = None,
         ready: Callable[[bytes], bool] = lambda _body: True,
         timeout: float = STARTUP_TIMEOUT,
     ) -> float:
         """Poll ``url`` every :data:`POLL_INTERVAL` until it answers 200 and ``ready(body)``.
+
+        ``https`` URLs are verified against ``ca_cert`` (the system store when None).
 
         Returns:
             the seconds it took.
@@ -179,7 +181,7 @@ class Processes:
         """
         process = self.running[name]
         begin = time.monotonic()
-        with httpx.Client(verify=verify, timeout=2.0) as client:
+        with sync_client(ca_cert, timeout=2.0) as client:
             while time.monotonic() - begin < timeout:
                 with contextlib.suppress(httpx.HTTPError):
                     response = client.get(url)

@@ -27,7 +27,7 @@ from timkit.core import jwt
 from timkit.core.config import dump_toml
 from timkit.core.http import async_client
 from timkit.core.process import free_port
-from timkit.core.tls import LOOPBACK_NAMES, LocalPKI, client_ssl_context
+from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
 from timkit.homeserver.config import HomeserverConfig
 from timkit.runtime import control
 from timkit.runtime.config import TimkitConfig
@@ -98,13 +98,12 @@ def _baseline_homeserver(config: TimkitConfig, home: Path) -> float:
     )
     config_file = home / "homeserver.toml"
     dump_toml(homeserver, config_file)
-    verify = client_ssl_context(layout.ca_cert)
     with processes(home / "logs") as children:
         begin = time.monotonic()
         children.start(
             "homeserver", [sys.executable, "-m", "timkit.homeserver", "--config", str(config_file)]
         )
-        children.wait_healthy("homeserver", f"{url}/health", verify=verify)
+        children.wait_healthy("homeserver", f"{url}/health", ca_cert=layout.ca_cert)
         return time.monotonic() - begin
 
 

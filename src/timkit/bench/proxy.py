@@ -43,7 +43,6 @@ import itertools
 import json
 import os
 import secrets
-import ssl
 import sys
 import tempfile
 import time
@@ -55,7 +54,6 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import httpx
 import orjson
 import psutil
 import yaml
@@ -77,6 +75,7 @@ from timkit.bench.machine import describe_machine
 from timkit.core import jwt
 from timkit.core.config import dump_toml, load_toml
 from timkit.core.errors import Codes
+from timkit.core.http import aiohttp_session, async_client
 from timkit.core.names import NameTable
 from timkit.core.process import free_port
 from timkit.core.tls import (
@@ -353,12 +352,12 @@ def _mib(rss: int) -> str:
 
 
 async def _wait_healthy(
-    children: Processes, name: str, url: str, context: ssl.SSLContext, *, proxy: bool = False
+    children: Processes, name: str, url: str, ca_cert: Path, *, proxy: bool = False
 ) -> None:
     """:meth:`Processes.wait_healthy` in a thread (the RD stand-in shares this event loop);
     a proxy is ready once its ``/health`` says ``ok`` (it holds a verified list)."""
     ready = _proxy_ready if proxy else (lambda _body: True)
-    await asyncio.to_thread(children.wait_healthy, name, url, verify=context, ready=ready)
+    await asyncio.to_thread(children.wait_healthy, name, url, ca_cert=ca_cert, ready=ready)
 
 
 def _proxy_ready(body: bytes) -> bool:
@@ -525,12 +524,9 @@ def _shared_secret(data_dir: Path) -> str:
 # -- clients ----------------------------------------------------------------------------------
 
 
-def _session(ssl_context: ssl.SSLContext, connections: int = 1) -> aiohttp.ClientSession:
+def _session(ca_cert: Path, connections: int = 1) -> aiohttp.ClientSession:
     """One simulated client: keep-alive connections, no overall time-out but a generous one."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections, ssl=ssl_context),
-        timeout=aiohttp.ClientTimeout(total=60),
-    )
+    return aiohttp_session(ca_cert, limit=connections, timeout=60)
 
 
 @dataclass
@@ -548,9 +544,9 @@ class _User:
 
 
 async def _register(
-    ssl_context: ssl.SSLContext, base: str, server_name: str, secret: str, localpart: str
+    ca_cert: Path, base: str, server_name: str, secret: str, localpart: str
 ) -> _User:
-    async with httpx.AsyncClient(verify=ssl_context, timeout=60) as http:
+    async with async_client(ca_cert, timeout=60) as http:
         registration = await register_user(
             http,
             base,
@@ -640,7 +636,7 @@ async def _sequential(
 
 async def _throughput(
     single: _Single,
-    ssl_context: ssl.SSLContext,
+    ca_cert: Path,
     target: str,
     endpoint: str,
     seconds: float,
@@ -649,7 +645,7 @@ async def _throughput(
     base = single.bases[target]
     warmup = min(1.0, seconds / 5)
     done = errors = 0
-    sessions = [_session(ssl_context) for _ in single.users]
+    sessions = [_session(ca_cert) for _ in single.users]
     parts = {"Synapse": single.synapse_pid, "bench client": None}
     if target != DIRECT:
         parts["relay"] = single.relay_pids[target]
@@ -704,18 +700,18 @@ async def _single_stack(config: TimkitConfig, children: Processes, clients: int)
         PROXY: f"http://{BIND}:{plain_port}",
         PROXY_TLS: tls_url,
     }
-    context = ssl.create_default_context(cafile=str(layout.ca_cert))
-    await _wait_healthy(children, f"homeserver-{SINGLE}", bases[DIRECT] + "/health", context)
-    await _wait_healthy(children, names[TCP_RELAY], bases[TCP_RELAY] + "/health", context)
+    ca_cert = layout.ca_cert
+    await _wait_healthy(children, f"homeserver-{SINGLE}", bases[DIRECT] + "/health", ca_cert)
+    await _wait_healthy(children, names[TCP_RELAY], bases[TCP_RELAY] + "/health", ca_cert)
     for target in PROXIES:
-        await _wait_healthy(children, names[target], bases[target] + "/health", context, proxy=True)
-    async with _session(context, 4) as http:
+        await _wait_healthy(children, names[target], bases[target] + "/health", ca_cert, proxy=True)
+    async with _session(ca_cert, 4) as http:
         secret = _shared_secret(data_dir)
         limit = asyncio.Semaphore(4)
 
         async def user(index: int) -> _User:
             async with limit:
-                made = await _register(context, bases[DIRECT], SINGLE, secret, f"client{index}")
+                made = await _register(ca_cert, bases[DIRECT], SINGLE, secret, f"client{index}")
                 room = await _call(
                     http,
                     "POST",
@@ -744,13 +740,13 @@ async def _phase_single(
     seconds: float,
 ) -> tuple[dict[str, dict[str, Latency]], dict[str, dict[str, Rate]], dict[str, Memory], int]:
     layout = Layout(config.data_dir)
-    context = ssl.create_default_context(cafile=str(layout.ca_cert))
+    ca_cert = layout.ca_cert
     with processes(layout.logs) as children:
         single = await _single_stack(config, children, clients)
         await asyncio.sleep(1.0)  # let the proxies settle after start-up, then weigh them
         idle = {t: rss(single.relay_pids[t]) for t in PROXIES}
         uss = {t: int(psutil.Process(single.relay_pids[t]).memory_full_info().uss) for t in PROXIES}
-        sessions = {target: _session(context) for target in TARGETS}
+        sessions = {target: _session(ca_cert) for target in TARGETS}
         try:
             latency = {
                 VERSIONS: await _sequential(single, sessions, VERSIONS, gets),
@@ -763,7 +759,7 @@ async def _phase_single(
             throughput[endpoint] = {}
             for target in TARGETS:
                 throughput[endpoint][target] = await _throughput(
-                    single, context, target, endpoint, seconds
+                    single, ca_cert, target, endpoint, seconds
                 )
         memory = {t: Memory(idle[t], rss(single.relay_pids[t]), uss[t]) for t in PROXIES}
         synapse_rss = rss(single.synapse_pid)
@@ -822,15 +818,15 @@ class _Pair:
 
 async def _make_pair(
     name: str,
-    context: ssl.SSLContext,
+    ca_cert: Path,
     sender: tuple[str, str, str],
     receiver: tuple[str, str, str],
 ) -> _Pair:
     """Register Alice at ``sender`` and Bob at ``receiver`` (base, server name, secret); Alice
     creates a room inviting Bob, Bob joins over federation."""
-    alice = await _register(context, *sender, "alice")
-    bob = await _register(context, *receiver, "bob")
-    async with _session(context) as http:
+    alice = await _register(ca_cert, *sender, "alice")
+    bob = await _register(ca_cert, *receiver, "bob")
+    async with _session(ca_cert) as http:
         room = await _call(
             http,
             "POST",
@@ -850,11 +846,11 @@ async def _make_pair(
 
 
 async def _deliveries(
-    pairs: list[_Pair], context: ssl.SSLContext, messages: int
+    pairs: list[_Pair], ca_cert: Path, messages: int
 ) -> tuple[dict[str, Latency], dict[str, Latency]]:
     """``messages`` deliveries per pair, the pairs interleaved message by message."""
-    watchers = [_session(context) for _ in pairs]
-    senders = [_session(context) for _ in pairs]
+    watchers = [_session(ca_cert) for _ in pairs]
+    senders = [_session(ca_cert) for _ in pairs]
     tasks = [
         asyncio.create_task(pair.watch(session))
         for pair, session in zip(pairs, watchers, strict=True)
@@ -894,7 +890,7 @@ async def _phase_federation(
 ) -> tuple[dict[str, Latency], dict[str, Latency]]:
     layout = Layout(config.data_dir)
     pki = LocalPKI(layout.pki)
-    context = ssl.create_default_context(cafile=str(layout.ca_cert))
+    ca_cert = layout.ca_cert
     ports = {org: (free_port(), free_port()) for org in (ORG_A, ORG_B)}
     routes = NameTable(layout.names_file)
     for org, (inbound, _) in ports.items():
@@ -906,10 +902,10 @@ async def _phase_federation(
             children.start(f"homeserver-{org}", homeserver.argv)
         for org, (inbound, hs_port) in ports.items():
             await _wait_healthy(
-                children, f"homeserver-{org}", f"http://{BIND}:{hs_port}/health", context
+                children, f"homeserver-{org}", f"http://{BIND}:{hs_port}/health", ca_cert
             )
             await _wait_healthy(
-                children, f"proxy-{org}", f"https://{BIND}:{inbound}/health", context, proxy=True
+                children, f"proxy-{org}", f"https://{BIND}:{inbound}/health", ca_cert, proxy=True
             )
         work = config.data_dir
         direct_ports = free_port(), free_port()
@@ -926,16 +922,16 @@ async def _phase_federation(
             base = f"https://localhost:{port}"
             direct.append((base, f"localhost:{port}", _shared_secret(work / name)))
         for index, (base, _, _) in enumerate(direct):
-            await _wait_healthy(children, f"homeserver-direct-{index}", base + "/health", context)
+            await _wait_healthy(children, f"homeserver-direct-{index}", base + "/health", ca_cert)
         proxied = [
             (f"https://{BIND}:{ports[org][0]}", org, _shared_secret(_synapse_data(layout, org)))
             for org in (ORG_A, ORG_B)
         ]
         pairs = [
-            await _make_pair(PROXIED, context, proxied[0], proxied[1]),
-            await _make_pair(FEDERATED, context, direct[0], direct[1]),
+            await _make_pair(PROXIED, ca_cert, proxied[0], proxied[1]),
+            await _make_pair(FEDERATED, ca_cert, direct[0], direct[1]),
         ]
-        return await _deliveries(pairs, context, messages)
+        return await _deliveries(pairs, ca_cert, messages)
 
 
 # -- entry point ------------------------------------------------------------------------------

@@ -27,15 +27,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import httpx
 from aiohttp import web
 
 from timkit.bench.harness import Latency, Rate, cpu_seconds
 from timkit.bench.machine import describe_machine
 from timkit.bench.up import bench_config
-from timkit.core.http import async_client
-from timkit.core.tls import client_ssl_context
+from timkit.core.http import aiohttp_session, async_client
 from timkit.core.web import running_app
 from timkit.runtime import control
 from timkit.runtime.backend import read_records
@@ -292,9 +290,8 @@ async def _throughput(
     layout = Layout(config.data_dir)
     receiver = receiver_url(config)
     notify = gateway_url(config) + NOTIFY_PATH
-    ssl_context = client_ssl_context(layout.ca_cert)
-    connector = aiohttp.TCPConnector(limit=clients * 2, ssl=ssl_context)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    # aiohttp's own default time-out (5 min for a whole request)
+    async with aiohttp_session(layout.ca_cert, limit=clients * 2, timeout=300) as session:
 
         async def create(path: str, body: dict[str, Any]) -> dict[str, Any]:
             async with session.post(f"{receiver}{path}", json=body) as response:
