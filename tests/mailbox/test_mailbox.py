@@ -90,6 +90,16 @@ async def test_delete_clears_all_or_one_recipient(box: Box) -> None:
     assert await box.messages() == []
 
 
+async def test_unknown_api_path_and_method_are_m_unrecognized_like_every_matrix_edge(
+    box: Box,
+) -> None:
+    unknown = await box.http.get(box.url + "/api/nothing")
+    assert (unknown.status_code, unknown.json()["errcode"]) == (404, "M_UNRECOGNIZED")
+    wrong = await box.http.patch(box.url + "/api/messages")
+    assert (wrong.status_code, wrong.json()["errcode"]) == (405, "M_UNRECOGNIZED")
+    assert "GET" in wrong.headers["Allow"]
+
+
 async def test_unknown_message_is_404_as_json_and_as_page(box: Box) -> None:
     api = await box.http.get(box.url + "/api/messages/99")
     assert api.status_code == 404

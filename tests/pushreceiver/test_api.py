@@ -43,10 +43,13 @@ async def test_bad_queries_are_400(rx: Running, params: dict[str, object]) -> No
 
 
 async def test_unknown_push_and_route_are_json_404(rx: Running) -> None:
-    for path in ("/api/pushes/5", "/api/pushes/x", "/nothing"):
+    for path in ("/api/pushes/5", "/api/pushes/x"):
         response = await rx.http.get(rx.url + path)
         assert response.status_code == 404
         assert response.json()["errcode"] == "M_NOT_FOUND"
+    unrouted = await rx.http.get(rx.url + "/nothing")  # as on every Matrix JSON edge
+    assert unrouted.status_code == 404
+    assert unrouted.json()["errcode"] == "M_UNRECOGNIZED"
 
 
 async def test_the_page_lists_pushes_escaped_and_refreshes(rx: Running) -> None:

@@ -63,10 +63,10 @@ class Problem(StrEnum):
 
 
 MATRIX_CODES: Mapping[Problem, str] = {
-    Problem.TOO_LARGE: "M_TOO_LARGE",
-    Problem.NOT_UTF8: "M_NOT_JSON",
-    Problem.NOT_JSON: "M_NOT_JSON",
-    Problem.TOO_DEEP: "M_NOT_JSON",
+    Problem.TOO_LARGE: Codes.TOO_LARGE,
+    Problem.NOT_UTF8: Codes.NOT_JSON,
+    Problem.NOT_JSON: Codes.NOT_JSON,
+    Problem.TOO_DEEP: Codes.NOT_JSON,
     Problem.NOT_OBJECT: Codes.BAD_JSON,
 }
 """Matrix error codes (client-server spec: ``M_NOT_JSON`` for a body that cannot be parsed,

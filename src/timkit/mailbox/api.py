@@ -28,6 +28,7 @@ from timkit.core.web import (
     health,
     html_response,
     json_response,
+    matrix_http_code,
     set_headers,
 )
 from timkit.mailbox import pages
@@ -57,7 +58,7 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         request,
         handler,
         render_error,
-        http_code=lambda status: Codes.NOT_FOUND if status == 404 else Codes.UNKNOWN,
+        http_code=matrix_http_code,
         internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
         logger=log,
     )

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.metrics import metrics_handler
-from timkit.core.web import Handler, guard, health, json_response
+from timkit.core.web import Handler, guard, health, json_response, matrix_http_code
 from timkit.push.dispatch import Dispatcher
 from timkit.push.metrics import PushMetrics
 from timkit.push.notifications import NotifyRequest
@@ -42,16 +42,9 @@ log = logging.getLogger(__name__)
 
 NOTIFY_PATH = "/_matrix/push/v1/notify"
 
-NOT_JSON = "M_NOT_JSON"
-TOO_LARGE = "M_TOO_LARGE"
-UNRECOGNIZED = "M_UNRECOGNIZED"
 
 DISPATCHER_KEY = web.AppKey("push.dispatcher", Dispatcher)
 MAX_BODY_KEY = web.AppKey("push.max_body", int)
-
-
-def _http_code(status: int) -> str:
-    return {404: UNRECOGNIZED, 405: UNRECOGNIZED, 413: TOO_LARGE}.get(status, Codes.UNKNOWN)
 
 
 def render_error(_request: web.Request, error: TimkitError) -> web.Response:
@@ -65,7 +58,7 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         request,
         handler,
         render_error,
-        http_code=_http_code,
+        http_code=matrix_http_code,
         internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
         logger=log,
     )
@@ -86,7 +79,7 @@ def parse_notify(body: bytes) -> NotifyRequest:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         if first["type"] == "json_invalid":  # valid JSON: only pydantic's nesting limit is left
-            raise TimkitError(400, NOT_JSON, f"the request body: {first['msg']}") from None
+            raise TimkitError(400, Codes.NOT_JSON, f"the request body: {first['msg']}") from None
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise TimkitError(400, Codes.BAD_JSON, f"{where}: {first['msg']}") from None
 
@@ -134,7 +127,7 @@ def create_app(dispatcher: Dispatcher, metrics: PushMetrics, *, max_body: int) -
 
     async def local_metrics(request: web.Request) -> web.StreamResponse:
         if not _is_loopback(request):
-            raise TimkitError(404, UNRECOGNIZED, "not found")
+            raise TimkitError(404, Codes.UNRECOGNIZED, "not found")
         return await exposition(request)
 
     app.router.add_post(NOTIFY_PATH, notify)

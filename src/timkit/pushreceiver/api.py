@@ -39,6 +39,7 @@ from timkit.core.web import (
     html_response,
     json_object,
     json_response,
+    matrix_http_code,
     read_stream,
     set_headers,
 )
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
-TOO_LARGE = "M_TOO_LARGE"
-NOT_JSON = "M_NOT_JSON"
 MAX_WAIT = 60.0
 URGENCIES = ("very-low", "low", "normal", "high")
 DELIVERY_ROUTES = frozenset({"webpush.push", "unifiedpush.push"})
@@ -114,7 +113,7 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         request,
         handler,
         render_error,
-        http_code=lambda status: {404: Codes.NOT_FOUND, 413: TOO_LARGE}.get(status, Codes.UNKNOWN),
+        http_code=matrix_http_code,
         internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
         logger=log,
     )
@@ -129,7 +128,9 @@ def _parse(model: type[M], body: bytes, *, optional: bool = False) -> M:
     try:
         jsonbody.parse_json_object(body)  # names why a body is unusable (not UTF-8, depth, …)
     except jsonbody.JsonBodyError as e:
-        raise e.to_error({**jsonbody.MATRIX_CODES, jsonbody.Problem.NOT_OBJECT: NOT_JSON}) from None
+        raise e.to_error(
+            {**jsonbody.MATRIX_CODES, jsonbody.Problem.NOT_OBJECT: Codes.NOT_JSON}
+        ) from None
     try:
         return model.model_validate_json(body)
     except ValidationError as e:
@@ -141,11 +142,11 @@ def _parse(model: type[M], body: bytes, *, optional: bool = False) -> M:
 async def _body(request: web.Request, limit: int) -> bytes:
     """The request body; TimkitError 413 when it is longer than ``limit`` bytes."""
     if request.content_length is not None and request.content_length > limit:
-        raise TimkitError(413, TOO_LARGE, f"push body larger than {limit} bytes")
+        raise TimkitError(413, Codes.TOO_LARGE, f"push body larger than {limit} bytes")
     try:
         return await read_stream(request.content, limit)
     except ValueError as e:
-        raise TimkitError(413, TOO_LARGE, f"push body larger than {limit} bytes") from e
+        raise TimkitError(413, Codes.TOO_LARGE, f"push body larger than {limit} bytes") from e
 
 
 def payload_of(data: bytes) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from aiohttp import web
 from jwcrypto import jwk, jws
 
 from timkit.core import jwt
-from timkit.core.errors import ConfigError
+from timkit.core.errors import Codes, ConfigError
 from timkit.core.web import json_object, json_response, read_stream
 from timkit.pushreceiver.config import FcmServerConfig
 from timkit.pushreceiver.faults import Attempts, Faults
@@ -374,7 +374,7 @@ class FcmServer:
         document = json_object(await request.read())
         token = document.get("token") if document is not None else None
         if not isinstance(token, str) or not token:
-            return json_response({"errcode": "M_BAD_JSON", "error": "body needs a token"}, 400)
+            return json_response({"errcode": Codes.BAD_JSON, "error": "body needs a token"}, 400)
         self.unregistered.add(token)
         return json_response({"token": token, "unregistered": True})
 

@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 import httpx
 import pyotp
 
-from timkit.core.errors import TimkitError
+from timkit.core.errors import Codes, TimkitError
 from timkit.core.http import async_client
 from timkit.core.tls import LocalPKI
 from timkit.directory.fhirproxy.service import open_database
@@ -369,7 +369,7 @@ async def _admin_session(
         try:
             admin = await enrol_admin(rd, org)
         except OnboardingError as e:
-            if e.errcode == "M_ORG_HAS_ADMIN":
+            if e.errcode == Codes.ORG_HAS_ADMIN:
                 raise OnboardingError(
                     f"{e.message}; its credentials are not in {Layout(config.data_dir).demo_admins}"
                     f" (remove {Layout(config.data_dir).registration} to start over)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from timkit.core.errors import TimkitError
+from timkit.core.errors import Codes, TimkitError
 from timkit.core.http import async_client
 from timkit.homeserver.synapse import secret_path
 from timkit.runtime.backend import read_records
@@ -33,7 +33,7 @@ def _service(config: TimkitConfig, domain: str) -> ServiceRecord:
     service = next((s for s in records if s.domain == domain), None)
     if service is None:
         known = ", ".join(s.domain for s in records) or "none; run 'timkit up' first"
-        raise TimkitError(404, "M_NOT_FOUND", f"no Messenger-Service {domain!r} (known: {known})")
+        raise TimkitError(404, Codes.NOT_FOUND, f"no Messenger-Service {domain!r} (known: {known})")
     return service
 
 
@@ -54,7 +54,7 @@ async def add_user(
         secret = secret_file.read_text("utf-8").strip()
     except FileNotFoundError:
         raise TimkitError(
-            503, "M_UNKNOWN", f"{domain} has never been started; run 'timkit up' first"
+            503, Codes.UNKNOWN, f"{domain} has never been started; run 'timkit up' first"
         ) from None
     async with async_client(layout.ca_cert, timeout=30.0) as client:
         try:
@@ -69,7 +69,7 @@ async def add_user(
             )
         except httpx.ConnectError:
             raise TimkitError(
-                503, "M_UNKNOWN", f"{domain} is not reachable; is the federation up?"
+                503, Codes.UNKNOWN, f"{domain} is not reachable; is the federation up?"
             ) from None
 
 
@@ -112,7 +112,7 @@ async def subscribe_user(
         except httpx.ConnectError as exc:
             raise TimkitError(
                 503,
-                "M_UNKNOWN",
+                Codes.UNKNOWN,
                 f"cannot reach {exc.request.url.host}:{exc.request.url.port}; "
                 "is the federation up?",
             ) from None

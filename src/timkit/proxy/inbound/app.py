@@ -43,7 +43,7 @@ from timkit.core.request_target import (
     parse_target,
     single_header,
 )
-from timkit.core.web import Handler, guard, json_response, read_stream
+from timkit.core.web import Handler, guard, json_response, matrix_http_code, read_stream
 from timkit.proxy.config import InboundConfig
 from timkit.proxy.contacts.handlers import ContactsService
 from timkit.proxy.federation import MISSING
@@ -66,12 +66,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def _render(request: web.Request, error: TimkitError) -> web.Response:
     return json_response(error.to_matrix(), error.status)
-
-
-def _http_code(status: int) -> str:
-    return {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
-        status, Codes.UNKNOWN
-    )
 
 
 def _is_loopback(request: web.Request) -> bool:
@@ -112,7 +106,12 @@ class Inbound:
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         return await guard(
-            request, handler, self._render, http_code=_http_code, internal=_INTERNAL, logger=log
+            request,
+            handler,
+            self._render,
+            http_code=matrix_http_code,
+            internal=_INTERNAL,
+            logger=log,
         )
 
     def _render(self, request: web.Request, error: TimkitError) -> web.Response:
@@ -124,18 +123,18 @@ class Inbound:
     async def _read(self, request: web.Request, limit: int | None = None) -> bytes:
         limit = limit or self.settings.checked_body
         if request.content_length is not None and request.content_length > limit:
-            raise TimkitError(413, "M_TOO_LARGE", f"request body larger than {limit} bytes")
+            raise TimkitError(413, Codes.TOO_LARGE, f"request body larger than {limit} bytes")
         try:
             return await read_stream(request.content, limit)
         except ValueError:
             raise TimkitError(
-                413, "M_TOO_LARGE", f"request body larger than {limit} bytes"
+                413, Codes.TOO_LARGE, f"request body larger than {limit} bytes"
             ) from None
 
     def _check_size(self, request: web.Request) -> None:
         if request.content_length is not None and request.content_length > self.settings.max_body:
             raise TimkitError(
-                413, "M_TOO_LARGE", f"request body larger than {self.settings.max_body} bytes"
+                413, Codes.TOO_LARGE, f"request body larger than {self.settings.max_body} bytes"
             )
 
     # -- routes -----------------------------------------------------------------------------
@@ -164,7 +163,7 @@ class Inbound:
             single_header(request.headers, "Authorization")
         except UnparsableRequest as e:
             rule = federation.ORIGIN_RULE if _is_federation(target) else UNAMBIGUOUS_RULE
-            raise TimkitError(401, "M_UNAUTHORIZED", str(e), requirement=rule) from None
+            raise TimkitError(401, Codes.UNAUTHORIZED, str(e), requirement=rule) from None
         return target
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -411,7 +410,7 @@ class Inbound:
 
         async def local_metrics(request: web.Request) -> web.StreamResponse:
             if not _is_loopback(request):
-                raise TimkitError(404, "M_UNRECOGNIZED", "not found")
+                raise TimkitError(404, Codes.UNRECOGNIZED, "not found")
             return await metrics(request)
 
         app.router.add_get("/health", self.health)

@@ -404,7 +404,7 @@ def route(target: RequestTarget) -> Route | None:
                 if not _known_version(prefix):
                     raise TimkitError(
                         400,
-                        "M_UNRECOGNIZED",
+                        Codes.UNRECOGNIZED,
                         f"unknown client API version {'/'.join(prefix)[:100]!r} for "
                         f"{endpoint.path}",
                         requirement=UNAMBIGUOUS_RULE,
@@ -428,7 +428,7 @@ def route(target: RequestTarget) -> Route | None:
         if _match((*pattern[:2], (segments[2], ""), *pattern[3:]), segments) is not None:
             raise TimkitError(
                 400,
-                "M_UNRECOGNIZED",
+                Codes.UNRECOGNIZED,
                 f"unknown API version {segments[2][:100]!r} for {endpoint.path}",
                 requirement=UNAMBIGUOUS_RULE,
             )

@@ -81,23 +81,23 @@ async def check_origin(gate: DomainGate, authorization: str | None, server_name:
     try:
         params = parse_x_matrix(authorization)
     except ValueError as e:
-        raise TimkitError(401, "M_UNAUTHORIZED", str(e), requirement=ORIGIN_RULE) from None
+        raise TimkitError(401, Codes.UNAUTHORIZED, str(e), requirement=ORIGIN_RULE) from None
     if params is None:
         raise TimkitError(
             401,
-            "M_UNAUTHORIZED",
+            Codes.UNAUTHORIZED,
             "the Authorization header is not X-Matrix",
             requirement=ORIGIN_RULE,
         )
     origin = params.get("origin", "").lower()
     if not origin:
         raise TimkitError(
-            401, "M_UNAUTHORIZED", "X-Matrix header without origin", requirement=ORIGIN_RULE
+            401, Codes.UNAUTHORIZED, "X-Matrix header without origin", requirement=ORIGIN_RULE
         )
     destination = params.get("destination")
     if destination is not None and destination.lower() != server_name:
         raise TimkitError(
-            401, "M_UNAUTHORIZED", f"X-Matrix destination {destination} is not this server"
+            401, Codes.UNAUTHORIZED, f"X-Matrix destination {destination} is not this server"
         )
     await gate.recheck(origin, ORIGIN_RULE)
     return origin

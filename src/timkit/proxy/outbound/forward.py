@@ -144,7 +144,7 @@ def domains_to_check(host: str, raw_path: str, authorizations: list[str]) -> lis
 
 
 def _too_large() -> TimkitError:
-    return TimkitError(413, "M_TOO_LARGE", f"request body over {MAX_BODY} bytes")
+    return TimkitError(413, Codes.TOO_LARGE, f"request body over {MAX_BODY} bytes")
 
 
 def _error(error: TimkitError) -> web.Response:
