@@ -162,9 +162,9 @@ async def test_outdated_after_ttl_and_kept_across_restarts(rd: RdStack) -> None:
     )
     assert restarted.serve(None) == held
     ttl = rd.ctx.config.federation.ttl
-    rd.ctx.federation.clock = lambda: held.refreshed_ms / 1000 + ttl - 1
+    rd.ctx.federation.clock = lambda: held.refreshed + ttl - 1
     assert (await _federation(rd)).status_code == 200
-    rd.ctx.federation.clock = lambda: held.refreshed_ms / 1000 + ttl + 1
+    rd.ctx.federation.clock = lambda: held.refreshed + ttl + 1
     outdated = await _federation(rd, held.version)
     assert outdated.status_code == 503
     assert outdated.json()["errcode"] == OUTDATED

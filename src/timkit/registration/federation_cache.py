@@ -10,6 +10,10 @@ A failed pull is retried every ``federation.retry_interval`` seconds (5 min); af
 ``federation.retries`` failed retries an alert is logged at ERROR level and the RD goes on
 serving its last good list, pulling hourly again.
 
+The pulling, verification, version rule and TTL are those of
+:class:`timkit.core.list_puller.ListPuller`; this module adapts it to the directory, the
+database and the RD's retry policy.
+
 A received list is held only if
 
 1. :func:`timkit.core.federation_list.verify_list` accepts it: its JWS header's ``x5c`` is
@@ -39,7 +43,6 @@ Serving (:meth:`FederationCache.serve`, behind ``GET /federation?version=N`` of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -50,8 +53,9 @@ from typing import Any, TypeVar
 
 from timkit.core.db import Database
 from timkit.core.errors import TimkitError
-from timkit.core.federation_list import load_anchors, verify_list
-from timkit.core.lifecycle import wait_event
+from timkit.core.list_puller import MISSING as MISSING
+from timkit.core.list_puller import OUTDATED as OUTDATED
+from timkit.core.list_puller import HeldList, ListPuller
 from timkit.registration.config import FederationSettings, RegistrationConfig
 from timkit.registration.directory_client import DirectoryClient
 from timkit.registration.storage import federation_list
@@ -61,8 +65,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 REQUIREMENT = "ML-123891"
-OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
-MISSING = "TIM_FEDERATION_LIST_MISSING"
 
 
 def trust_anchor_files(config: RegistrationConfig) -> tuple[Path, ...]:
@@ -70,7 +72,7 @@ def trust_anchor_files(config: RegistrationConfig) -> tuple[Path, ...]:
     return config.federation.trust_anchors or (config.pki_dir / "ca.crt",)
 
 
-class FederationCache:
+class FederationCache(ListPuller[FederationSettings]):
     """Pulls, verifies, holds and serves the federation list (see the module docstring).
 
     Args:
@@ -92,31 +94,26 @@ class FederationCache:
         executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(settings, clock=clock)
         self.db = db
-        self.settings = settings
         self.directory = directory
         self.anchor_files = tuple(anchor_files)
         self.executor = executor
-        self.clock = clock
         self.failures = 0
-        self._task: asyncio.Task[None] | None = None
-        self._kicked = asyncio.Event()
         with db.read() as cur:
             stored = federation_list.load(cur)
         self.floor = stored.version if stored else 0
         """The highest list version ever stored: no older list is accepted (ML-123891)."""
-        self.held: StoredList | None = self._reverified(stored) if stored else None
+        self.held = self._reverified(stored) if stored else None
 
-    def _reverified(self, stored: StoredList) -> StoredList | None:
+    def anchor_paths(self) -> tuple[Path, ...]:
+        """The list signer's trust anchors (``federation.trust_anchors`` or the local CA)."""
+        return self.anchor_files
+
+    def _reverified(self, stored: StoredList) -> HeldList | None:
         """``stored`` if it still verifies and carries its stored version, else None."""
         try:
-            parsed = verify_list(
-                stored.jws,
-                load_anchors(self.anchor_files),
-                self.settings.sig_alg,
-                now=datetime.fromtimestamp(self.clock(), UTC),
-                signer_role=self.settings.signer_role,
-            )
+            parsed = self.verify_now(stored.jws)
         except TimkitError as e:
             log.error(
                 "stored federation list %d no longer verifies, not served: %s",
@@ -132,59 +129,33 @@ class FederationCache:
                 REQUIREMENT,
             )
             return None
-        return stored
+        return HeldList(parsed, stored.jws, stored.refreshed_ms / 1000)
 
     async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
-    def _now_ms(self) -> int:
-        return int(self.clock() * 1000)
+    # -- the ListPuller adapter -------------------------------------------------------------
 
-    # -- pulling --------------------------------------------------------------------------
+    def refresh_time(self) -> float:
+        """The clock in whole milliseconds, as the database keeps it."""
+        return int(self.clock() * 1000) / 1000
 
-    async def refresh(self) -> bool:
-        """Pull once; whether a newer list is now held.
-
-        Raises:
-            TimkitError: the directory failed, or the list failed verification.
-        """
-        held = self.held
+    async def fetch(self, held: HeldList | None) -> bytes | None:
+        """``GET /tim-provider-services/FederationList/federationList.jws?version=<held>``."""
         result = await self.directory.federation_list(
             held.version if held else None, self.settings.sig_alg
         )
-        now_ms = self._now_ms()
-        if result is None:
-            if held is not None:
-                await self._blocking(self._touch, held.version, now_ms)
-                self.held = StoredList(held.version, held.jws, now_ms)
-            return False
-        _, jws = result
-        now = datetime.fromtimestamp(now_ms / 1000, UTC)
-        anchors = await self._blocking(load_anchors, self.anchor_files)
-        version = verify_list(
-            jws, anchors, self.settings.sig_alg, now=now, signer_role=self.settings.signer_role
-        ).version
-        if held is not None and version <= held.version:
-            log.warning(
-                "federation list version %d ignored: not newer than the held version %d (%s)",
-                version,
-                held.version,
-                REQUIREMENT,
-            )
-            return False
-        if version < self.floor:
-            log.warning(
-                "federation list version %d ignored: older than version %d stored before (%s)",
-                version,
-                self.floor,
-                REQUIREMENT,
-            )
-            return False
-        replace_equal = held is None  # a stored list of the floor's version that failed
-        if await self._blocking(self._save, version, jws, now_ms, now.isoformat(), replace_equal):
-            self.held = StoredList(version, jws, now_ms)
-            self.floor = version
-            log.info("federation list version %d held", version)
+        return None if result is None else result[1]
+
+    async def store(self, candidate: HeldList) -> bool:
+        """Save ``candidate`` unless another writer stored a newer list (then hold that)."""
+        refreshed_ms = round(candidate.refreshed * 1000)
+        received = datetime.fromtimestamp(refreshed_ms / 1000, UTC).isoformat()
+        replace_equal = self.held is None  # a stored list of the floor's version that failed
+        saved = await self._blocking(
+            self._save, candidate.version, candidate.jws, refreshed_ms, received, replace_equal
+        )
+        if saved:
             return True
         with self.db.read() as cur:  # another writer was faster with a newer one
             stored = federation_list.load(cur)
@@ -192,6 +163,10 @@ class FederationCache:
             self.floor = max(self.floor, stored.version)
             self.held = await self._blocking(self._reverified, stored)
         return False
+
+    async def store_refreshed(self, held: HeldList) -> None:
+        """Record that the directory confirmed the held list as current."""
+        await self._blocking(self._touch, held.version, round(held.refreshed * 1000))
 
     def _touch(self, version: int, now_ms: int) -> None:
         with self.db.write() as tx:
@@ -205,57 +180,37 @@ class FederationCache:
                 tx, version, jws, now_ms, received, replace_equal=replace_equal
             )
 
-    async def tick(self) -> float:
-        """One scheduled pull; the seconds to wait before the next one.
-
-        Success: ``interval``. Failure: ``retry_interval`` for the first ``retries`` retries;
-        the failure after the last retry logs the alert and waits ``interval`` again.
-        """
-        try:
-            await self.refresh()
-        except TimkitError as e:
-            self.failures += 1
-            if self.failures > self.settings.retries:
-                log.error(
-                    "ALERT federation list: %d pulls from the VZD-FHIR-Directory failed (%s);"
-                    " serving the last good list (version %s)",
-                    self.failures,
-                    e.describe(),
-                    self.held.version if self.held else "none",
-                )
-                self.failures = 0
-                return self.settings.interval
-            log.warning("federation list pull failed (%d): %s", self.failures, e.describe())
-            return self.settings.retry_interval
-        self.failures = 0
-        return self.settings.interval
-
-    async def run(self) -> None:
-        """Pull forever (the background task): after each pull wait its delay or a kick."""
-        while True:
-            self._kicked.clear()
-            delay = await self.tick()
-            await wait_event(self._kicked, delay)
-
-    def kick(self) -> None:
-        """Pull now rather than at the next interval (a kick during a pull pulls once more)."""
-        self._kicked.set()
+    async def after_pull(self, error: TimkitError | None) -> float:
+        """Success: ``interval``. Failure: ``retry_interval`` for the first ``retries``
+        retries; the failure after the last retry logs the alert and waits ``interval``."""
+        if error is None:
+            self.failures = 0
+            return self.settings.interval
+        self.failures += 1
+        if self.failures > self.settings.retries:
+            log.error(
+                "ALERT federation list: %d pulls from the VZD-FHIR-Directory failed (%s);"
+                " serving the last good list (version %s)",
+                self.failures,
+                error.describe(),
+                self.held.version if self.held else "none",
+            )
+            self.failures = 0
+            return self.settings.interval
+        log.warning("federation list pull failed (%d): %s", self.failures, error.describe())
+        return self.settings.retry_interval
 
     def start(self) -> None:
         """Start the background task."""
-        self._task = asyncio.create_task(self.run(), name="federation-list")
+        self.start_pulling()
 
     async def stop(self) -> None:
         """Stop the background task."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.stop_pulling()
 
     # -- serving --------------------------------------------------------------------------
 
-    def serve(self, version: int | None) -> StoredList | None:
+    def serve(self, version: int | None) -> HeldList | None:
         """The list to send to a proxy holding ``version``, or None when it is current.
 
         Raises:
@@ -264,8 +219,8 @@ class FederationCache:
         held = self.held
         if held is None:
             raise TimkitError(503, MISSING, "no federation list received from the directory yet")
-        age = (self._now_ms() - held.refreshed_ms) / 1000
-        if age > self.settings.ttl:
+        if self.expired():
+            age = self.age()
             log.error(
                 "ALERT federation list outdated: last valid refresh %.0f s ago (ttl %.0f s)",
                 age,
