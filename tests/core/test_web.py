@@ -3,18 +3,21 @@ heads and stalled bodies, error headers kept by ``guard``, clients that go away.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import logging
 import socket
 import struct
 import time
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 from aiohttp import web
 
+import timkit
 from tests.support.wait import async_wait_until
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import (
@@ -22,6 +25,7 @@ from timkit.core.web import (
     ReadTimeouts,
     guard,
     json_response,
+    matrix_http_code,
     read_stream,
     running_app,
 )
@@ -347,3 +351,40 @@ async def test_a_real_bug_still_gets_a_traceback_and_a_generic_500(
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [
         "unhandled error in GET /broken"
     ]
+
+
+def _calls(tree: ast.AST) -> list[ast.Call]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+def test_every_aiohttp_app_of_a_component_goes_through_guard() -> None:
+    """Each module building a ``web.Application`` has a middleware and calls ``guard``, so
+    every edge answers 404/405/500 the same way (the benchmarks' stand-ins for Synapse and
+    push services in ``timkit.bench`` answer as those do, not as a timkit edge)."""
+    src = Path(timkit.__file__).parent
+    apps = []
+    for path in sorted(src.rglob("*.py")):
+        if path.is_relative_to(src / "bench"):
+            continue
+        calls = _calls(ast.parse(path.read_text("utf-8")))
+        for call in calls:
+            if _called_name(call) == "Application":
+                apps.append(path.relative_to(src).as_posix())
+                assert any(k.arg == "middlewares" for k in call.keywords), path
+                assert any(_called_name(c) == "guard" for c in calls), path
+    assert "runtime/control_api.py" in apps
+    assert "proxy/contacts/api.py" in apps
+    assert len(apps) >= 10
+
+
+def test_matrix_http_code_is_one_answer_for_routing_and_size_errors() -> None:
+    assert matrix_http_code(404) == matrix_http_code(405) == Codes.UNRECOGNIZED
+    assert matrix_http_code(413) == Codes.TOO_LARGE
+    assert matrix_http_code(400) == matrix_http_code(408) == Codes.UNKNOWN
