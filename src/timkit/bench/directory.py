@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import os
 import secrets
@@ -30,7 +29,7 @@ from urllib.parse import quote
 import orjson
 
 from timkit.bench.harness import Latency, Processes
-from timkit.bench.machine import describe_machine
+from timkit.bench.machine import report_head
 from timkit.core.db import Database
 from timkit.core.process import free_port
 from timkit.directory.generate import generate
@@ -122,10 +121,7 @@ class DirectoryBenchResult:
         """The result as a Markdown section for ``docs/benchmarks.md``."""
         rate = self.resources / self.load_seconds
         lines = [
-            f"### `timkit bench directory` — {dt.date.today().isoformat()}, {self.database}",
-            "",
-            f"Machine: {describe_machine()}",
-            "",
+            *report_head("directory", self.database),
             "| measurement | value |",
             "|---|---|",
             f"| resources loaded | {self.resources:,} |",

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import ssl
 import sys
@@ -31,7 +30,7 @@ from urllib.parse import quote
 
 from timkit.bench.directory import SEARCHES, BenchClient, Samples, draw_samples, write_token
 from timkit.bench.harness import Latency, Processes, percentile
-from timkit.bench.machine import describe_machine
+from timkit.bench.machine import report_head
 from timkit.core.config import dump_toml
 from timkit.core.process import free_port
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
@@ -73,10 +72,7 @@ class FhirProxyBenchResult:
         """The result as a Markdown section for ``docs/benchmarks.md``."""
         added = self.added_p50()
         lines = [
-            f"### `timkit bench directory-proxy` — {dt.date.today().isoformat()}",
-            "",
-            f"Machine: {describe_machine()}",
-            "",
+            *report_head("directory-proxy"),
             f"{self.resources:,} synthetic resources; one client, keep-alive; directory over "
             "HTTP on loopback, FHIR-Proxy over TLS.",
             "",

@@ -1,7 +1,8 @@
-"""A one-line description of this machine, for benchmark reports."""
+"""The machine line and heading of every benchmark report."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import platform
 from pathlib import Path
@@ -24,3 +25,10 @@ def describe_machine() -> str:
         f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}"
     )
+
+
+def report_head(command: str, note: str = "") -> list[str]:
+    """The first lines of every report: its heading (``timkit bench <command>``, today's date,
+    ``note`` when given) and the machine line, each followed by a blank line."""
+    title = f"### `timkit bench {command}` — {dt.date.today().isoformat()}"
+    return [f"{title}, {note}" if note else title, "", f"Machine: {describe_machine()}", ""]

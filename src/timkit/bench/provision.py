@@ -9,7 +9,6 @@ the same kind of Synapse started directly with ``python -m timkit.homeserver``.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import shutil
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from timkit.bench.harness import percentile, processes
-from timkit.bench.machine import describe_machine
+from timkit.bench.machine import report_head
 from timkit.bench.up import bench_config
 from timkit.core import jwt
 from timkit.core.config import dump_toml
@@ -55,10 +54,7 @@ class ProvisionBenchResult:
         base = percentile(self.baseline, 0.5)
         return "\n".join(
             [
-                f"### `timkit bench provision` — {dt.date.today().isoformat()}",
-                "",
-                f"Machine: {describe_machine()}",
-                "",
+                *report_head("provision"),
                 "| measurement | value |",
                 "|---|---|",
                 f"| AF_10060: `POST /api/v1/services` → Synapse running and its domain in the "

@@ -38,7 +38,6 @@ invite check allowing everything). Benchmarks measure; they never assert timings
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import json
 import os
@@ -71,7 +70,7 @@ from timkit.bench.harness import (
     processes,
     rss,
 )
-from timkit.bench.machine import describe_machine
+from timkit.bench.machine import report_head
 from timkit.core import jwt
 from timkit.core.config import dump_toml, load_toml
 from timkit.core.errors import Codes
@@ -252,10 +251,7 @@ class MessengerProxyBenchResult:
     def markdown(self) -> str:
         """The result as a Markdown section for ``docs/benchmarks.md``."""
         lines = [
-            f"### `timkit bench proxy` — {dt.date.today().isoformat()}",
-            "",
-            f"Machine: {describe_machine()}",
-            "",
+            *report_head("proxy"),
             f"Load average (1 min) at start / end: {self.load[0]:.2f} / {self.load[1]:.2f}.",
             "",
             f"Sequential latency: {self.gets} `GET versions` and {self.puts} `PUT send` per"

@@ -16,7 +16,6 @@ load posted directly to the receiver's UnifiedPush endpoint (the endpoint's own 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import tempfile
 import time
@@ -31,7 +30,7 @@ import httpx
 from aiohttp import web
 
 from timkit.bench.harness import Latency, Rate, cpu_seconds
-from timkit.bench.machine import describe_machine
+from timkit.bench.machine import report_head
 from timkit.bench.up import bench_config
 from timkit.core.http import aiohttp_session, async_client
 from timkit.core.web import running_app
@@ -82,10 +81,7 @@ class PushBenchResult:
         chain50, sink50 = chain.p50, sink.p50
         through = self.rates[WEBPUSH_PHASE]
         lines = [
-            f"### `timkit bench push` — {dt.date.today().isoformat()}",
-            "",
-            f"Machine: {describe_machine()}",
-            "",
+            *report_head("push"),
             f"Latency, {self.messages} messages sent one at a time (ms, from before "
             "`PUT …/send` to arrival):",
             "",

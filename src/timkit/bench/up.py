@@ -7,7 +7,6 @@ directly (no supervisor, no proxy, no RD): what timkit adds is the difference.
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import tempfile
 import time
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from timkit.bench.harness import percentile, processes, rss
-from timkit.bench.machine import describe_machine
+from timkit.bench.machine import report_head
 from timkit.core.process import free_port
 from timkit.runtime import control
 from timkit.runtime.backend import read_records
@@ -49,10 +48,7 @@ class UpBenchResult:
         rss = ", ".join(f"{r:.0f}" for r in self.synapse_rss_mib)
         return "\n".join(
             [
-                f"### `timkit bench up` — {dt.date.today().isoformat()}",
-                "",
-                f"Machine: {describe_machine()}",
-                "",
+                *report_head("up"),
                 "| measurement | value |",
                 "|---|---|",
                 f"| services | {self.services} |",
