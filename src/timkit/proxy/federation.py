@@ -25,6 +25,11 @@ seconds,
 ``MessengerService.adoc``: "im Rahmen der Föderationsprüfung, wenn eine Domain in der
 aktuell vorliegenden Liste nicht enthalten ist"), so newly admitted services are reachable
 without waiting for the hourly pull. Membership is a set lookup.
+
+Pulling, verification, the version rule and the TTL are those of
+:class:`timkit.core.list_puller.ListPuller`; this module adapts it to the RD's HTTP answers,
+the state file and the proxy's retry policy. Concurrent pulls (the hourly one and a miss
+refresh) share one pull.
 """
 
 from __future__ import annotations
@@ -34,9 +39,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +47,11 @@ import aiohttp
 import orjson
 
 from timkit.core.errors import TimkitError
-from timkit.core.federation_list import FederationList, load_anchors, verify_list
 from timkit.core.http import aiohttp_session
-from timkit.core.lifecycle import wait_event
+from timkit.core.list_puller import MISSING as MISSING
+from timkit.core.list_puller import OUTDATED as OUTDATED
+from timkit.core.list_puller import HeldList as HeldList
+from timkit.core.list_puller import ListPuller
 from timkit.core.rawdata import RawDataConfig, RawDataSink
 from timkit.proxy.config import FederationListConfig
 from timkit.proxy.gate import not_in_federation
@@ -57,33 +62,11 @@ log = logging.getLogger(__name__)
 REQUIREMENT = "ML-137902"
 """The list must be current: pulled hourly, used only while valid."""
 USE_CASE = "AF_10064"
-OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
-MISSING = "TIM_FEDERATION_LIST_MISSING"
 FIRST_RETRY = 1.0
 """Seconds before the first retry while no list is held (doubling up to retry_interval)."""
 
 
-@dataclass(frozen=True)
-class HeldList:
-    """The list in use.
-
-    Attributes:
-        parsed: the verified list.
-        jws: the compact JWS exactly as received.
-        refreshed: epoch seconds of the last valid refresh (new list or 304).
-    """
-
-    parsed: FederationList
-    jws: bytes
-    refreshed: float
-
-    @property
-    def version(self) -> int:
-        """The list's version."""
-        return self.parsed.version
-
-
-class FederationGate:
+class FederationGate(ListPuller[FederationListConfig]):
     """Holds the verified federation list and answers stage-1 checks (module docstring).
 
     Args:
@@ -101,20 +84,15 @@ class FederationGate:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, clock=clock)
         self.metrics = metrics or ProxyMetrics()
         self.rawdata = rawdata or RawDataSink(RawDataConfig(sink="off"))
-        self.clock = clock
-        self.held: HeldList | None = None
-        self.floor = 0
-        """The highest list version ever accepted (persisted): nothing older is used again."""
         self.blocked = False
         self._session: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._kicked = asyncio.Event()
         self._pull_lock = asyncio.Lock()
         self._last_miss_pull = float("-inf")
-        self.metrics.list_age.set_function(self._age)
+        self._first_retry = FIRST_RETRY
+        self.metrics.list_age.set_function(self.age)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -125,27 +103,16 @@ class FederationGate:
         self._publish()
         self._session = aiohttp_session(self.settings.ca_file, timeout=30.0, limit=4)
         if background:
-            self._task = asyncio.create_task(self._run(), name="federation-list")
+            self.start_pulling()
 
     async def close(self) -> None:
         """Stop pulling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.stop_pulling()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    def kick(self) -> None:
-        """Pull now rather than at the next interval."""
-        self._kicked.set()
-
     # -- checks -----------------------------------------------------------------------------
-
-    def _age(self) -> float:
-        return self.clock() - self.held.refreshed if self.held else float("inf")
 
     def usable(self) -> HeldList:
         """The held list if it may be used.
@@ -162,12 +129,12 @@ class FederationGate:
                 "no verified federation list yet: federation traffic is blocked",
                 requirement=REQUIREMENT,
             )
-        if self.blocked or self._age() > self.settings.ttl:
+        if self.blocked or self.expired():
             raise TimkitError(
                 503,
                 OUTDATED,
                 f"federation list version {held.version} is outdated (no valid refresh for "
-                f"{self._age():.0f} s, limit {self.settings.ttl:.0f} s): federation traffic "
+                f"{self.age():.0f} s, limit {self.settings.ttl:.0f} s): federation traffic "
                 "is blocked",
                 requirement=REQUIREMENT,
             )
@@ -200,7 +167,7 @@ class FederationGate:
         held = self.held
         state: dict[str, Any] = {
             "federation_list_version": held.version if held else None,
-            "federation_list_age": round(self._age(), 1) if held else None,
+            "federation_list_age": round(self.age(), 1) if held else None,
         }
         try:
             self.usable()
@@ -208,11 +175,11 @@ class FederationGate:
             return False, {**state, "status": "unhealthy", "errcode": e.errcode, "error": e.message}
         return True, {**state, "status": "ok"}
 
-    # -- pulling ----------------------------------------------------------------------------
+    # -- the ListPuller adapter -------------------------------------------------------------
 
-    def _token(self) -> str | None:
-        path = self.settings.token_file
-        return path.read_text("utf-8").strip() if path is not None else None
+    def anchor_paths(self) -> tuple[Path, ...]:
+        """``federation_list.trust_anchors``."""
+        return self.settings.trust_anchors
 
     async def refresh(self) -> bool:
         """Pull once (concurrent callers share one pull); whether a newer list is held now.
@@ -223,12 +190,31 @@ class FederationGate:
         if self._pull_lock.locked():
             async with self._pull_lock:
                 return False
-        async with self._pull_lock, self.rawdata.measure(USE_CASE, "proxy"):
-            return await self._pull()
+        async with self._pull_lock:
+            return await super().refresh()
 
-    async def _pull(self) -> bool:
+    @contextlib.asynccontextmanager
+    async def _measured(self) -> AsyncIterator[None]:
+        async with self.rawdata.measure(USE_CASE, "proxy"):
+            yield
+
+    def pulling(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Each pull is a run of AF_10064 in the raw data (ML-132589)."""
+        return self._measured()
+
+    def _token(self) -> str | None:
+        path = self.settings.token_file
+        return path.read_text("utf-8").strip() if path is not None else None
+
+    async def fetch(self, held: HeldList | None) -> bytes | None:
+        """``GET <url>?version=<held>`` with the proxy's bearer token: the JWS of a 200,
+        None for a 304; a 503 ``TIM_FEDERATION_LIST_OUTDATED`` blocks federation traffic.
+
+        Raises:
+            TimkitError: the RD is unreachable, reported its list outdated, or answered
+                anything else.
+        """
         assert self._session is not None, "start() first"
-        held = self.held
         params = {"version": str(held.version)} if held else {}
         headers = {}
         token = await asyncio.to_thread(self._token)
@@ -244,12 +230,8 @@ class FederationGate:
             raise TimkitError(
                 502, "TIMKIT_UPSTREAM", f"Registrierungs-Dienst unreachable: {e!r}"
             ) from e
-        now = self.clock()
         if status == 304 and held is not None:
-            self.held = HeldList(held.parsed, held.jws, now)
-            self.blocked = False
-            await asyncio.to_thread(self._save, self.held)
-            return False
+            return None
         if status == 503 and _errcode(body) == OUTDATED:
             self.blocked = True
             log.error(
@@ -265,63 +247,49 @@ class FederationGate:
                 f"Registrierungs-Dienst answered {status} to the federation list request: "
                 f"{body[:200]!r}",
             )
-        anchors = await asyncio.to_thread(load_anchors, self.settings.trust_anchors)
-        parsed = verify_list(
-            body,
-            anchors,
-            self.settings.sig_alg,
-            now=datetime.fromtimestamp(now, UTC),
-            signer_role=self.settings.signer_role,
-        )
-        if held is not None and parsed.version <= held.version:
-            log.warning(
-                "federation list version %d ignored: not newer than the held version %d (%s)",
-                parsed.version,
-                held.version,
-                "ML-123891",
-            )
-            return False
-        if parsed.version < self.floor:
-            log.warning(
-                "federation list version %d ignored: older than version %d accepted before (%s)",
-                parsed.version,
-                self.floor,
-                "ML-123891",
-            )
-            return False
-        self.floor = max(self.floor, parsed.version)
-        self.held = HeldList(parsed, body, now)
-        self.blocked = False
-        await asyncio.to_thread(self._save, self.held)
-        self._publish()
-        log.info(
-            "federation list version %d held (%d domains)", parsed.version, len(parsed.entries)
-        )
+        return body
+
+    async def store(self, candidate: HeldList) -> bool:
+        """Write the new list to the state file (a failed write is logged; the list is used)."""
+        await asyncio.to_thread(self._save_logged, candidate)
         return True
 
-    async def _run(self) -> None:
-        first_retry = FIRST_RETRY
-        while True:
-            self._kicked.clear()
-            try:
-                await self.refresh()
-                delay = self.settings.interval
-                first_retry = FIRST_RETRY
-            except TimkitError as e:
-                if e.errcode == OUTDATED:
-                    delay = self.settings.interval
-                elif self.held is None:
-                    delay = min(first_retry, self.settings.retry_interval)
-                    first_retry *= 2
-                else:
-                    delay = self.settings.retry_interval
-                log.warning("federation list pull failed: %s (next in %.0f s)", e.describe(), delay)
-            await wait_event(self._kicked, delay)
+    async def store_refreshed(self, held: HeldList) -> None:
+        """The RD confirmed the list (304): unblock and record the refresh."""
+        self.blocked = False
+        await asyncio.to_thread(self._save_logged, held)
+
+    def accepted(self, held: HeldList) -> None:
+        """A new list is in use: unblock and export its version."""
+        self.blocked = False
+        self._publish()
+
+    async def after_pull(self, error: TimkitError | None) -> float:
+        """``interval`` after a pull or an outdated answer; ``retry_interval`` after other
+        failures, sooner (from :data:`FIRST_RETRY`, doubling) while no list is held."""
+        if error is None:
+            self._first_retry = FIRST_RETRY
+            return self.settings.interval
+        if error.errcode == OUTDATED:
+            delay = self.settings.interval
+        elif self.held is None:
+            delay = min(self._first_retry, self.settings.retry_interval)
+            self._first_retry *= 2
+        else:
+            delay = self.settings.retry_interval
+        log.warning("federation list pull failed: %s (next in %.0f s)", error.describe(), delay)
+        return delay
 
     # -- persistence ------------------------------------------------------------------------
 
     def _publish(self) -> None:
         self.metrics.list_version.set(self.held.version if self.held else -1)
+
+    def _save_logged(self, held: HeldList) -> None:
+        try:
+            self._save(held)
+        except OSError as e:
+            log.error("federation list state %s not written: %s", self.settings.state_file, e)
 
     def _save(self, held: HeldList) -> None:
         path = self.settings.state_file
@@ -352,13 +320,7 @@ class FederationGate:
             log.error("federation list state %s unreadable, ignored: %s", path, e)
             return None, 0
         try:
-            parsed = verify_list(
-                jws,
-                load_anchors(self.settings.trust_anchors),
-                self.settings.sig_alg,
-                now=datetime.fromtimestamp(self.clock(), UTC),
-                signer_role=self.settings.signer_role,
-            )
+            parsed = self.verify_now(jws)
         except TimkitError as e:
             log.error("federation list state %s no longer verifies, ignored: %s", path, e)
             return None, floor
