@@ -146,6 +146,20 @@ class DirectoryBenchResult:
         return "\n".join(lines)
 
 
+def load_synthetic(database: str, organizations: int, practitioners: int) -> tuple[int, float]:
+    """Bulk-load the synthetic directory of that size into ``database``.
+
+    Returns:
+        the resources loaded and the seconds the load took.
+    """
+    directory = open_directory(database)
+    try:
+        stats = load(directory, generate(organizations, practitioners))
+    finally:
+        directory.db.close()
+    return stats.resources, stats.seconds
+
+
 def draw_samples(organizations: int, practitioners: int) -> Samples:
     """Draw search values from the same deterministic data the load used."""
     samples = Samples()
@@ -307,11 +321,7 @@ def bench_directory(
     with tempfile.TemporaryDirectory(prefix="timkit-bench-") as tmp:
         workdir = Path(tmp)
         url = database or f"sqlite:///{workdir / 'directory.db'}"
-        directory = open_directory(url)
-        try:
-            stats = load(directory, generate(organizations, practitioners))
-        finally:
-            directory.db.close()
+        _, load_seconds = load_synthetic(url, organizations, practitioners)
         samples = draw_samples(organizations, practitioners)
         processes = Processes()
         try:
@@ -335,7 +345,7 @@ def bench_directory(
         return DirectoryBenchResult(
             database="PostgreSQL" if database else "embedded SQLite",
             resources=total,
-            load_seconds=stats.seconds,
+            load_seconds=load_seconds,
             read=read,
             searches=searches,
             hits=hits,

@@ -28,7 +28,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
-from timkit.bench.directory import SEARCHES, BenchClient, Samples, draw_samples, write_token
+from timkit.bench.directory import (
+    SEARCHES,
+    BenchClient,
+    Samples,
+    draw_samples,
+    load_synthetic,
+    write_token,
+)
 from timkit.bench.harness import Latency, Processes, percentile
 from timkit.bench.machine import report_head
 from timkit.core.config import dump_toml
@@ -40,9 +47,6 @@ from timkit.directory.fhirproxy.service import open_database, token_service
 from timkit.directory.fhirproxy.storage.domains import Domain, DomainStore
 from timkit.directory.fhirproxy.storage.providers import ProviderStore
 from timkit.directory.fhirproxy.tokens import Kind
-from timkit.directory.generate import generate
-from timkit.directory.load import load
-from timkit.directory.service import open_directory
 
 USERINFO_SERVER = "bench.tim.test"
 BENCH_TELEMATIK_ID = "1-bench-0001"
@@ -185,11 +189,7 @@ def bench_directory_proxy(
         pki.ensure_ca()
         context = ssl.create_default_context(cafile=str(pki.ca_cert_path))
         database = f"sqlite:///{work / 'directory.db'}"
-        directory = open_directory(database)
-        try:
-            stats = load(directory, generate(organizations, practitioners))
-        finally:
-            directory.db.close()
+        resources, _ = load_synthetic(database, organizations, practitioners)
         samples: Samples = draw_samples(organizations, practitioners)
         userinfo = _userinfo_server(pki)
         directory_port, proxy_port = free_port(), free_port()
@@ -292,7 +292,7 @@ def bench_directory_proxy(
             userinfo.server_close()
         regenerate_seconds = _insert_domains(config, domains)
         return FhirProxyBenchResult(
-            resources=stats.resources,
+            resources=resources,
             direct=direct_latency,
             proxied=proxied_latency,
             health_direct=health_direct,
