@@ -3,7 +3,8 @@
 The inbound listener relays almost every request to its Synapse unchanged. aiohttp's
 ``ClientSession`` builds a full request object per request (URL, headers, payload, tracing,
 cookies) and writes a request's head and body in two separate writes, so Synapse wakes up
-twice per ``PUT``. This client does only what relaying needs, on asyncio streams:
+twice per ``PUT``. This client does only what relaying needs, on asyncio streams (it is the
+one HTTP client of timkit not built by :mod:`timkit.core.http`, the documented exception):
 
 * the request goes out as bytes the caller already has: request line, header lines, and a
   body that is sent with the head in one write (:meth:`Exchange.send`) or pumped from the
