@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import secrets
 import ssl
 import sys
 import tempfile
@@ -30,11 +29,15 @@ import orjson
 
 from timkit.bench.harness import Latency, Processes
 from timkit.bench.machine import report_head
+from timkit.core.config import dump_toml
 from timkit.core.db import Database
 from timkit.core.process import free_port
+from timkit.directory.config import DirectoryConfig
 from timkit.directory.generate import generate
 from timkit.directory.load import load
 from timkit.directory.service import open_directory
+from timkit.runtime.layout import Layout
+from timkit.runtime.plan import directory_token_file
 
 CLIENTS = 8
 PROCESSES = os.cpu_count() or 1
@@ -286,25 +289,35 @@ def _size(database: str, workdir: Path) -> int:
         db.close()
 
 
-def write_token(path: Path) -> str:
-    """A fresh FHIR-Directory token in ``path`` (mode 0600); returns it."""
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    return token
+def write_directory_config(
+    workdir: Path, database: str, port: int, *, processes: int = 1
+) -> tuple[Path, Path]:
+    """Write the FHIR-Directory's config for ``database`` on ``port`` into ``workdir``.
+
+    Its bearer token is made as ``timkit up`` makes it
+    (:func:`timkit.runtime.plan.directory_token_file`).
+
+    Returns:
+        the config file and the bearer token's file.
+    """
+    token_file = directory_token_file(Layout(workdir))
+    config = DirectoryConfig(
+        port=port,
+        database=database,
+        processes=processes,
+        token_file=token_file,
+        log_level="WARNING",
+    )
+    config_file = workdir / "directory.toml"
+    dump_toml(config, config_file)
+    return config_file, token_file
 
 
 def _serve(database: str, workdir: Path, processes: Processes) -> tuple[int, str]:
     """Start the FHIR-Directory on ``database``; its port and bearer token once healthy."""
     port = free_port()
-    config = workdir / "directory.toml"
-    token_file = workdir / "directory-token"
-    token = write_token(token_file)
-    config.write_text(
-        f'port = {port}\ndatabase = "{database}"\nprocesses = {PROCESSES}\nlog_level = "WARNING"\n'
-        f'token_file = "{token_file}"\n'
-    )
+    config, token_file = write_directory_config(workdir, database, port, processes=PROCESSES)
+    token = token_file.read_text("utf-8").strip()
     processes.start(
         "directory", [sys.executable, "-m", "timkit.directory", "--config", str(config)]
     )

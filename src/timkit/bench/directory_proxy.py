@@ -34,7 +34,7 @@ from timkit.bench.directory import (
     Samples,
     draw_samples,
     load_synthetic,
-    write_token,
+    write_directory_config,
 )
 from timkit.bench.harness import Latency, Processes, percentile
 from timkit.bench.machine import report_head
@@ -193,12 +193,8 @@ def bench_directory_proxy(
         samples: Samples = draw_samples(organizations, practitioners)
         userinfo = _userinfo_server(pki)
         directory_port, proxy_port = free_port(), free_port()
-        token_file = work / "directory-token"
-        directory_token = write_token(token_file)
-        (work / "directory.toml").write_text(
-            f'port = {directory_port}\ndatabase = "{database}"\nlog_level = "WARNING"\n'
-            f'token_file = "{token_file}"\n'
-        )
+        _, token_file = write_directory_config(work, database, directory_port)
+        directory_token = token_file.read_text("utf-8").strip()
         cert = pki.ensure_server_cert("fhir-proxy", list(LOOPBACK_NAMES))
         config = FhirProxyConfig(
             port=proxy_port,
