@@ -44,6 +44,6 @@ def test_405_from_a_component_process_carries_allow(tmp_path: Path) -> None:
     for wrong in (answer, spelled):
         assert wrong.status_code == 405
         assert set(wrong.headers["Allow"].split(",")) == {"DELETE", "GET", "HEAD"}
-        assert wrong.json()["errcode"] == "M_UNKNOWN"
+        assert wrong.json()["errcode"] == "M_UNRECOGNIZED"  # as on every Matrix JSON edge
         assert wrong.json()["error"].endswith("Method Not Allowed")
     assert "Traceback" not in stderr
