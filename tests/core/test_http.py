@@ -93,13 +93,19 @@ async def env_proxy(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[bytes
     await listener.wait_closed()
 
 
-async def test_every_factory_trusts_the_given_local_ca(server: Server) -> None:
+async def _status_of_each_factory(server: Server) -> list[int]:
+    """The status ``GET server.url`` gets through each factory's client trusting its CA."""
     async with async_client(server.ca) as client:
-        assert (await client.get(server.url)).status_code == 200
+        statuses = [(await client.get(server.url)).status_code]
     with sync_client(server.ca) as blocking:
-        assert (await asyncio.to_thread(blocking.get, server.url)).status_code == 200
+        statuses.append((await asyncio.to_thread(blocking.get, server.url)).status_code)
     async with aiohttp_session(server.ca) as session, session.get(server.url) as response:
-        assert response.status == 200
+        statuses.append(response.status)
+    return statuses
+
+
+async def test_every_factory_trusts_the_given_local_ca(server: Server) -> None:
+    assert await _status_of_each_factory(server) == [200, 200, 200]
 
 
 async def test_a_server_of_another_ca_is_refused(server: Server, other_ca: Path) -> None:
@@ -132,12 +138,7 @@ async def test_a_given_tls_context_is_used_and_excludes_ca_cert(server: Server) 
 
 
 async def test_environment_proxies_are_ignored(server: Server, env_proxy: list[bytes]) -> None:
-    async with async_client(server.ca) as client:
-        assert (await client.get(server.url)).status_code == 200
-    with sync_client(server.ca) as blocking:
-        assert (await asyncio.to_thread(blocking.get, server.url)).status_code == 200
-    async with aiohttp_session(server.ca) as session, session.get(server.url) as response:
-        assert response.status == 200
+    assert await _status_of_each_factory(server) == [200, 200, 200]
     assert env_proxy == []
     # the environment is effective: a client trusting it goes to the "proxy"
     async with httpx.AsyncClient(verify=False, trust_env=True) as trusting:  # noqa: S501
