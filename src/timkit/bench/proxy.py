@@ -439,7 +439,7 @@ def _plain_proxy(planned: ComponentPlan, home: Path, port: int) -> list[str]:
             "inbound": config.inbound.model_copy(
                 update={"port": port, "tls_cert": None, "tls_key": None}
             ),
-            "forward": config.forward.model_copy(update={"port": free_port()}),
+            "forward": config.forward.model_copy(update={"port": 0}),  # any free port
             "federation_list": config.federation_list.model_copy(
                 update={"state_file": home / "federation-list.json"}
             ),
@@ -937,8 +937,7 @@ async def _bench(
     work: Path, *, gets: int, puts: int, clients: int, seconds: float, messages: int
 ) -> MessengerProxyBenchResult:
     load_at_start = os.getloadavg()[0]
-    config = _bench_config(work, free_port())
-    layout = Layout(config.data_dir)
+    layout = Layout(work)
     pki = LocalPKI(layout.pki)
     pki.ensure_ca()
     layout.proxies_token.parent.mkdir(parents=True, exist_ok=True)
@@ -946,8 +945,9 @@ async def _bench(
     rd_cert = pki.ensure_server_cert("rd", list(LOOPBACK_NAMES))
     federation_list = _signed_list(pki, [SINGLE, ORG_A, ORG_B])
     async with running_app(
-        _rd_app(federation_list), BIND, config.registration.port, server_ssl_context(rd_cert)
-    ):
+        _rd_app(federation_list), BIND, 0, server_ssl_context(rd_cert)
+    ) as rd_runner:
+        config = _bench_config(work, int(rd_runner.addresses[0][1]))
         latency, throughput, memory, synapse_rss = await _phase_single(
             config, gets=gets, puts=puts, clients=clients, seconds=seconds
         )
