@@ -54,6 +54,17 @@ class Admin:
     profession_oid: str
     organisation: str
 
+    @classmethod
+    def of(cls, account: accounts.Account) -> Admin:
+        """The admin acting with ``account``."""
+        return cls(
+            account.id,
+            account.username,
+            account.telematik_id,
+            account.profession_oid,
+            account.organisation,
+        )
+
     @property
     def actor(self) -> str:
         """How the audit log names this admin."""
@@ -84,13 +95,7 @@ def _lookup(ctx: RegistrationContext, token: str) -> Admin | None:
         account = accounts.by_id(tx, account_id) if account_id is not None else None
     if account is None or not account.active:
         return None
-    return Admin(
-        account.id,
-        account.username,
-        account.telematik_id,
-        account.profession_oid,
-        account.organisation,
-    )
+    return Admin.of(account)
 
 
 async def current_admin(request: web.Request) -> Admin | None:

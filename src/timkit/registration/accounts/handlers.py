@@ -66,16 +66,6 @@ def _now() -> int:
     return int(time.time())
 
 
-def _admin(account: accounts.Account) -> Admin:
-    return Admin(
-        account.id,
-        account.username,
-        account.telematik_id,
-        account.profession_oid,
-        account.organisation,
-    )
-
-
 def _bad_login() -> TimkitError:
     return TimkitError(
         401, Codes.FORBIDDEN, "username, password or code wrong", requirement=REQUIREMENT
@@ -189,7 +179,7 @@ def confirm_totp(ctx: RegistrationContext, username: str, code: str) -> Admin:
             username,
             "success",
         )
-    return _admin(account)
+    return Admin.of(account)
 
 
 def _check_password(ctx: RegistrationContext, username: str, password: str) -> accounts.Account:
@@ -227,7 +217,7 @@ def _session(ctx: RegistrationContext, account: accounts.Account, how: str) -> S
             "success",
             how,
         )
-    return Session(token, settings.session_idle, _admin(account))
+    return Session(token, settings.session_idle, Admin.of(account))
 
 
 def login(ctx: RegistrationContext, username: str, password: str, otp: str) -> Session:
