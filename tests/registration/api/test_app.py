@@ -24,7 +24,13 @@ def _assert_secure(response: httpx.Response) -> None:
 
 
 async def test_unknown_machine_paths_are_404_m_unrecognized_json(rd: RdStack) -> None:
-    for path in ("/api/v1/nope", "/api/v2/account", "/federation/extra", "/vzd/nope"):
+    for path in (
+        "/api/v1/nope",
+        "/api/v2/account",
+        "/federation/extra",
+        "/vzd/nope",
+        "/api/v1/%6Eope",  # percent-encoded spelling
+    ):
         response = await rd.client.get(rd.url + path)
         assert response.status_code == 404, path
         assert response.headers["Content-Type"].startswith("application/json"), path
@@ -38,6 +44,7 @@ async def test_wrong_methods_are_405_m_unrecognized_with_allow(rd: RdStack) -> N
         ("GET", "/vzd/invite", "POST"),
         ("PUT", "/api/v1/token", "POST"),
         ("PATCH", "/api/v1/services", "GET"),
+        ("PATCH", "/api/v1/%73ervices", "GET"),  # percent-encoded spelling
     ):
         response = await rd.client.request(method, rd.url + path)
         assert response.status_code == 405, (method, path)
@@ -47,12 +54,13 @@ async def test_wrong_methods_are_405_m_unrecognized_with_allow(rd: RdStack) -> N
 
 
 async def test_unknown_and_wrong_method_pages_get_the_html_error_page(rd: RdStack) -> None:
-    missing = await rd.client.get(rd.url + "/no-such-page", headers={"Accept-Language": "en"})
-    assert missing.status_code == 404
-    assert missing.headers["Content-Type"].startswith("text/html")
-    assert 'id="error-message"' in missing.text
-    assert "M_UNRECOGNIZED" in missing.text
-    _assert_secure(missing)
+    for path in ("/no-such-page", "/API/v1/account"):  # routes are case-sensitive
+        missing = await rd.client.get(rd.url + path, headers={"Accept-Language": "en"})
+        assert missing.status_code == 404, path
+        assert missing.headers["Content-Type"].startswith("text/html"), path
+        assert 'id="error-message"' in missing.text, path
+        assert "M_UNRECOGNIZED" in missing.text, path
+        _assert_secure(missing)
     wrong = await rd.client.delete(rd.url + "/login")
     assert wrong.status_code == 405
     assert "POST" in wrong.headers["Allow"].split(",")
