@@ -24,7 +24,14 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
-from timkit.core.web import Handler, guard, health, json_response, set_headers
+from timkit.core.web import (
+    Handler,
+    guard,
+    health,
+    json_response,
+    matrix_http_code,
+    set_headers,
+)
 from timkit.registration.accounts import ratelimit
 from timkit.registration.api import federation, invite, org, pages, services, token
 from timkit.registration.api.pages import JSON_KEY
@@ -61,13 +68,6 @@ def render_error(request: web.Request, error: TimkitError) -> web.StreamResponse
     return response
 
 
-def http_code(status: int) -> str:
-    """The errcode of an aiohttp HTTP error of ``status`` (no route, wrong method, …)."""
-    if status in (404, 405):
-        return Codes.UNRECOGNIZED
-    return Codes.TOO_LARGE if status == 413 else Codes.UNKNOWN
-
-
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render errors per caller kind (:func:`render_error`) through
@@ -76,7 +76,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         request,
         handler,
         render_error,
-        http_code=http_code,
+        http_code=matrix_http_code,
         internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
         logger=log,
     )
