@@ -31,11 +31,9 @@ from tests.conformance.conftest import (
     run_operation,
     session,
 )
-from tests.proxy.stand_ins import TOKEN, FakeRd, sign_list
-from timkit.core.config import parse_config
-from timkit.core.tls import LocalPKI, server_ssl_context
+from tests.proxy.stand_ins import FakeRd, proxy_config, proxy_keys, sign_list
+from timkit.core.tls import server_ssl_context
 from timkit.core.web import running_app
-from timkit.proxy.config import ProxyConfig
 from timkit.proxy.contacts.api import PREFIX
 from timkit.proxy.openid import USERINFO_PATH
 from timkit.proxy.service import running_proxy
@@ -78,50 +76,23 @@ def _homeserver() -> web.Application:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    tmp = tmp_path_factory.mktemp("contacts")
-    pki = LocalPKI(tmp / "pki")
-    interception = LocalPKI(tmp / "interception", ca_name="interception")
-    interception.ensure_ca()
-    rd_tls = pki.ensure_server_cert("rd", ["127.0.0.1"])
-    proxy_tls = pki.ensure_server_cert(SERVER, [SERVER, "127.0.0.1"])
-    token_file = tmp / "token"
-    token_file.write_text(TOKEN)
+    keys = proxy_keys(tmp_path_factory.mktemp("contacts"), SERVER)
     rd = FakeRd()
-    rd.jws, rd.version = sign_list(pki, 1, [SERVER, OTHER]), 1
+    rd.jws, rd.version = sign_list(keys.pki, 1, [SERVER, OTHER]), 1
     servers = BackgroundLoop()
     try:
-        rd_runner = servers.enter(running_app(rd.app(), "127.0.0.1", 0, server_ssl_context(rd_tls)))
+        rd_tls = server_ssl_context(keys.rd_tls)
+        rd_runner = servers.enter(running_app(rd.app(), "127.0.0.1", 0, rd_tls))
         homeserver = servers.enter(running_app(_homeserver(), "127.0.0.1", 0))
-        rd_url = f"https://127.0.0.1:{rd_runner.addresses[0][1]}"
-        config = parse_config(
-            ProxyConfig,
-            {
-                "server_name": SERVER,
-                "inbound": {"port": 0, "tls_cert": proxy_tls.cert, "tls_key": proxy_tls.key},
-                "upstream": {"url": f"http://127.0.0.1:{homeserver.addresses[0][1]}"},
-                "forward": {
-                    "port": 0,
-                    "interception_ca_cert": interception.ca_cert_path,
-                    "interception_ca_key": interception.ca_key_path,
-                    "ca_file": pki.ca_cert_path,
-                },
-                "federation_list": {
-                    "url": rd_url + "/federation",
-                    "token_file": token_file,
-                    "ca_file": pki.ca_cert_path,
-                    "trust_anchors": [pki.ca_cert_path],
-                    "state_file": tmp / "proxy" / "list.json",
-                },
-                "invite_check": {
-                    "url": rd_url + "/vzd/invite",
-                    "token_file": token_file,
-                    "ca_file": pki.ca_cert_path,
-                },
-                "contacts": {"database": f"sqlite:///{tmp / 'proxy.db'}", "max_contacts": 50},
-            },
+        config = proxy_config(
+            keys,
+            SERVER,
+            f"https://127.0.0.1:{rd_runner.addresses[0][1]}",
+            f"http://127.0.0.1:{homeserver.addresses[0][1]}",
+            contacts={"max_contacts": 50},
         )
         proxy = servers.enter(running_proxy(config))
-        yield Target(f"https://127.0.0.1:{proxy.inbound_port}{PREFIX}", str(pki.ca_cert_path))
+        yield Target(f"https://127.0.0.1:{proxy.inbound_port}{PREFIX}", str(keys.pki.ca_cert_path))
     finally:
         servers.close()
 

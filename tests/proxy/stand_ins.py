@@ -5,11 +5,15 @@
 * :class:`FakeSynapse`: the homeserver behind the proxy, plain HTTP, recording every request
   byte for byte and answering the few client and federation endpoints the proxy cares about.
 * :func:`sign_list`: a federation list signed like the VZD-FHIR-Directory signs it.
+* :func:`proxy_keys` / :func:`proxy_config`: a Messenger-Proxy's certificates, interception
+  CA and RD token under a test directory, and its config in front of these stand-ins.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -17,7 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from timkit.core import jwt
-from timkit.core.tls import FEDERATION_LIST_SIGNER, LocalPKI
+from timkit.core.config import parse_config
+from timkit.core.tls import FEDERATION_LIST_SIGNER, CertPaths, LocalPKI
+from timkit.proxy.config import ProxyConfig
 
 TOKEN = "proxies-token-0123456789"
 OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
@@ -35,6 +41,95 @@ def sign_list(pki: LocalPKI, version: int, domains: list[str], name: str = "flis
         jwt.key_from_pem(signer.key.read_bytes()),
         x5c=jwt.x5c_of(x509.load_pem_x509_certificates(signer.cert.read_bytes())),
     ).encode()
+
+
+@dataclass(frozen=True)
+class ProxyKeys:
+    """What a Messenger-Proxy under test needs on disk (:func:`proxy_keys`).
+
+    Attributes:
+        root: the test directory holding everything below.
+        pki: the local CA (RD and proxy certificates, list signer, trust anchor).
+        interception: the proxy's interception CA.
+        rd_tls: the RD stand-in's server certificate.
+        proxy_tls: the proxy's server certificate.
+        token_file: the proxies' bearer token for the RD (:data:`TOKEN`).
+    """
+
+    root: Path
+    pki: LocalPKI
+    interception: LocalPKI
+    rd_tls: CertPaths
+    proxy_tls: CertPaths
+    token_file: Path
+
+
+def proxy_keys(root: Path, server_name: str) -> ProxyKeys:
+    """Create a proxy's certificates, interception CA and RD token under ``root``."""
+    pki = LocalPKI(root / "pki")
+    interception = LocalPKI(root / "interception", ca_name="interception")
+    interception.ensure_ca()
+    token_file = root / "token"
+    token_file.write_text(TOKEN)
+    return ProxyKeys(
+        root=root,
+        pki=pki,
+        interception=interception,
+        rd_tls=pki.ensure_server_cert("rd", ["127.0.0.1"]),
+        proxy_tls=pki.ensure_server_cert(server_name, [server_name, "127.0.0.1"]),
+        token_file=token_file,
+    )
+
+
+def proxy_config(
+    keys: ProxyKeys,
+    server_name: str,
+    rd_url: str,
+    upstream_url: str,
+    *,
+    inbound: dict[str, Any] | None = None,
+    contacts: dict[str, Any] | None = None,
+) -> ProxyConfig:
+    """The config of a proxy for ``server_name`` in front of ``upstream_url`` (a Synapse
+    stand-in), pulling its list from and asking stage 3 at the RD stand-in ``rd_url``.
+
+    Args:
+        inbound: extra ``[inbound]`` settings (limits, push gateways, read times).
+        contacts: extra ``[contacts]`` settings (the database is SQLite under ``root``).
+    """
+    pki = keys.pki
+    return parse_config(
+        ProxyConfig,
+        {
+            "server_name": server_name,
+            "inbound": {
+                "port": 0,
+                "tls_cert": keys.proxy_tls.cert,
+                "tls_key": keys.proxy_tls.key,
+                **(inbound or {}),
+            },
+            "upstream": {"url": upstream_url},
+            "forward": {
+                "port": 0,
+                "interception_ca_cert": keys.interception.ca_cert_path,
+                "interception_ca_key": keys.interception.ca_key_path,
+                "ca_file": pki.ca_cert_path,
+            },
+            "federation_list": {
+                "url": rd_url + "/federation",
+                "token_file": keys.token_file,
+                "ca_file": pki.ca_cert_path,
+                "trust_anchors": [pki.ca_cert_path],
+                "state_file": keys.root / "proxy" / "list.json",
+            },
+            "invite_check": {
+                "url": rd_url + "/vzd/invite",
+                "token_file": keys.token_file,
+                "ca_file": pki.ca_cert_path,
+            },
+            "contacts": {"database": f"sqlite:///{keys.root / 'proxy.db'}", **(contacts or {})},
+        },
+    )
 
 
 @dataclass

@@ -17,12 +17,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.proxy.stand_ins import TOKEN, FakeRd, FakeSynapse, sign_list
+from tests.proxy.stand_ins import FakeRd, FakeSynapse, proxy_config, proxy_keys, sign_list
 from tests.support.wait import async_wait_until
-from timkit.core.config import parse_config
-from timkit.core.tls import LocalPKI, server_ssl_context
+from timkit.core.tls import server_ssl_context
 from timkit.core.web import running_app
-from timkit.proxy.config import ProxyConfig
 from timkit.proxy.service import RunningProxy, running_proxy
 
 SERVER = "praxis.tim.test"
@@ -46,58 +44,24 @@ class Listener:
 
 @pytest.fixture
 async def listener(tmp_path: Path) -> AsyncIterator[Listener]:
-    pki = LocalPKI(tmp_path / "pki")
-    interception = LocalPKI(tmp_path / "interception", ca_name="interception")
-    interception.ensure_ca()
-    rd_tls = pki.ensure_server_cert("rd", ["127.0.0.1"])
-    proxy_tls = pki.ensure_server_cert(SERVER, [SERVER, "127.0.0.1"])
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN)
+    keys = proxy_keys(tmp_path, SERVER)
     rd = FakeRd()
-    rd.jws, rd.version = sign_list(pki, 1, [SERVER]), 1
+    rd.jws, rd.version = sign_list(keys.pki, 1, [SERVER]), 1
     synapse = FakeSynapse(SERVER)
     async with (
-        running_app(rd.app(), "127.0.0.1", 0, server_ssl_context(rd_tls)) as rd_runner,
+        running_app(rd.app(), "127.0.0.1", 0, server_ssl_context(keys.rd_tls)) as rd_runner,
         running_app(synapse.app(), "127.0.0.1", 0) as synapse_runner,
     ):
-        rd_url = f"https://127.0.0.1:{rd_runner.addresses[0][1]}"
-        config = parse_config(
-            ProxyConfig,
-            {
-                "server_name": SERVER,
-                "inbound": {
-                    "port": 0,
-                    "tls_cert": proxy_tls.cert,
-                    "tls_key": proxy_tls.key,
-                    "head_timeout": LIMIT,
-                    "body_stall_timeout": LIMIT,
-                    "body_timeout": 5.0,
-                },
-                "upstream": {"url": f"http://127.0.0.1:{synapse_runner.addresses[0][1]}"},
-                "forward": {
-                    "port": 0,
-                    "interception_ca_cert": interception.ca_cert_path,
-                    "interception_ca_key": interception.ca_key_path,
-                    "ca_file": pki.ca_cert_path,
-                },
-                "federation_list": {
-                    "url": rd_url + "/federation",
-                    "token_file": token_file,
-                    "ca_file": pki.ca_cert_path,
-                    "trust_anchors": [pki.ca_cert_path],
-                    "state_file": tmp_path / "proxy" / "list.json",
-                },
-                "invite_check": {
-                    "url": rd_url + "/vzd/invite",
-                    "token_file": token_file,
-                    "ca_file": pki.ca_cert_path,
-                },
-                "contacts": {"database": f"sqlite:///{tmp_path / 'proxy.db'}"},
-            },
+        config = proxy_config(
+            keys,
+            SERVER,
+            f"https://127.0.0.1:{rd_runner.addresses[0][1]}",
+            f"http://127.0.0.1:{synapse_runner.addresses[0][1]}",
+            inbound={"head_timeout": LIMIT, "body_stall_timeout": LIMIT, "body_timeout": 5.0},
         )
         async with running_proxy(config) as proxy:
             await async_wait_until(lambda: proxy.gate.held is not None, "the first list")
-            tls = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+            tls = ssl.create_default_context(cafile=str(keys.pki.ca_cert_path))
             yield Listener(proxy, synapse, tls)
 
 
