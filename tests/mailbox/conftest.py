@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import smtplib
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 import pytest
+import tomli_w
 
+from tests.support.wait import wait_until
 from timkit.core.config import parse_config
 from timkit.core.process import free_port
 from timkit.mailbox.config import MailboxConfig
@@ -75,3 +82,50 @@ async def box() -> AsyncIterator[Box]:
     )
     async with running(config), httpx.AsyncClient(timeout=10) as http:
         yield Box(config.smtp_port, f"http://127.0.0.1:{config.http_port}", http)
+
+
+@dataclass
+class MailboxProcess:
+    """A ``python -m timkit.mailbox`` process (:func:`mailbox_process`).
+
+    Attributes:
+        smtp_port: where to send mail.
+        url: base URL of the page and API.
+        process: the child process.
+        stderr: its log, once it has stopped.
+    """
+
+    smtp_port: int
+    url: str
+    process: subprocess.Popen[str]
+    stderr: str = ""
+
+
+@contextlib.contextmanager
+def mailbox_process(tmp_path: Path) -> Iterator[MailboxProcess]:
+    """Run the mailbox as its own process on free ports until ``/health`` answers; on leaving,
+    stop it with SIGTERM and keep its return code and log."""
+    smtp_port, http_port = free_port(), free_port()
+    config = tmp_path / "mailbox.toml"
+    config.write_text(tomli_w.dumps({"smtp_port": smtp_port, "http_port": http_port}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "timkit.mailbox", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    box = MailboxProcess(smtp_port, f"http://127.0.0.1:{http_port}", process)
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(box.url + "/health").status_code == 200
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()
+                return False
+
+        wait_until(healthy, "the mailbox's /health")
+        yield box
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, box.stderr = process.communicate(timeout=30)
