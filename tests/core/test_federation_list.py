@@ -307,24 +307,25 @@ def test_ml_123677_a_chain_through_a_real_intermediate_ca_verifies(
     assert verify_list(jws, [root.cert], alg, now=NOW).version == 4
 
 
-@pytest.mark.parametrize(
-    "forgery",
-    [
-        "tls-leaf-as-ca",
-        "regservice-token-signer",
-        "tls-leaf-key",
-        "issuer-without-keycertsign",
-        "path-length-exceeded",
-        "expired-issuer",
-        "signer-without-digitalsignature",
-        "signer-without-role",
-        "signer-other-role",
-        "signer-without-fd-sig-policy",
-        "signer-is-a-ca",
-        "sha224-signature",
-        "ed25519-issuer",
-    ],
+FORGERIES = (
+    "tls-leaf-as-ca",
+    "regservice-token-signer",
+    "tls-leaf-key",
+    "issuer-without-keycertsign",
+    "path-length-exceeded",
+    "expired-issuer",
+    "signer-without-digitalsignature",
+    "signer-without-role",
+    "signer-other-role",
+    "signer-without-fd-sig-policy",
+    "signer-is-a-ca",
+    "sha224-signature",
+    "ed25519-issuer",
 )
+"""Every forgery of finding 2 that :func:`forgeries` builds, by name."""
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
 def test_ml_123677_every_forged_signer_is_refused(tmp_path: Path, forgery: str) -> None:
     pki = _pki(tmp_path)
     forged = forgeries(pki)[forgery]
@@ -337,21 +338,7 @@ def test_ml_123677_every_forged_signer_is_refused(tmp_path: Path, forgery: str) 
 
 def test_ml_123677_the_forgeries_cover_every_rule(tmp_path: Path) -> None:
     """The parametrised list above names every forgery the helper builds."""
-    assert set(forgeries(_pki(tmp_path))) == {
-        "tls-leaf-as-ca",
-        "regservice-token-signer",
-        "tls-leaf-key",
-        "issuer-without-keycertsign",
-        "path-length-exceeded",
-        "expired-issuer",
-        "signer-without-digitalsignature",
-        "signer-without-role",
-        "signer-other-role",
-        "signer-without-fd-sig-policy",
-        "signer-is-a-ca",
-        "sha224-signature",
-        "ed25519-issuer",
-    }
+    assert set(forgeries(_pki(tmp_path))) == set(FORGERIES)
 
 
 def test_ml_123677_a_configured_role_replaces_the_default(tmp_path: Path) -> None:
