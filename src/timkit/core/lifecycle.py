@@ -33,17 +33,21 @@ def run_service(
     serve: Callable[[C], Coroutine[Any, Any, None]],
     argv: list[str] | None = None,
 ) -> int:
-    """Parse ``--config``, load ``model`` from it and run ``serve`` until stopped."""
+    """Parse ``--config``, load ``model`` from it and run ``serve`` until stopped.
+
+    Returns 2, naming the key on stderr, for an invalid config, whether loading finds it or
+    ``serve`` does while starting (e.g. a secret file the config names is missing).
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", type=Path, help="TOML config (defaults apply without)")
     args = parser.parse_args(argv)
     try:
         config = load_toml(model, args.config)
+        setup_logging(str(getattr(config, "log_level", "INFO")))
+        asyncio.run(serve(config))
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    setup_logging(str(getattr(config, "log_level", "INFO")))
-    asyncio.run(serve(config))
     return 0
 
 

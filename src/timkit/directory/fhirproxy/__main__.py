@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
-from timkit.core.errors import ConfigError
 from timkit.core.lifecycle import run_service
 from timkit.directory.fhirproxy.config import FhirProxyConfig
 from timkit.directory.fhirproxy.service import serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Load the config and serve until stopped; exit 2 naming the key when it is invalid.
-
-    A missing or short FHIR-Directory token file is found only when serving starts; it
-    exits the same way as an invalid config.
-    """
-    try:
-        return run_service("timkit-fhir-proxy", __doc__, FhirProxyConfig, serve, argv)
-    except ConfigError as exc:
-        print(f"timkit-fhir-proxy: {exc}", file=sys.stderr)
-        return 2
+    """Load the config and serve until stopped; exit 2 naming the key when it is invalid
+    (a missing or short FHIR-Directory token file included)."""
+    return run_service("timkit-fhir-proxy", __doc__, FhirProxyConfig, serve, argv)
 
 
 if __name__ == "__main__":
