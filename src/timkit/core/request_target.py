@@ -29,7 +29,7 @@ proxy and its upstream could each read a different copy.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from multidict import MultiMapping
@@ -54,9 +54,9 @@ class UnparsableRequest(ValueError):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class RequestTarget:
-    """An origin-form request target, split before decoding.
+class RequestTarget(NamedTuple):
+    """An origin-form request target, split before decoding (immutable; a named tuple
+    rather than a frozen dataclass because it is built for every proxied request).
 
     Attributes:
         raw: the target exactly as received (path and query).
@@ -117,6 +117,10 @@ def _describe(value: str) -> str:
 
 
 def _decode_segment(raw_segment: str) -> str:
+    if "%" not in raw_segment:  # visible ASCII without escapes: decoding changes nothing
+        if raw_segment in (".", ".."):
+            raise UnparsableRequest(f"path segment {_describe(raw_segment)} is a dot segment")
+        return raw_segment
     try:
         decoded = unquote_to_bytes(raw_segment).decode("utf-8")
     except UnicodeDecodeError:
