@@ -149,6 +149,32 @@ async def test_search_path_encodings_reach_no_hidden_or_deleted_endpoint(
 
 
 @pytest.mark.timeout(120)
+async def test_a_repeated_security_header_is_refused_not_guessed(
+    federation: Federation, search_auth: dict[str, str]
+) -> None:
+    """Finding 4 on the FHIR-Proxy: a valid token and a second copy of the same header; the
+    proxy and the directory could each read another copy, so neither is used."""
+    url, context = proxy_component(federation)["url"], _context(federation)
+    valid = search_auth["Authorization"]
+    for pairs in (
+        [("Authorization", valid), ("Authorization", "Bearer forged")],
+        [("Authorization", "Bearer forged"), ("authorization", valid)],
+    ):
+        response = await raw_request(url, "/search/Endpoint?_count=1", pairs, ssl_context=context)
+        assert response.status == 400, response.body
+        assert b"given 2 times" in response.body
+    openid = openid_token(federation, B, f"twice-{uuid.uuid4().hex[:6]}")
+    response = await raw_request(
+        url,
+        f"/tim-authenticate?mxId={B}",
+        [("X-Matrix-OpenID-Token", openid), ("X-Matrix-OpenID-Token", "forged")],
+        ssl_context=context,
+    )
+    assert response.status == 400, response.body
+    assert b"given 2 times" in response.body
+
+
+@pytest.mark.timeout(120)
 async def test_provider_path_traversal_does_not_resolve_to_an_organization(
     federation: Federation,
 ) -> None:

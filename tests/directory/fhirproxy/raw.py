@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +37,7 @@ class RawResponse:
 async def raw_request(
     base: str,
     target: bytes | str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     *,
     method: str = "GET",
     body: bytes = b"",
@@ -44,6 +45,7 @@ async def raw_request(
 ) -> RawResponse:
     """Send ``method target HTTP/1.1`` to ``base`` (``http://`` or ``https://host:port``).
 
+    ``headers`` as pairs may name a header twice, as an attacker's request would.
     The connection is closed after the answer (``Connection: close``), so the body is
     everything until EOF.
     """
@@ -54,7 +56,8 @@ async def raw_request(
     try:
         line = target.encode("latin-1") if isinstance(target, str) else target
         head = [method.encode() + b" " + line + b" HTTP/1.1", f"Host: {host}:{port}".encode()]
-        for name, value in (headers or {}).items():
+        pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+        for name, value in pairs:
             head.append(f"{name}: {value}".encode("latin-1"))
         head += [b"Connection: close", f"Content-Length: {len(body)}".encode()]
         writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
