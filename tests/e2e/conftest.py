@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.federation import Federation, timkit, write_config
+from tests.support.federation import Federation, running, write_config
 from tests.support.users import A, B, User
 
 
@@ -23,12 +23,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     """Two Messenger-Services (praxis-sonnenschein, klinikum-nord) on free ports."""
     directory: Path = tmp_path_factory.mktemp("federation")
-    config = write_config(directory, services=2)
-    timkit(config, "up")
-    try:
-        yield Federation(config)
-    finally:
-        timkit(config, "down", check=False)
+    with running(write_config(directory, services=2)) as federation:
+        yield federation
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.support.federation import DOMAINS, Federation, timkit, write_config
+from tests.support.federation import DOMAINS, Federation, running, write_config
 from tests.support.wait import async_wait_until
 from timkit.core import jwt
 from timkit.core.db import Database
@@ -87,18 +87,14 @@ async def test_ml_123677_timkit_up_on_a_data_directory_from_before_the_signer_ro
     tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path, services=1)
-    timkit(config, "up")
-    federation = Federation(config)
-    layout = Layout(federation.data_dir)
-    anchors = load_anchors([layout.ca_cert])
-    verify = ssl.create_default_context(cafile=str(layout.ca_cert))
-    try:
+    with running(config) as federation:
+        layout = Layout(federation.data_dir)
+        anchors = load_anchors([layout.ca_cert])
+        verify = ssl.create_default_context(cafile=str(layout.ca_cert))
         async with httpx.AsyncClient(verify=verify, timeout=30) as client:
             health = await async_wait_until(
                 lambda: _has_list(client, federation), "the proxy's first list", timeout=120
             )
-    finally:
-        timkit(config, "down", check=False)
     before = int(health["federation_list_version"])
 
     old_jws = _make_it_an_old_data_directory(layout)
@@ -107,8 +103,7 @@ async def test_ml_123677_timkit_up_on_a_data_directory_from_before_the_signer_ro
     old_version = int(orjson.loads(_payload(old_jws))["version"])
     assert old_version > before
 
-    timkit(config, "up")
-    try:
+    with running(config):
         async with httpx.AsyncClient(verify=verify, timeout=30) as client:
             health = await async_wait_until(
                 lambda: _has_list(client, federation, above=old_version),
@@ -130,8 +125,6 @@ async def test_ml_123677_timkit_up_on_a_data_directory_from_before_the_signer_ro
                 (layout.pki / "certs" / f"{name}.crt").read_bytes()
             )
             check_signer_role(cert)
-    finally:
-        timkit(config, "down", check=False)
 
 
 def _payload(jws: bytes) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support.federation import Federation, timkit, write_config
+from tests.support.federation import Federation, running, timkit, write_config
 from tests.support.wait import wait_until
 from timkit.core.process import free_port
 
@@ -16,12 +16,8 @@ from timkit.core.process import free_port
 @pytest.fixture(scope="module")
 def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     """One Messenger-Service, so that crashing it disturbs no other test."""
-    config = write_config(tmp_path_factory.mktemp("solo"), services=1)
-    timkit(config, "up")
-    try:
-        yield Federation(config)
-    finally:
-        timkit(config, "down", check=False)
+    with running(write_config(tmp_path_factory.mktemp("solo"), services=1)) as federation:
+        yield federation
 
 
 def _component(federation: Federation, kind: str) -> dict[str, object]:
@@ -46,25 +42,26 @@ def test_crashed_homeserver_is_restarted_by_the_supervisor(solo: Federation) -> 
 
 def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
     config = write_config(tmp_path, services=1)
-    timkit(config, "up")
-    federation = Federation(config)
-    pids = federation.pids()
-    # supervisor, fhir-directory, directory (FHIR-Proxy), idp, mailbox, pushreceiver, push,
-    # registration, proxy, homeserver
-    assert len(pids) == 10
+    with running(config) as federation:
+        pids = federation.pids()
+        # supervisor, fhir-directory, directory (FHIR-Proxy), idp, mailbox, pushreceiver, push,
+        # registration, proxy, homeserver
+        assert len(pids) == 10
 
-    result = timkit(config, "down")
-    assert "stopped 10 processes" in result.stdout
-    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-    data_dir = str(tmp_path / "var")
-    leftovers = [
-        p.info["pid"]
-        for p in psutil.process_iter(["pid", "cmdline"])
-        if any(data_dir in part for part in (p.info["cmdline"] or []))
-    ]
-    assert leftovers == []
-    assert federation.status()["running"] is False
-    assert "not running" in timkit(config, "down").stdout
+        result = timkit(config, "down")
+        assert "stopped 10 processes" in result.stdout
+        assert not [
+            p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+        ]
+        data_dir = str(tmp_path / "var")
+        leftovers = [
+            p.info["pid"]
+            for p in psutil.process_iter(["pid", "cmdline"])
+            if any(data_dir in part for part in (p.info["cmdline"] or []))
+        ]
+        assert leftovers == []
+        assert federation.status()["running"] is False
+        assert "not running" in timkit(config, "down").stdout
 
 
 def test_port_in_use_fails_naming_the_key(tmp_path: Path) -> None:

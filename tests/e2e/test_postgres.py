@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import psycopg2
 
-from tests.support.federation import Federation, timkit, write_config
+from tests.support.federation import running, write_config
 from tests.support.postgres import PostgresServer
 
 
@@ -17,9 +17,7 @@ def test_homeserver_runs_on_postgresql_when_given_a_dsn(
 ) -> None:
     dsn = postgres.create_database("synapse_praxis")
     config = write_config(tmp_path, services=1, database=[dsn])
-    timkit(config, "up")
-    try:
-        federation = Federation(config)
+    with running(config) as federation:
         mxid = federation.add_user("praxis-sonnenschein.tim.test", "erika", "pw-erika")
         verify = ssl.create_default_context(cafile=federation.ca_cert)
         login = httpx.post(
@@ -33,8 +31,6 @@ def test_homeserver_runs_on_postgresql_when_given_a_dsn(
         )
         assert login.status_code == 200
         assert login.json()["user_id"] == mxid
-    finally:
-        timkit(config, "down")
 
     conn = psycopg2.connect(dsn)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,10 @@ from typing import Any
 import tomli_w
 
 from timkit.core.process import free_port
+from timkit.runtime.config import load_config
+from timkit.runtime.layout import Layout
 
+LOG_TAIL = 30  # lines of each log a failed ``up`` reports
 DOMAINS = ("praxis-sonnenschein.tim.test", "klinikum-nord.tim.test", "apotheke-am-markt.tim.test")
 
 
@@ -57,6 +62,45 @@ def timkit(config: Path, *args: str, check: bool = True) -> subprocess.Completed
         check=check,
         timeout=180,
     )
+
+
+class UpFailed(RuntimeError):
+    """``timkit up`` exited non-zero; the message holds its output and the tail of every log."""
+
+    def __init__(self, config: Path, up: subprocess.CompletedProcess[str]) -> None:
+        parts = [
+            f"timkit up exited {up.returncode} for {config}",
+            f"-- stdout:\n{up.stdout}",
+            f"-- stderr:\n{up.stderr}",
+        ]
+        logs = Layout(load_config(config).data_dir).logs
+        for log in sorted(logs.glob("*.log")) if logs.is_dir() else []:
+            tail = log.read_text("utf-8", errors="replace").splitlines()[-LOG_TAIL:]
+            parts.append(f"-- last {len(tail)} lines of {log}:\n" + "\n".join(tail))
+        super().__init__("\n".join(parts))
+
+
+@contextmanager
+def running(config: Path) -> Iterator[Federation]:
+    """The federation of ``config``, started by ``timkit up`` and stopped by ``timkit down``.
+
+    ``down`` runs however the block ends, also when ``up`` fails half-way (some processes
+    already started) or times out. A failed ``up`` raises :class:`UpFailed` carrying its output
+    and the logs of the data directory. After a block that ended normally ``down`` must
+    succeed; after a failure its own failure is ignored so that the first error is reported.
+
+    Raises:
+        UpFailed: ``timkit up`` exited non-zero.
+    """
+    try:
+        up = timkit(config, "up", check=False)
+        if up.returncode != 0:
+            raise UpFailed(config, up)
+        yield Federation(config)
+    except BaseException:
+        timkit(config, "down", check=False)
+        raise
+    timkit(config, "down")
 
 
 @dataclass
