@@ -1,4 +1,4 @@
-"""The authorization code flow with PKCE, end to end over TLS, and every refusal."""
+"""The authorization code flow with PKCE, end to end over TLS (its refusals: test_api.py)."""
 
 from __future__ import annotations
 

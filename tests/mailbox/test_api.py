@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.mailbox.conftest import Box, mail
-from timkit.mailbox.messages import html_to_text
 
 
 async def test_sent_mail_is_listed_newest_first_and_filtered_by_recipient(box: Box) -> None:
@@ -111,15 +108,3 @@ async def test_unknown_message_is_404_as_json_and_as_page(box: Box) -> None:
 
 async def test_health(box: Box) -> None:
     assert (await box.http.get(box.url + "/health")).json() == {"status": "ok"}
-
-
-@pytest.mark.parametrize(
-    ("html", "text"),
-    [
-        ("<style>p{}</style><p>a</p><p>b</p>", "a\nb"),
-        ('<a href="https://x/">https://x/</a>', "https://x/ <https://x/>"),
-        ("<script>evil()</script>ok", "ok"),
-    ],
-)
-def test_html_to_text(html: str, text: str) -> None:
-    assert html_to_text(html) == text
