@@ -1,11 +1,13 @@
-"""Import contract: components import ``timkit.core`` and ``timkit.sdk``, never each other."""
+"""The architecture's rules: the import contract (components import ``timkit.core`` and
+``timkit.sdk``, never each other) and the layout of the tests (they mirror ``src/``)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "timkit"
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src" / "timkit"
 SHARED = {"core", "sdk"}
 COMPOSITION = {"runtime", "bench", "cli"}  # the layer above components; may know them all
 
@@ -56,3 +58,87 @@ def test_no_component_contains_benchmark_code() -> None:
         if module.relative_to(SRC).parts[0] != "bench"
     ]
     assert stray == []
+
+
+# Directories of tests/ that hold no unit tests: e2e boots real processes (a federation, Synapse;
+# any file name), conformance is the schemathesis run against the specs' OpenAPI files,
+# support holds helpers shared by all tests.
+NOT_MIRRORED = {"e2e", "conformance", "support"}
+RULES = TESTS / "test_architecture.py"  # this file: rules about the whole tree, no one module
+
+# Unit test files in engineer A's area (tests/directory) and engineer B's (tests/proxy,
+# tests/push, tests/pushreceiver, tests/registration) that do not mirror src/ yet (issue 15).
+# Remove an entry once its file is renamed, merged or split; the lead empties the list.
+MIRROR_TODO = frozenset(
+    {
+        "directory/fhirproxy/test_auth_idp.py",
+        "directory/fhirproxy/test_auth_matrix.py",
+        "directory/fhirproxy/test_cli_provider.py",
+        "directory/fhirproxy/test_domains_store.py",
+        "directory/fhirproxy/test_matrix_routes.py",
+        "directory/fhirproxy/test_security.py",
+        "directory/fhirproxy/test_used_tokens.py",
+        "directory/test_cli.py",
+        "directory/test_samples.py",
+        "directory/test_search.py",
+        "directory/test_store.py",
+        "proxy/contacts/test_openid.py",
+        "proxy/test_federation_gate.py",
+        "proxy/test_forward.py",
+        "proxy/test_interception.py",
+        "push/test_apns.py",
+        "push/test_fcm.py",
+        "pushreceiver/test_tail.py",
+        "pushreceiver/test_unifiedpush.py",
+        "registration/test_af_10103.py",
+        "registration/test_browser.py",
+        "registration/test_browser_webauthn.py",
+        "registration/test_rate_limit.py",
+        "registration/test_web_security.py",
+    }
+)
+
+
+def _tested_module(test_file: Path) -> Path | None:
+    """The src module or package ``tests/<pkg path>/test_<module>.py`` names, if it exists
+    (``test_main.py`` names ``__main__.py``)."""
+    package = SRC.joinpath(*test_file.relative_to(TESTS).parts[:-1])
+    name = test_file.stem.removeprefix("test_")
+    for candidate in (name, f"__{name}__"):
+        for path in (package / f"{candidate}.py", package / candidate / "__init__.py"):
+            if path.exists():
+                return path
+    return None
+
+
+def _has_tests(test_file: Path) -> bool:
+    """Whether a ``test_*.py`` file defines a test (helpers must not be named ``test_*``)."""
+    tree = ast.parse(test_file.read_text("utf-8"))
+    nodes = [*tree.body, *(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body)]
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test")
+        for node in nodes
+    )
+
+
+def test_test_files_mirror_src() -> None:
+    """A unit test file ``tests/<pkg path>/test_<module>.py`` tests
+    ``src/timkit/<pkg path>/<module>.py`` or the package ``src/timkit/<pkg path>/<module>/``;
+    tests that boot real processes live in ``tests/e2e/``."""
+    strays, helpers = [], []
+    for test_file in sorted(TESTS.rglob("test_*.py")):
+        relative = test_file.relative_to(TESTS)
+        if not _has_tests(test_file):
+            helpers.append(str(relative))
+        if relative.parts[0] in NOT_MIRRORED or test_file == RULES:
+            continue
+        if _tested_module(test_file) is None and str(relative) not in MIRROR_TODO:
+            strays.append(str(relative))
+    assert strays == [], "name each after the src module it tests, or move it to tests/e2e"
+    assert helpers == [], "a helper module must not be named test_*"
+    done = sorted(
+        entry
+        for entry in MIRROR_TODO
+        if not (TESTS / entry).exists() or _tested_module(TESTS / entry) is not None
+    )
+    assert done == [], "remove these from MIRROR_TODO: they mirror src/ now or are gone"
