@@ -21,16 +21,16 @@ import httpx
 import orjson
 import pytest
 from playwright.async_api import Browser, Page, expect
-from tests.registration.browser import Shots, fresh_totp, needs_chromium, new_page
-from tests.registration.conftest import PASSWORD
-from tests.support.federation import DOMAINS, Federation, timkit, write_config
-from tests.support.wait import async_wait_until
 
+from tests.registration.browser import Shots, chromium, fresh_totp, needs_chromium, new_page
+from tests.registration.conftest import PASSWORD
+from tests.support.federation import DOMAINS, Federation, running, write_config
+from tests.support.wait import async_wait_until
 from timkit.core import jwt
 from timkit.runtime.demo import SPARE_ORGANISATION
 from timkit.runtime.layout import Layout
 
-pytestmark = [needs_chromium, pytest.mark.e2e]
+pytestmark = needs_chromium
 NEW = "apotheke-browser.tim.test"
 TAKEN = DOMAINS[0]  # the demo organisation's service, onboarded by `timkit up`
 
@@ -38,12 +38,21 @@ TAKEN = DOMAINS[0]  # the demo organisation's service, onboarded by `timkit up`
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     """``timkit up`` with one Messenger-Service; the RD is the local run's own."""
-    config = write_config(tmp_path_factory.mktemp("browser-af10060"), services=1)
-    timkit(config, "up")
-    try:
-        yield Federation(config)
-    finally:
-        timkit(config, "down", check=False)
+    with running(write_config(tmp_path_factory.mktemp("browser-af10060"), services=1)) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the module."""
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Shots:
+    """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
+    return Shots(request.node.name)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """``timkit bench proxy`` in a tiny configuration: it runs and reports every row.
 
-Benchmarks measure, tests do not time: nothing here asserts a goal is met.
+Benchmarks measure, tests do not time: nothing here asserts a goal is met. It boots five
+Synapses, four proxies and a TCP relay.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import psutil
-import pytest
 
 from timkit.bench.proxy import (
     DIRECT,
@@ -21,8 +21,6 @@ from timkit.bench.proxy import (
     VERSIONS,
     bench_proxy,
 )
-
-pytestmark = pytest.mark.e2e  # boots five Synapses, four proxies and a TCP relay
 
 
 def test_bench_proxy_reports_every_measurement(tmp_path: Path) -> None:

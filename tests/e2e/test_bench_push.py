@@ -1,17 +1,14 @@
 """``timkit bench push`` in a tiny configuration: it runs and reports every row.
 
 Benchmarks measure, tests do not time: nothing here asserts a goal is met. It runs as the
-CLI does, in its own process (``up`` leaves the supervisor running detached).
+CLI does, in its own process (``up`` leaves the supervisor running detached). It boots a whole
+one-service federation.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-
-import pytest
-
-pytestmark = pytest.mark.e2e  # boots a whole one-service federation
 
 
 def test_bench_push_reports_latency_throughput_and_goals() -> None:

@@ -18,10 +18,10 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
-from tests.registration.provisioning.stack import PROXY_TOKEN, make_admin
-from tests.support.federation import DOMAINS, timkit, write_config
-from tests.support.wait import async_wait_until
 
+from tests.registration.provisioning.stack import PROXY_TOKEN, make_admin
+from tests.support.federation import DOMAINS, running, write_config
+from tests.support.wait import async_wait_until
 from timkit.core import jwt
 from timkit.core.config import parse_config
 from timkit.core.http import async_client
@@ -36,18 +36,15 @@ from timkit.runtime.layout import Layout
 from timkit.runtime.plan import RD_PROVIDER, fhir_proxy_url
 from timkit.runtime.services import control_url
 
-pytestmark = pytest.mark.e2e
 NEW = "zahnarzt-neu.tim.test"
 
 
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimkitConfig]:
+    """One Messenger-Service (overrides the shared two-service federation); its config."""
     path = write_config(tmp_path_factory.mktemp("af10060"), services=1)
-    timkit(path, "up")
-    try:
+    with running(path):
         yield load_config(path)
-    finally:
-        timkit(path, "down", check=False)
 
 
 @pytest.fixture
