@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from timkit.core.config import dump_toml, load_toml
 from timkit.core.errors import ConfigError
@@ -119,7 +120,7 @@ def test_every_sample_config_loads(sample: Path) -> None:
     from timkit.pushreceiver.config import PushReceiverConfig
     from timkit.registration.config import RegistrationConfig
 
-    models = {
+    models: dict[str, type[BaseModel]] = {
         "timkit": TimkitConfig,
         "proxy": ProxyConfig,
         "homeserver": HomeserverConfig,

@@ -6,7 +6,7 @@ import ssl
 from pathlib import Path
 
 import httpx
-import psycopg2
+import psycopg2  # type: ignore[import-untyped]
 
 from tests.support.federation import running, write_config
 from tests.support.postgres import PostgresServer

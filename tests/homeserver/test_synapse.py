@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import ValidationError
+from synapse.config.server import TCPListenerConfig
 
 from timkit.core.tls import LocalPKI
 from timkit.homeserver.config import HomeserverConfig
@@ -48,6 +49,7 @@ def test_generated_config_is_accepted_by_synapse(tmp_path: Path) -> None:
         == secret_path(config.data_dir, "registration_shared_secret").read_text()
     )
     listener = synapse_config.server.listeners[0]
+    assert isinstance(listener, TCPListenerConfig)
     assert listener.is_tls()
     assert listener.port == 8481
 
