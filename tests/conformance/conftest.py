@@ -29,6 +29,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from schemathesis import CheckFunction
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
+from schemathesis.schemas import APIOperation, BaseSchema
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
@@ -40,6 +42,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 T = TypeVar("T")
+Operation = APIOperation[Any, Any, Any, Any]
 
 OPENAPI = Path(__file__).parents[1] / "data" / "openapi"
 """Unmodified copies of gematik's OpenAPI documents (see its README)."""
@@ -58,8 +61,24 @@ CHECKS: list[CheckFunction] = [
     unsupported_method,
 ]
 """What every response must pass: no 5xx and nothing outside the OpenAPI document."""
+
 NEGATIVE_CHECKS: list[CheckFunction] = [*CHECKS, negative_data_rejection]
 """For data the document forbids, in addition: it is refused with a 4xx."""
+
+
+def operations(schema: BaseSchema) -> list[Operation]:
+    """Every operation of ``schema``.
+
+    Raises:
+        InvalidSchema: a part of the document schemathesis cannot read (the run must not
+            quietly test less).
+    """
+    found = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        found.append(result.ok())
+    return found
 
 
 class BackgroundLoop:

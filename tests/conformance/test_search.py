@@ -25,9 +25,17 @@ import orjson
 import pytest
 import schemathesis
 from hypothesis import strategies as st
+from requests.structures import CaseInsensitiveDict
 from schemathesis import Case, GenerationMode
 
-from tests.conformance.conftest import CHECKS, EXAMPLES, BackgroundLoop, run_operation, session
+from tests.conformance.conftest import (
+    CHECKS,
+    EXAMPLES,
+    BackgroundLoop,
+    operations,
+    run_operation,
+    session,
+)
 from tests.conformance.search_openapi import (
     INCLUDES,
     REV_INCLUDES,
@@ -39,7 +47,7 @@ from tests.directory.fhirproxy.conftest import Stack, start_stack
 from timkit.directory.fhirproxy.tokens import Kind
 
 SCHEMA = schemathesis.openapi.from_dict(search_openapi())
-OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
+OPERATIONS = operations(SCHEMA)
 SEARCH_EXAMPLES = max(EXAMPLES // 3, 10)
 """Examples per operation and mode: a FHIR search costs the directory far more than a
 contacts call, and 8 operations share the budget (50 at the default 150)."""
@@ -153,18 +161,20 @@ _VALUES: dict[str, list[str]] = {
 }  # fmt: skip
 """Values that match the examples, mixed into generated searches."""
 
-Sent = tuple[Case, dict[str, str], str]
+Sent = tuple[Case[Any], dict[str, str], str]
 """A case, the headers sent on top of its own and the name of the credential."""
 
 
 def _cases(operation: Any, mode: GenerationMode, target: Target) -> st.SearchStrategy[Sent]:
     @st.composite
     def cases(draw: st.DrawFn) -> Sent:
-        case: Case = draw(operation.as_strategy(mode))
+        case: Case[Any] = draw(operation.as_strategy(mode))
         name, credential = draw(st.sampled_from(target.credentials))
         extra: dict[str, str] = {}
         if name != "generated" and case.headers:
-            case.headers = {k: v for k, v in case.headers.items() if k.lower() != "authorization"}
+            case.headers = CaseInsensitiveDict(
+                {k: v for k, v in case.headers.items() if k.lower() != "authorization"}
+            )
         if credential is not None:
             extra["Authorization"] = credential
         if mode is GenerationMode.POSITIVE and draw(st.booleans()):
