@@ -365,7 +365,8 @@ def _called_name(call: ast.Call) -> str:
 
 
 def test_every_aiohttp_app_of_a_component_goes_through_guard() -> None:
-    """Each module building a ``web.Application`` has a middleware and calls ``guard``, so
+    """Each module building a ``web.Application`` has a middleware and calls ``guard`` or
+    ``edge_middleware`` (which wraps it), so
     every edge answers 404/405/500 the same way (the benchmarks' stand-ins for Synapse and
     push services in ``timkit.bench`` answer as those do, not as a timkit edge)."""
     src = Path(timkit.__file__).parent
@@ -378,7 +379,7 @@ def test_every_aiohttp_app_of_a_component_goes_through_guard() -> None:
             if _called_name(call) == "Application":
                 apps.append(path.relative_to(src).as_posix())
                 assert any(k.arg == "middlewares" for k in call.keywords), path
-                assert any(_called_name(c) == "guard" for c in calls), path
+                assert any(_called_name(c) in ("guard", "edge_middleware") for c in calls), path
     assert "runtime/control_api.py" in apps
     assert "proxy/contacts/api.py" in apps
     assert len(apps) >= 10

@@ -51,9 +51,10 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
-from timkit.core.errors import Codes, TimkitError
+from timkit.core.errors import Codes, IssueType, TimkitError
 from timkit.core.lifecycle import wait_for_stop
 
 log = logging.getLogger(__name__)
@@ -427,6 +428,49 @@ def matrix_http_code(status: int) -> str:
 
 
 _MATRIX_HTTP_CODES = {404: Codes.UNRECOGNIZED, 405: Codes.UNRECOGNIZED, 413: Codes.TOO_LARGE}
+
+
+def fhir_http_code(status: int) -> str:
+    """The FHIR ``OperationOutcome`` issue code of an aiohttp HTTP error of ``status``
+    (``guard``'s ``http_code`` for FHIR edges): 404 ``not-found``, anything else
+    ``not-supported``."""
+    return IssueType.NOT_FOUND if status == 404 else IssueType.NOT_SUPPORTED
+
+
+MATRIX_INTERNAL = TimkitError(500, Codes.UNKNOWN, "internal error")
+"""What a Matrix JSON edge answers for an unexpected exception."""
+
+FHIR_INTERNAL = TimkitError(500, IssueType.EXCEPTION, "internal server error")
+"""What a FHIR edge answers for an unexpected exception."""
+
+
+def edge_middleware(
+    render: Callable[[web.Request, TimkitError], web.StreamResponse],
+    *,
+    http_code: Callable[[int], str] = matrix_http_code,
+    internal: TimkitError = MATRIX_INTERNAL,
+    logger: logging.Logger = log,
+    headers: Mapping[str, str] | None = None,
+) -> Middleware:
+    """The outermost middleware of a component's app: every request through :func:`guard`
+    (errors rendered by ``render``), then ``headers`` set on every response (error or not)
+    unless the handler set them already.
+
+    Defaults fit a Matrix JSON edge; a FHIR edge passes :func:`fhir_http_code` and
+    :data:`FHIR_INTERNAL`.
+    """
+    extra = dict(headers or {})
+
+    @web.middleware
+    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await guard(
+            request, handler, render, http_code=http_code, internal=internal, logger=logger
+        )
+        if extra:
+            set_headers(response, extra)
+        return response
+
+    return edge
 
 
 def kept_headers(error: web.HTTPException) -> dict[str, str]:

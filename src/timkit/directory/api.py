@@ -26,7 +26,14 @@ from aiohttp import web
 
 from timkit.core.errors import IssueType, TimkitError
 from timkit.core.request_target import UnparsableRequest
-from timkit.core.web import Handler, guard, health, json_response
+from timkit.core.web import (
+    FHIR_INTERNAL,
+    Handler,
+    edge_middleware,
+    fhir_http_code,
+    health,
+    json_response,
+)
 from timkit.directory.access import presented_token, token_matches
 from timkit.directory.capability import capability_statement
 from timkit.directory.handlers import (
@@ -60,20 +67,9 @@ def _render_error(_request: web.Request, error: TimkitError) -> web.Response:
     return _json(error.to_operation_outcome(), error.status)
 
 
-def _http_code(status: int) -> str:
-    return IssueType.NOT_FOUND if status == 404 else IssueType.NOT_SUPPORTED
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    return await guard(
-        request,
-        handler,
-        _render_error,
-        http_code=_http_code,
-        internal=TimkitError(500, IssueType.EXCEPTION, "internal server error"),
-        logger=log,
-    )
+_errors = edge_middleware(
+    _render_error, http_code=fhir_http_code, internal=FHIR_INTERNAL, logger=log
+)
 
 
 @web.middleware

@@ -35,7 +35,7 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 
 from timkit.core.errors import TimkitError
-from timkit.core.web import Handler, guard, health, html_response, json_response, set_headers
+from timkit.core.web import Handler, edge_middleware, health, html_response, json_response
 from timkit.idp import pages
 from timkit.idp.handlers import AuthorizationError, ClientCredentials, Provider
 
@@ -78,17 +78,19 @@ def render_error(request: web.Request, error: TimkitError) -> web.Response:
     return json_response(error.to_oauth(), error.status, headers)
 
 
+_errors = edge_middleware(
+    render_error,
+    http_code=lambda _status: "invalid_request",
+    internal=TimkitError(500, "server_error", "internal server error"),
+    logger=log,
+    headers=SECURITY_HEADERS,
+)
+
+
 @web.middleware
 async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await guard(
-        request,
-        handler,
-        render_error,
-        http_code=lambda _status: "invalid_request",
-        internal=TimkitError(500, "server_error", "internal server error"),
-        logger=log,
-    )
-    set_headers(response, SECURITY_HEADERS)
+    """``Cache-Control: no-store`` on the OAuth endpoints; outside :data:`_errors`."""
+    response = await handler(request)
     if request.path in _NO_STORE_PATHS:
         response.headers.update(NO_STORE)
     return response
@@ -186,7 +188,7 @@ async def token(request: web.Request) -> web.Response:
 
 def create_app(idp: Provider) -> web.Application:
     """The aiohttp application of the IDP stand-in."""
-    app = web.Application(middlewares=[_edge], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_edge, _errors], client_max_size=64 * 1024)
     app[PROVIDER_KEY] = idp
     app.router.add_get("/health", health)
     app.router.add_get("/.well-known/openid-configuration", discovery)

@@ -23,13 +23,10 @@ from aiohttp import web
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import (
     SCRIPTLESS_PAGE_HEADERS,
-    Handler,
-    guard,
+    edge_middleware,
     health,
     html_response,
     json_response,
-    matrix_http_code,
-    set_headers,
 )
 from timkit.mailbox import pages
 from timkit.mailbox.messages import Mailbox, Message
@@ -52,18 +49,7 @@ def render_error(request: web.Request, error: TimkitError) -> web.Response:
     return html_response(pages.error_page(error.status, error.describe()), error.status)
 
 
-@web.middleware
-async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await guard(
-        request,
-        handler,
-        render_error,
-        http_code=matrix_http_code,
-        internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
-        logger=log,
-    )
-    set_headers(response, SCRIPTLESS_PAGE_HEADERS)
-    return response
+_edge = edge_middleware(render_error, logger=log, headers=SCRIPTLESS_PAGE_HEADERS)
 
 
 def _message(request: web.Request) -> Message:

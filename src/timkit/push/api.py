@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.metrics import metrics_handler
-from timkit.core.web import Handler, guard, health, json_response, matrix_http_code
+from timkit.core.web import edge_middleware, health, json_response
 from timkit.push.dispatch import Dispatcher
 from timkit.push.metrics import PushMetrics
 from timkit.push.notifications import NotifyRequest
@@ -52,16 +52,7 @@ def render_error(_request: web.Request, error: TimkitError) -> web.Response:
     return json_response(error.to_matrix(), error.status)
 
 
-@web.middleware
-async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    return await guard(
-        request,
-        handler,
-        render_error,
-        http_code=matrix_http_code,
-        internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
-        logger=log,
-    )
+_edge = edge_middleware(render_error, logger=log)
 
 
 def parse_notify(body: bytes) -> NotifyRequest:

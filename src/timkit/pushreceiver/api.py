@@ -34,14 +34,12 @@ from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import (
     SCRIPTLESS_PAGE_HEADERS,
     Handler,
-    guard,
+    edge_middleware,
     health,
     html_response,
     json_object,
     json_response,
-    matrix_http_code,
     read_stream,
-    set_headers,
 )
 from timkit.pushreceiver import pages
 from timkit.pushreceiver.devices import Devices
@@ -107,18 +105,7 @@ async def _count_attempts(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-@web.middleware
-async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await guard(
-        request,
-        handler,
-        render_error,
-        http_code=matrix_http_code,
-        internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
-        logger=log,
-    )
-    set_headers(response, SCRIPTLESS_PAGE_HEADERS)
-    return response
+_edge = edge_middleware(render_error, logger=log, headers=SCRIPTLESS_PAGE_HEADERS)
 
 
 def _parse(model: type[M], body: bytes, *, optional: bool = False) -> M:

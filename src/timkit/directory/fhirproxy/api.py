@@ -27,8 +27,15 @@ from enum import Enum
 
 from aiohttp import web
 
-from timkit.core.errors import IssueType, TimkitError
-from timkit.core.web import Handler, guard, health, json_response
+from timkit.core.errors import TimkitError
+from timkit.core.web import (
+    FHIR_INTERNAL,
+    Handler,
+    edge_middleware,
+    fhir_http_code,
+    health,
+    json_response,
+)
 from timkit.directory.fhirproxy import (
     auth,
     fhir,
@@ -102,20 +109,16 @@ def render_error(request: web.Request, error: TimkitError) -> web.Response:
     )
 
 
-def _http_code(status: int) -> str:
-    return IssueType.NOT_FOUND if status == 404 else IssueType.NOT_SUPPORTED
+_errors = edge_middleware(
+    render_error, http_code=fhir_http_code, internal=FHIR_INTERNAL, logger=log
+)
 
 
 @web.middleware
 async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await guard(
-        request,
-        handler,
-        render_error,
-        http_code=_http_code,
-        internal=TimkitError(500, IssueType.EXCEPTION, "internal server error"),
-        logger=log,
-    )
+    """Audit each write, set the security headers; outside :data:`_errors`, so it sees the
+    rendered error responses too."""
+    response = await handler(request)
     if request.method in _WRITES and request.path not in OAUTH_PATHS:
         await _audit(request, response.status)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -152,7 +155,9 @@ async def jwks(request: web.Request) -> web.Response:
 
 def create_app(ctx: ProxyContext) -> web.Application:
     """The aiohttp application of the FHIR-Proxy on ``ctx``."""
-    app = web.Application(middlewares=[_edge, _parsed_target], client_max_size=16 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[_edge, _errors, _parsed_target], client_max_size=16 * 1024 * 1024
+    )
     app[CONTEXT_KEY] = ctx
     app.router.add_get("/health", health)
     app.router.add_get("/.well-known/jwks.json", jwks)

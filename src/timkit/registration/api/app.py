@@ -23,13 +23,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from timkit.core.errors import Codes, TimkitError
+from timkit.core.errors import TimkitError
 from timkit.core.web import (
     Handler,
-    guard,
+    edge_middleware,
     health,
     json_response,
-    matrix_http_code,
     set_headers,
 )
 from timkit.registration.accounts import ratelimit
@@ -68,18 +67,9 @@ def render_error(request: web.Request, error: TimkitError) -> web.StreamResponse
     return response
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render errors per caller kind (:func:`render_error`) through
-    :func:`timkit.core.web.guard`; internals of unexpected errors stay in the log."""
-    return await guard(
-        request,
-        handler,
-        render_error,
-        http_code=matrix_http_code,
-        internal=TimkitError(500, Codes.UNKNOWN, "internal error"),
-        logger=log,
-    )
+errors_middleware = edge_middleware(render_error, logger=log)
+"""Render errors per caller kind (:func:`render_error`) through
+:func:`timkit.core.web.guard`; internals of unexpected errors stay in the log."""
 
 
 def _origin(url: str) -> str:
