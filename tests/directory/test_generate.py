@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from fhir.resources.R4B.endpoint import Endpoint
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
@@ -91,6 +93,17 @@ def resources() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def by_reference(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {f"{r['resourceType']}/{r['id']}": r for r in resources}
+
+
+def test_output_for_a_fixed_seed_is_pinned_byte_for_byte() -> None:
+    # pinned before the generator became a package with data files (issue 15): the same seed
+    # must keep giving the same resources, in the same order, with the same key order
+    digest = hashlib.sha256()
+    for resource in generate(300, 400, seed=15):
+        digest.update(orjson.dumps(resource) + b"\n")
+    assert digest.hexdigest() == (
+        "40a394ca0bbc660201735bbd1db7e21a6433a5598ca3874d0e1712b6c940e7d0"
+    )
 
 
 @pytest.mark.parametrize("shape", [(0, 0), (0, 5), (5, 0), (3, 7), (13, 2), (1, 1)])
