@@ -106,6 +106,7 @@ async def test_only_the_rds_proxies_get_the_list(rd: RdStack) -> None:
 async def test_ml_123891_a_rolled_back_list_is_ignored(
     rd: RdStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await rd.ctx.federation.stop()  # the first background pull would re-stamp ``held``
     await rd.ctx.directory.add_domain("eins.example.de", ACTIVE_TID)
     old = await _directory_jws(rd)
     await rd.ctx.directory.add_domain("zwei.example.de", ACTIVE_TID)
@@ -126,6 +127,7 @@ async def test_ml_123891_a_rolled_back_list_is_ignored(
 async def test_ml_123891_a_forged_or_tampered_list_is_never_served(
     rd: RdStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await rd.ctx.federation.stop()  # the first background pull would re-stamp ``held``
     await rd.ctx.federation.refresh()
     held = rd.ctx.federation.held
     assert held is not None
