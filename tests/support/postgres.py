@@ -6,8 +6,6 @@ the tests run as root, the server runs as the ``postgres`` user, since PostgreSQ
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import glob
 import os
 import pwd
@@ -15,17 +13,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2  # type: ignore[import-untyped]
 
-from tests.support.wait import wait_until
+from tests.support.process import child_setup, stop, wait_ready
 from timkit.core.process import free_port
-
-_PR_SET_PDEATHSIG = 1
 
 
 def _bindir() -> Path:
@@ -38,18 +34,6 @@ def _bindir() -> Path:
     if initdb:
         return Path(initdb).parent
     raise RuntimeError("PostgreSQL is not installed; run scripts/test-deps")
-
-
-def _demote() -> Callable[[], None] | None:
-    if os.geteuid() != 0:
-        return None
-    user = pwd.getpwnam("postgres")
-
-    def run_as_postgres() -> None:
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
-
-    return run_as_postgres
 
 
 @dataclass(frozen=True)
@@ -76,51 +60,33 @@ class PostgresServer:
         return self.dsn(name)
 
 
-def _server_preexec(demote: Callable[[], None] | None) -> Callable[[], None]:
-    """Drop to the postgres user, then die (fast shutdown) with the test process.
-
-    A test run killed outright must not leave a cluster running queries behind; the
-    parent-death signal is set after the user change, which would otherwise clear it.
-    """
-
-    def preexec() -> None:
-        if demote is not None:
-            demote()
-        name = ctypes.util.find_library("c")
-        if name is not None:
-            ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
-
-    return preexec
-
-
-def _wait_ready(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    def ready() -> bool:
-        if server.poll() is not None:
-            raise RuntimeError(f"PostgreSQL exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            psycopg2.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres").close()
-        except psycopg2.OperationalError:
-            return False
-        return True
-
-    wait_until(ready, "PostgreSQL to accept connections", timeout=60)
+def _accepts(port: int) -> bool:
+    try:
+        psycopg2.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres").close()
+    except psycopg2.OperationalError:
+        return False
+    return True
 
 
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     """Start a fresh cluster in a temporary directory; stop and remove it afterwards."""
     bindir = _bindir()
-    demote = _demote()
+    user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="timkit-pg-"))
-    if demote is not None:
-        user = pwd.getpwnam("postgres")
+    if user is not None:
         os.chown(root, user.pw_uid, user.pw_gid)
     data = root / "data"
     port = free_port()
 
     def run(*argv: str) -> None:
         subprocess.run(
-            argv, check=True, capture_output=True, preexec_fn=demote, cwd=root, timeout=120
+            argv,
+            check=True,
+            capture_output=True,
+            preexec_fn=child_setup(user),
+            cwd=root,
+            timeout=120,
         )
 
     try:
@@ -142,19 +108,15 @@ def postgres_server() -> Iterator[PostgresServer]:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_server_preexec(demote),
+            # a run killed outright leaves no cluster running queries: SIGINT is fast shutdown
+            preexec_fn=child_setup(user, signal.SIGINT),
             cwd=root,
         )
         log.close()  # the server holds its own copy of the descriptor
         try:
-            _wait_ready(server, port, root / "log")
+            wait_ready(server, "PostgreSQL", lambda: _accepts(port), root / "log", timeout=60)
             yield PostgresServer(port)
         finally:
-            server.send_signal(signal.SIGINT)  # fast shutdown: ends every backend
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server, signal.SIGINT, timeout=60)  # fast shutdown: ends every backend
     finally:
         shutil.rmtree(root, ignore_errors=True)

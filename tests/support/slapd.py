@@ -9,8 +9,6 @@ takes a fresh subtree (:meth:`SlapdServer.subtree`) so one server serves the who
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import itertools
 import os
 import pwd
@@ -20,12 +18,12 @@ import socket
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.wait import wait_until
+from tests.support.process import child_setup, stop, wait_ready
 from timkit.core.process import free_port
 
 with warnings.catch_warnings():  # ldap3 2.9 imports names that pyasn1 0.6 deprecates
@@ -36,7 +34,6 @@ SCHEMA = Path(__file__).parents[1] / "data" / "ldap" / "vzd.schema"
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson")
 BASE_DN = "dc=data,dc=vzd"
 ADMIN_DN = f"cn=admin,{BASE_DN}"
-_PR_SET_PDEATHSIG = 1
 _subtrees = itertools.count(1)
 
 
@@ -65,20 +62,6 @@ index objectClass eq
 index telematikID eq
 index entryCSN,entryUUID eq
 """
-
-
-def _preexec(user: pwd.struct_passwd | None) -> Callable[[], None]:
-    """Drop to ``user`` (when root), then get SIGTERM when the test process dies."""
-
-    def preexec() -> None:
-        if user is not None:
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-        name = ctypes.util.find_library("c")
-        if name is not None:
-            ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return preexec
 
 
 @dataclass
@@ -115,17 +98,12 @@ class SlapdServer:
                 connection.unbind()
 
 
-def _wait_ready(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    def ready() -> bool:
-        if server.poll() is not None:
-            raise RuntimeError(f"slapd exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            return False
-        return True
-
-    wait_until(ready, "slapd to accept connections", timeout=30)
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 @contextmanager
@@ -143,7 +121,7 @@ def slapd_server() -> Iterator[SlapdServer]:
         if user is not None:
             for path in (root, root / "db", config):
                 os.chown(path, user.pw_uid, user.pw_gid)
-        preexec = _preexec(user)
+        preexec = child_setup(user, signal.SIGTERM)  # SIGTERM when the test process dies
         subprocess.run(
             [slaptest, "-u", "-f", str(config)],
             check=True,
@@ -162,17 +140,12 @@ def slapd_server() -> Iterator[SlapdServer]:
         log.close()
         running = SlapdServer(f"ldap://127.0.0.1:{port}", password)
         try:
-            _wait_ready(server, port, root / "log")
+            wait_ready(server, "slapd", lambda: _accepts(port), root / "log", timeout=30)
             base = {"objectClass": ["top", "dcObject", "organization"], "dc": "data", "o": "VZD"}
             running.connect().add(BASE_DN, attributes=base)
             yield running
         finally:
             running.close()
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server, signal.SIGTERM, timeout=30)
     finally:
         shutil.rmtree(root, ignore_errors=True)
