@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.federation import Federation, running, write_config
@@ -25,6 +27,14 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
     directory: Path = tmp_path_factory.mktemp("federation")
     with running(write_config(directory, services=2)) as federation:
         yield federation
+
+
+@pytest.fixture
+async def http(federation: Federation) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTPS client trusting the federation's local CA."""
+    verify = ssl.create_default_context(cafile=federation.ca_cert)
+    async with httpx.AsyncClient(verify=verify, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture

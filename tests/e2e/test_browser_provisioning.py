@@ -14,11 +14,9 @@ takes it out of the list and stops the processes. Screenshots: ``tests/artifacts
 from __future__ import annotations
 
 import re
-import ssl
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
-import orjson
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -26,9 +24,7 @@ from tests.registration.browser import Shots, chromium, fresh_totp, needs_chromi
 from tests.registration.conftest import PASSWORD
 from tests.support.federation import DOMAINS, Federation, running, write_config
 from tests.support.wait import async_wait_until
-from timkit.core import jwt
 from timkit.runtime.demo import SPARE_ORGANISATION
-from timkit.runtime.layout import Layout
 
 pytestmark = needs_chromium
 NEW = "apotheke-browser.tim.test"
@@ -53,25 +49,6 @@ async def browser() -> AsyncIterator[Browser]:
 def shots(request: pytest.FixtureRequest) -> Shots:
     """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
     return Shots(request.node.name)
-
-
-@pytest.fixture
-async def http(federation: Federation) -> AsyncIterator[httpx.AsyncClient]:
-    """HTTPS client trusting the local run's CA."""
-    verify = ssl.create_default_context(cafile=federation.ca_cert)
-    async with httpx.AsyncClient(verify=verify, timeout=30) as client:
-        yield client
-
-
-async def _served_domains(federation: Federation, http: httpx.AsyncClient) -> list[str]:
-    """The domains of the federation list the RD serves its Messenger-Proxies."""
-    token = Layout(federation.data_dir).proxies_token.read_text("utf-8").strip()
-    response = await http.get(
-        f"{federation.portal_url}/federation", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 200, response.text
-    payload = orjson.loads(jwt.b64url_decode(response.content.split(b".")[1].decode()))
-    return [entry["domain"] for entry in payload["domainList"]]
 
 
 async def _log_in_spare_admin(page: Page, portal: str, shots: Shots) -> None:
@@ -144,7 +121,7 @@ async def test_ml_123648_ml_123649_ml_123650_provision_and_deprovision_in_chromi
     await expect(status).to_have_text("Domain ist verfügbar.")
     await expect(status).to_have_class(re.compile(r"\bok\b"))
     await shots(page, "domain-available")
-    assert NEW not in await _served_domains(federation, http)
+    assert NEW not in await federation.served_domains(http)
 
     # Provision: the progress page follows the state machine until the service is active.
     await page.click("#provision")
@@ -165,7 +142,7 @@ async def test_ml_123648_ml_123649_ml_123650_provision_and_deprovision_in_chromi
     assert (await http.get(client_url + "/health")).status_code == 200  # ML-123649
 
     async def listed() -> bool:
-        return NEW in await _served_domains(federation, http)
+        return NEW in await federation.served_domains(http)
 
     await async_wait_until(listed, f"{NEW} in the list the RD serves", timeout=30)  # ML-123650
 
@@ -183,7 +160,7 @@ async def test_ml_123648_ml_123649_ml_123650_provision_and_deprovision_in_chromi
         "Die eingegebene Domain stimmt nicht überein."
     )
     await shots(page, "confirmation-mismatch")
-    assert NEW in await _served_domains(federation, http)
+    assert NEW in await federation.served_domains(http)
     await page.goto(f"{portal}/services/{NEW}/delete")
     await page.fill("#confirm", NEW)
     await shots(page, "confirm-deprovision")
@@ -193,7 +170,7 @@ async def test_ml_123648_ml_123649_ml_123650_provision_and_deprovision_in_chromi
     await shots(page, "deleted")
 
     async def unlisted() -> bool:
-        return NEW not in await _served_domains(federation, http)
+        return NEW not in await federation.served_domains(http)
 
     await async_wait_until(unlisted, f"{NEW} gone from the list the RD serves", timeout=30)
     assert NEW not in {s["domain"] for s in federation.status()["services"]}

@@ -8,9 +8,6 @@ own SMC-B, a person's HBA is refused, and the RD serves the signed federation li
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +16,6 @@ import pytest
 
 from tests.support.federation import Federation
 from tests.support.wait import async_wait_until
-from timkit.core.federation_list import load_anchors, verify_list
 from timkit.runtime.demo import SPARE_ORGANISATION
 from timkit.runtime.layout import Layout
 from timkit.runtime.onboarding import (
@@ -34,27 +30,6 @@ from timkit.runtime.onboarding import (
 A = "praxis-sonnenschein.tim.test"
 B = "klinikum-nord.tim.test"
 NEW = "apotheke-test.tim.test"
-
-
-@pytest.fixture
-async def http(federation: Federation) -> AsyncIterator[httpx.AsyncClient]:
-    verify = ssl.create_default_context(cafile=federation.ca_cert)
-    async with httpx.AsyncClient(verify=verify, timeout=30) as client:
-        yield client
-
-
-async def _served_domains(federation: Federation, http: httpx.AsyncClient) -> list[str]:
-    """The domains of the federation list the RD serves its proxies, its JWS verified."""
-    layout = Layout(federation.data_dir)
-    token = layout.proxies_token.read_text("utf-8").strip()
-    response = await http.get(
-        f"{federation.portal_url}/federation", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("application/jose")
-    anchors = load_anchors([layout.ca_cert])
-    verified = verify_list(response.content, anchors, "BP256R1", now=datetime.now(UTC))
-    return [entry.domain for entry in verified.entries]
 
 
 def _components(federation: Federation, domain: str) -> list[dict[str, Any]]:
@@ -80,7 +55,7 @@ async def test_af_10103_af_10060_local_run_onboards_through_rd(
     services = {s["domain"]: s for s in federation.status()["services"]}
     assert {A, B} <= set(services)
     assert all(services[d]["healthy"] for d in (A, B))
-    assert {A, B} <= set(await _served_domains(federation, http))
+    assert {A, B} <= set(await federation.served_domains(http))
 
     # A further organisation onboards itself: SMC-B at the IDP → account + TOTP → login.
     rd = RdClient(federation.portal_url, http)
@@ -102,7 +77,7 @@ async def test_af_10103_af_10060_local_run_onboards_through_rd(
     assert all(c["healthy"] for c in _components(federation, NEW))
 
     async def listed() -> bool:
-        return NEW in await _served_domains(federation, http)
+        return NEW in await federation.served_domains(http)
 
     await async_wait_until(listed, f"{NEW} in the list the RD serves", timeout=30)
 
@@ -112,7 +87,7 @@ async def test_af_10103_af_10060_local_run_onboards_through_rd(
     await async_wait_until(lambda: state_is("deleted"), f"{NEW} deleted", timeout=60)
 
     async def unlisted() -> bool:
-        return NEW not in await _served_domains(federation, http)
+        return NEW not in await federation.served_domains(http)
 
     await async_wait_until(unlisted, f"{NEW} gone from the list the RD serves", timeout=30)
     assert _components(federation, NEW) == []

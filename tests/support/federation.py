@@ -8,11 +8,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import tomli_w
 
+from timkit.core.federation_list import load_anchors, verify_list
 from timkit.core.process import free_port
 from timkit.runtime.config import load_config
 from timkit.runtime.layout import Layout
@@ -142,6 +145,20 @@ class Federation:
         """Create a user via ``timkit user add``; returns the MXID."""
         out = timkit(self.config, "user", "add", domain, localpart, "--password", password)
         return str(json.loads(out.stdout)["mxid"])
+
+    async def served_domains(self, http: httpx.AsyncClient) -> list[str]:
+        """The domains of the federation list the RD serves its proxies, its JWS verified
+        against the local CA (``http`` trusts that CA)."""
+        layout = Layout(self.data_dir)
+        token = layout.proxies_token.read_text("utf-8").strip()
+        response = await http.get(
+            f"{self.portal_url}/federation", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/jose")
+        anchors = load_anchors([layout.ca_cert])
+        verified = verify_list(response.content, anchors, "BP256R1", now=datetime.now(UTC))
+        return [entry.domain for entry in verified.entries]
 
     def pids(self) -> list[int]:
         """Pids of the supervisor and every component."""
