@@ -1,7 +1,7 @@
 """I_VZD_TIM_Provider_Services 1.4.0 (gematik's yaml) against the real FHIR-Proxy.
 
 The FHIR-Proxy and the FHIR-Directory behind it (api-vzd examples loaded) run in-process on
-free ports (:func:`tests.directory.fhirproxy.conftest.start_stack`: real apps, real
+free ports (:func:`tests.fhirproxy.conftest.start_stack`: real apps, real
 databases, real sockets). Provider A gets its provider-accesstoken the way a TI-M provider
 does (``POST /token`` with client credentials, then ``GET /ti-provider-authenticate``);
 provider B owns a domain A must not see or touch. Every operation gets
@@ -36,10 +36,10 @@ from tests.conformance.conftest import (
     run_operation,
     session,
 )
-from tests.directory.fhirproxy.conftest import Stack, start_stack
-from timkit.directory.fhirproxy.provider_services import BASE
-from timkit.directory.fhirproxy.storage.domains import Domain, DomainStore
-from timkit.directory.fhirproxy.tokens import Kind
+from tests.fhirproxy.conftest import Stack, start_stack
+from timkit.fhirproxy.provider_services import BASE
+from timkit.fhirproxy.storage.domains import Domain, DomainStore
+from timkit.fhirproxy.tokens import Kind
 
 SCHEMA = schemathesis.openapi.from_path(OPENAPI / "I_VZD_TIM_Provider_Services.yaml")
 OPERATIONS = operations(SCHEMA)

@@ -42,9 +42,9 @@ from tests.conformance.search_openapi import (
     SEARCH_PARAMETERS,
     search_openapi,
 )
-from tests.directory.fhirproxy.conftest import EXAMPLES as VZD_EXAMPLES
-from tests.directory.fhirproxy.conftest import Stack, start_stack
-from timkit.directory.fhirproxy.tokens import Kind
+from tests.fhirproxy.conftest import EXAMPLES as VZD_EXAMPLES
+from tests.fhirproxy.conftest import Stack, start_stack
+from timkit.fhirproxy.tokens import Kind
 
 SCHEMA = schemathesis.openapi.from_dict(search_openapi())
 OPERATIONS = operations(SCHEMA)

@@ -111,7 +111,7 @@ def test_dump_and_load_round_trip(tmp_path: Path) -> None:
 )
 def test_every_sample_config_loads(sample: Path) -> None:
     from timkit.directory.config import DirectoryConfig
-    from timkit.directory.fhirproxy.config import FhirProxyConfig
+    from timkit.fhirproxy.config import FhirProxyConfig
     from timkit.homeserver.config import HomeserverConfig
     from timkit.idp.config import IdpConfig
     from timkit.mailbox.config import MailboxConfig

@@ -22,9 +22,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 import timkit.directory as directory_package
+from timkit.core.fhir import RESOURCE_TYPES
 from timkit.directory.api import create_app
 from timkit.directory.handlers import Directory
-from timkit.directory.searchparams import RESOURCE_TYPES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "vzd" / "examples"
 PACKAGE = Path(directory_package.__file__).parent / "package"

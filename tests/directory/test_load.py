@@ -13,9 +13,9 @@ import pytest
 
 from tests.support.postgres import PostgresServer
 from timkit.core.errors import TimkitError
+from timkit.core.fhir import RESOURCE_TYPES
 from timkit.directory.handlers import Directory
 from timkit.directory.load import load, load_files, read_resources
-from timkit.directory.searchparams import RESOURCE_TYPES
 from timkit.directory.service import open_directory
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "vzd" / "examples"

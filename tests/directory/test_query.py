@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tests.support.postgres import PostgresServer
 from timkit.core.db import Database
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.fhir import RESOURCE_TYPES
 from timkit.directory.indexing import text_words
 from timkit.directory.query import (
     DEFAULT_COUNT,
@@ -35,7 +36,7 @@ from timkit.directory.query import (
     parse_search,
     split_values,
 )
-from timkit.directory.searchparams import REGISTRY, RESOURCE_TYPES
+from timkit.directory.searchparams import REGISTRY
 from timkit.directory.service import open_directory
 from timkit.directory.storage.fulltext import fts5_query, tsquery
 

@@ -11,11 +11,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.fhir import DIRECTORY_TYPES
 from timkit.directory.api import create_app
 from timkit.directory.handlers import Directory
 from timkit.directory.validation import (
     _PROFILES,
-    DIRECTORY_TYPES,
     TYPE_ALIASES,
     canonical_type,
     validate,

@@ -3,7 +3,7 @@
 The real FHIR-Proxy (TLS) in front of the real FHIR-Directory, with tokens bought the way a
 client buys them: a search-accesstoken for a real Synapse OpenID token, an owner-accesstoken
 for a RegService-OpenID-Token, a provider-accesstoken for the RD's client credentials. Every
-request target is sent byte for byte (:func:`tests.directory.fhirproxy.raw.raw_request`).
+request target is sent byte for byte (:func:`tests.fhirproxy.raw.raw_request`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.directory.fhirproxy.raw import RawResponse, raw_request
 from tests.e2e.test_directory_proxy import (
     A,
     B,
@@ -26,8 +25,9 @@ from tests.e2e.test_directory_proxy import (
     regservice_token,
     tls_client,
 )
+from tests.fhirproxy.raw import RawResponse, raw_request
 from tests.support.federation import Federation
-from timkit.directory.generate import CONNECTION_TYPE, PAYLOAD_TYPE
+from timkit.core.fhir import CONNECTION_TYPE, PAYLOAD_TYPE
 from timkit.runtime.config import MessengerServiceConfig
 from timkit.runtime.demo import telematik_id
 

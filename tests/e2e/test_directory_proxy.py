@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.hashes import SHA256
 
 from tests.support.federation import Federation, timkit
 from timkit.core import jwt
+from timkit.core.fhir import CONNECTION_TYPE, ORIGIN, PAYLOAD_TYPE
 from timkit.core.tls import LocalPKI
-from timkit.directory.generate import CONNECTION_TYPE, ORIGIN, PAYLOAD_TYPE
 from timkit.runtime.config import MessengerServiceConfig
 from timkit.runtime.demo import telematik_id
 from timkit.runtime.layout import Layout
@@ -38,7 +38,7 @@ B = "klinikum-nord.tim.test"
 
 
 def proxy_component(federation: Federation) -> dict[str, Any]:
-    (component,) = [c for c in federation.status()["components"] if c["kind"] == "directory"]
+    (component,) = [c for c in federation.status()["components"] if c["kind"] == "fhir-proxy"]
     return component
 
 

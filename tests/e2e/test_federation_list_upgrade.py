@@ -32,9 +32,9 @@ from timkit.core.federation_list import (
     verify_list,
 )
 from timkit.core.signers import SignerConfig, load_signer
-from timkit.directory.fhirproxy.federation import Federation as ListFederation
-from timkit.directory.fhirproxy.federation import SigAlg
-from timkit.directory.fhirproxy.service import open_database
+from timkit.fhirproxy.federation import Federation as ListFederation
+from timkit.fhirproxy.federation import SigAlg
+from timkit.fhirproxy.service import open_database
 from timkit.registration.storage import federation_list
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import FHIR_PROXY_KIND

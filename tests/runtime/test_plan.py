@@ -10,7 +10,7 @@ import pytest
 from timkit.core.config import load_toml, parse_config
 from timkit.core.errors import ConfigError
 from timkit.core.tls import LocalPKI
-from timkit.directory.fhirproxy.config import FhirProxyConfig
+from timkit.fhirproxy.config import FhirProxyConfig
 from timkit.homeserver.config import HomeserverConfig
 from timkit.idp.cards import load_cards
 from timkit.idp.config import IdpConfig
@@ -21,7 +21,14 @@ from timkit.registration.config import RegistrationConfig
 from timkit.runtime.config import MessengerServiceConfig, TimkitConfig, _check_unique
 from timkit.runtime.demo import HBA_CARD, SPARE_ORGANISATION, demo_organisations, telematik_id
 from timkit.runtime.layout import Layout
-from timkit.runtime.plan import SHARED_COMPONENTS, Plan, ServiceRecord, build_plan, plan_service
+from timkit.runtime.plan import (
+    SHARED_COMPONENTS,
+    Plan,
+    ServiceRecord,
+    build_plan,
+    fhir_proxy_database,
+    plan_service,
+)
 from timkit.runtime.push import APNS_APP, FCM_APP, vapid_public_key
 
 
@@ -30,7 +37,7 @@ def test_static_plan_holds_the_shared_components_and_the_config(tmp_path: Path) 
     plan = build_plan(config)
     assert [c.name for c in plan.components] == [
         "fhir-directory",
-        "directory",
+        "fhir-proxy",
         "idp",
         "mailbox",
         "pushreceiver",
@@ -41,7 +48,7 @@ def test_static_plan_holds_the_shared_components_and_the_config(tmp_path: Path) 
     again = Plan.model_validate_json(plan.model_dump_json())
     assert again.config == config
     layout = Layout(tmp_path)
-    proxy = load_toml(FhirProxyConfig, layout.root / "directory" / "directory.toml")
+    proxy = load_toml(FhirProxyConfig, layout.root / "fhir-proxy" / "fhir-proxy.toml")
     assert proxy.matrix.routes == {}
     assert proxy.matrix.routes_file == layout.names_file
 
@@ -208,3 +215,19 @@ def test_idp_cards_kim_directory_and_rd_config_come_from_the_organisations(tmp_p
     kim = json.loads((layout.registration / "kim-directory.json").read_text("utf-8"))
     mails = {e["telematikID"]: e["mail"] for e in kim["entries"]}
     assert mails[telematik_id(services[2])] == ["klinik@kim.tim.test"]
+
+
+def test_a_legacy_fhir_proxy_home_is_moved_once_and_read_until_then(tmp_path: Path) -> None:
+    # before issue 15 the FHIR-Proxy ran as kind `directory`: its state lived in <data>/directory
+    config = TimkitConfig(data_dir=tmp_path)
+    legacy = tmp_path / "directory"
+    legacy.mkdir()
+    (legacy / "fhir-proxy.db").write_bytes(b"state")
+    (legacy / "directory.toml").write_text("old = true\n")
+    assert fhir_proxy_database(config) == f"sqlite:///{legacy / 'fhir-proxy.db'}"
+    build_plan(config)
+    home = tmp_path / "fhir-proxy"
+    assert not legacy.exists()
+    assert (home / "fhir-proxy.db").read_bytes() == b"state"
+    assert sorted(p.name for p in home.iterdir()) == ["fhir-proxy.db", "fhir-proxy.toml"]
+    assert fhir_proxy_database(config) == f"sqlite:///{home / 'fhir-proxy.db'}"

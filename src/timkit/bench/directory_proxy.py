@@ -41,12 +41,12 @@ from timkit.bench.machine import report_head
 from timkit.core.config import dump_toml
 from timkit.core.process import free_port
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
-from timkit.directory.fhirproxy.config import FhirProxyConfig
-from timkit.directory.fhirproxy.federation import regenerate
-from timkit.directory.fhirproxy.service import open_database, token_service
-from timkit.directory.fhirproxy.storage.domains import Domain, DomainStore
-from timkit.directory.fhirproxy.storage.providers import ProviderStore
-from timkit.directory.fhirproxy.tokens import Kind
+from timkit.fhirproxy.config import FhirProxyConfig
+from timkit.fhirproxy.federation import regenerate
+from timkit.fhirproxy.service import open_database, token_service
+from timkit.fhirproxy.storage.domains import Domain, DomainStore
+from timkit.fhirproxy.storage.providers import ProviderStore
+from timkit.fhirproxy.tokens import Kind
 
 USERINFO_SERVER = "bench.tim.test"
 BENCH_TELEMATIK_ID = "1-bench-0001"
@@ -224,7 +224,7 @@ def bench_directory_proxy(
         try:
             for name, module, url, ca_cert in (
                 ("directory", "timkit.directory", f"http://127.0.0.1:{directory_port}", None),
-                ("fhir-proxy", "timkit.directory.fhirproxy", config.base_url, pki.ca_cert_path),
+                ("fhir-proxy", "timkit.fhirproxy", config.base_url, pki.ca_cert_path),
             ):
                 config_file = work / f"{name}.toml"
                 processes.start(name, [sys.executable, "-m", module, "--config", str(config_file)])

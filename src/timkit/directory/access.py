@@ -4,12 +4,12 @@ The FHIR-Directory is the VZD's internal store; only the FHIR-Proxy may talk to 
 is one layer of that (the directory binds to it by default), the token is the other: in
 production the directory may run on another host. The secret sits in a file (mode 0600)
 named by both configs (the directory's ``token_file``, the FHIR-Proxy's
-``upstream_token_file``); ``timkit up`` generates it once under the data directory.
+``upstream_token_file``); ``timkit up`` generates it once under the data directory, and
+:func:`timkit.core.fhir.read_token_file` reads it for both (fail closed: a directory without a
+token does not start).
 
 Contracts:
 
-* :func:`read_token_file` refuses a missing, unreadable or short token (fail closed: a
-  directory without a token does not start);
 * :func:`presented_token` reads ``Authorization: Bearer <token>`` given exactly once;
 * :func:`token_matches` compares in constant time.
 """
@@ -17,41 +17,10 @@ Contracts:
 from __future__ import annotations
 
 import hmac
-from pathlib import Path
 
 from multidict import MultiMapping
 
-from timkit.core.errors import ConfigError
 from timkit.core.request_target import single_header
-
-MIN_TOKEN_LENGTH = 32
-"""Shortest accepted token (``secrets.token_urlsafe(32)`` gives 43 characters)."""
-
-
-def read_token_file(path: Path, key: str) -> str:
-    """The token in ``path`` (surrounding white space stripped).
-
-    Args:
-        path: the token file.
-        key: the config key naming it, for the error message.
-
-    Raises:
-        ConfigError: the file is missing, unreadable, or holds fewer than
-            :data:`MIN_TOKEN_LENGTH` characters.
-    """
-    try:
-        token = path.read_text("utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(
-            f"cannot read the FHIR-Directory token file {path}: {e.__class__.__name__}",
-            path=key,
-        ) from None
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise ConfigError(
-            f"the FHIR-Directory token in {path} must have at least {MIN_TOKEN_LENGTH} characters",
-            path=key,
-        )
-    return token
 
 
 def presented_token(headers: MultiMapping[str]) -> str | None:
@@ -74,8 +43,3 @@ def token_matches(presented: str | None, expected: str) -> bool:
     if presented is None:
         return False
     return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
-
-
-def authorization(token: str) -> dict[str, str]:
-    """The header the FHIR-Proxy (and tools) send to the FHIR-Directory."""
-    return {"Authorization": f"Bearer {token}"}

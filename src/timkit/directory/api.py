@@ -25,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.fhir import parse_resource_json
 from timkit.core.request_target import UnparsableRequest
 from timkit.core.web import (
     FHIR_INTERNAL,
@@ -44,7 +45,6 @@ from timkit.directory.handlers import (
     searchset,
 )
 from timkit.directory.storage.store import Stored
-from timkit.directory.validation import parse_resource_json
 
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})

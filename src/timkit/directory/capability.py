@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from timkit import __version__
-from timkit.directory.searchparams import REGISTRY, RESOURCE_TYPES
+from timkit.core.fhir import PROFILE, RESOURCE_TYPES
+from timkit.directory.searchparams import REGISTRY
 
-PROFILE = "https://gematik.de/fhir/directory/StructureDefinition/{}Directory"
 _COMMON = (
     ("_id", "token", "http://hl7.org/fhir/SearchParameter/Resource-id"),
     ("_lastUpdated", "date", "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"),

@@ -45,31 +45,32 @@ from itertools import accumulate
 from math import sqrt
 from typing import Any, Generic, TypeVar
 
-from timkit.directory.capability import PROFILE
+from timkit.core.fhir import (
+    CONNECTION_TYPE,
+    ENDPOINT_PROFILE,
+    HEALTHCARE_SERVICE_PROFILE,
+    LOCATION_PROFILE,
+    ORGANIZATION_PROFILE,
+    ORIGIN,
+    PAYLOAD_TYPE,
+    PRACTITIONER_PROFILE,
+    PRACTITIONER_ROLE_PROFILE,
+    TELEMATIK_ID,
+)
 
 T = TypeVar("T")
 Resource = dict[str, Any]
 
 # --- canonical URLs ---------------------------------------------------------------------------
 
-ORIGIN = "https://gematik.de/fhir/directory/CodeSystem/Origin"
-TELEMATIK_ID = "https://gematik.de/fhir/sid/telematik-id"
 ORGANIZATION_PROFESSION = "https://gematik.de/fhir/directory/CodeSystem/OrganizationProfessionOID"
 PRACTITIONER_PROFESSION = "https://gematik.de/fhir/directory/CodeSystem/PractitionerProfessionOID"
-CONNECTION_TYPE = "https://gematik.de/fhir/directory/CodeSystem/EndpointDirectoryConnectionType"
-PAYLOAD_TYPE = "https://gematik.de/fhir/directory/CodeSystem/EndpointDirectoryPayloadType"
 MEDICAL_SPECIALTY = "urn:oid:1.3.6.1.4.1.19376.3.276.1.5.4"  # ärztliche Fachrichtungen
 NON_MEDICAL_SPECIALTY = "urn:oid:1.3.6.1.4.1.19376.3.276.1.5.5"  # nicht-ärztliche
 SPECIALIST_QUALIFICATION = "urn:oid:1.2.276.0.76.5.114"  # KBV Facharzt-/Schwerpunkt-Kennzeichen
 PHARMACY_TYPE = "https://gematik.de/fhir/directory/CodeSystem/PharmacyTypeCS"
 PHARMACY_SPECIALTY = "https://gematik.de/fhir/directory/CodeSystem/PharmacyHealthcareSpecialtyCS"
 SERVICE_SPECIALTY = "https://gematik.de/fhir/directory/CodeSystem/HealthcareServiceSpecialtyCS"
-ORGANIZATION_PROFILE = PROFILE.format("Organization")
-LOCATION_PROFILE = PROFILE.format("Location")
-ENDPOINT_PROFILE = PROFILE.format("Endpoint")
-HEALTHCARE_SERVICE_PROFILE = PROFILE.format("HealthcareService")
-PRACTITIONER_PROFILE = PROFILE.format("Practitioner")
-PRACTITIONER_ROLE_PROFILE = PROFILE.format("PractitionerRole")
 
 MATRIX_DOMAIN = "tim.test"  # reserved TLD: the homeserver domains are synthetic
 RESOURCES_PER_UNIT = 4

@@ -24,7 +24,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from timkit.directory.searchparams import REGISTRY, RESOURCE_TYPES, SearchParam
+from timkit.core.fhir import RESOURCE_TYPES
+from timkit.directory.searchparams import REGISTRY, SearchParam
 
 # Parameters answered from the resources table, never from index rows.
 COLUMN_PARAMS = frozenset({"_id", "_lastUpdated"})

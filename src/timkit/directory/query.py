@@ -20,7 +20,8 @@ from datetime import date, datetime
 from typing import Literal
 
 from timkit.core.errors import IssueType, TimkitError
-from timkit.directory.searchparams import REGISTRY, RESOURCE_TYPES, SearchParam
+from timkit.core.fhir import RESOURCE_TYPES
+from timkit.directory.searchparams import REGISTRY, SearchParam
 
 MAX_NEAR_KM = 100.0
 DEFAULT_COUNT = 20

@@ -16,17 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from timkit.core.fhir import RESOURCE_TYPES
 from timkit.directory.fhirpath import Extractor, compile_path
 
 PACKAGE = Path(__file__).parent / "package"
-RESOURCE_TYPES = (
-    "Organization",
-    "Practitioner",
-    "PractitionerRole",
-    "HealthcareService",
-    "Location",
-    "Endpoint",
-)
 ParamType = Literal["token", "string", "reference", "date", "uri", "special", "number", "quantity"]
 
 

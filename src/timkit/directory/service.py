@@ -14,10 +14,10 @@ import multiprocessing
 from multiprocessing.process import BaseProcess
 
 from timkit.core.db import Database
+from timkit.core.fhir import read_token_file
 from timkit.core.logging import setup_logging
 from timkit.core.process import die_with_parent
 from timkit.core.web import serve_app
-from timkit.directory.access import read_token_file
 from timkit.directory.api import create_app
 from timkit.directory.config import DirectoryConfig
 from timkit.directory.handlers import Directory

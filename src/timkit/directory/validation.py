@@ -44,9 +44,9 @@ from fhir.resources.R4B.practitionerrole import PractitionerRole
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from timkit.core import jsonbody
 from timkit.core.errors import IssueType, TimkitError
-from timkit.directory.searchparams import PACKAGE, RESOURCE_TYPES
+from timkit.core.fhir import DIRECTORY_TYPES
+from timkit.directory.searchparams import PACKAGE
 
 REQUIREMENT = "ML-123880"
 
@@ -60,7 +60,6 @@ _MODELS: Mapping[str, type[FHIRResourceModel]] = MappingProxyType(
         "Endpoint": Endpoint,
     }
 )
-DIRECTORY_TYPES: frozenset[str] = frozenset(RESOURCE_TYPES)
 if frozenset(_MODELS) != DIRECTORY_TYPES:  # pragma: no cover - a wiring mistake
     raise ImportError("validation models and directory resource types differ")
 TYPE_ALIASES: Mapping[str, str] = MappingProxyType(
@@ -373,16 +372,3 @@ def _members(resource: dict[str, Any], slice_: _SystemSlice) -> list[dict[str, A
     if not isinstance(node, list):
         return []
     return [item for item in node if isinstance(item, dict) and item.get("system") == slice_.system]
-
-
-def parse_resource_json(raw: bytes) -> dict[str, Any]:
-    """A request body parsed as one JSON object (``timkit.core.jsonbody``).
-
-    Raises:
-        TimkitError: 400 ``structure`` when it is not UTF-8, not JSON (naming where) or no
-            object; 400 ``too-costly`` when it is nested deeper than 1024 levels.
-    """
-    try:
-        return jsonbody.parse_json_object(raw)
-    except jsonbody.JsonBodyError as e:
-        raise e.to_error(jsonbody.FHIR_CODES) from None

@@ -27,14 +27,8 @@ from typing import Any
 
 import orjson
 
-from timkit.directory.capability import PROFILE
-from timkit.directory.generate import (
-    CONNECTION_TYPE,
-    ORIGIN,
-    PAYLOAD_TYPE,
-    TELEMATIK_ID,
-    generate,
-)
+from timkit.core.fhir import CONNECTION_TYPE, ORIGIN, PAYLOAD_TYPE, PROFILE, TELEMATIK_ID
+from timkit.directory.generate import generate
 from timkit.runtime.config import MessengerServiceConfig
 
 LDAP_ENTRIES = Path(__file__).parent / "ldap-entries.json"

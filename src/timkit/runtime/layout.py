@@ -15,7 +15,7 @@ class Layout:
     run/                 plan.json, state.json, supervisor.lock, names.json, control-token
     services/<domain>/   per Messenger-Service: service.json, component configs, Synapse's files
     fhir-directory/      the FHIR-Directory's config, SQLite database and demo data
-    directory/           the FHIR-Proxy's config and database
+    fhir-proxy/          the FHIR-Proxy's config and database
     idp/                 the IDP stand-in's config and cards file
     mailbox/             the mailbox's config
     registration/        the Registrierungs-Dienst's config, database, KIM directory, provider

@@ -46,8 +46,8 @@ import pyotp
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.http import async_client
 from timkit.core.tls import LocalPKI
-from timkit.directory.fhirproxy.service import open_database
-from timkit.directory.fhirproxy.storage.providers import ProviderStore
+from timkit.fhirproxy.service import open_database
+from timkit.fhirproxy.storage.providers import ProviderStore
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.demo import DemoOrganisation, demo_organisations
 from timkit.runtime.layout import Layout

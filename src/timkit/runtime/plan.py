@@ -3,14 +3,14 @@
 The static plan holds the components the federation shares, built by
 :data:`SHARED_COMPONENTS` (a list of builders, so new shared kinds are one entry each):
 ``fhir-directory`` (the FHIR store on loopback, seeded with the demo data set) behind
-``directory`` (the FHIR-Proxy over TLS, its only door; its signers are component
+``fhir-proxy`` (the FHIR-Proxy over TLS, its only door; its signers are component
 certificates of the local PKI, and it reaches the homeservers by name through the route file
 ``run/names.json`` for ``/tim-authenticate``), ``idp`` (the IDP stand-in with one virtual
 SMC-B per organisation, :func:`timkit.runtime.demo.cards_document`), ``mailbox`` (the SMTP
 relay of KIM mails with its page), ``pushreceiver`` and ``push`` (the Push-Gateway every
 homeserver's pushers use, delivering to the receiver, :mod:`timkit.runtime.push`) and
 ``registration`` (the Registrierungs-Dienst over TLS:
-OIDC client of ``idp``, KIM mails through ``mailbox``, provider at ``directory``,
+OIDC client of ``idp``, KIM mails through ``mailbox``, provider at ``fhir-proxy``,
 provisioning through the control API). All start at once; the Registrierungs-Dienst fetches
 the IDP's discovery and keys when first needed and retries its federation list pull, so it
 tolerates its neighbours coming up after it.
@@ -44,7 +44,7 @@ from timkit.core.rawdata import RawDataConfig
 from timkit.core.signers import SignerConfig
 from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI
 from timkit.directory.config import DirectoryConfig
-from timkit.directory.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig
+from timkit.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig
 from timkit.homeserver.config import DatabaseUrl, HomeserverConfig, ServerName
 from timkit.idp.config import ClientConfig, IdpConfig
 from timkit.idp.config import SignerConfig as IdpSignerConfig
@@ -73,7 +73,10 @@ from timkit.runtime.services import control_url
 from timkit.runtime.supervisor import ProcessSpec, RestartPolicy
 
 DIRECTORY_KIND = "fhir-directory"
-FHIR_PROXY_KIND = "directory"
+FHIR_PROXY_KIND = "fhir-proxy"
+LEGACY_FHIR_PROXY_HOME = "directory"
+"""The FHIR-Proxy's data directory below the data root while its kind was ``directory``
+(before issue 15); :func:`build_plan` moves it to ``<data>/fhir-proxy`` once."""
 IDP_KIND = "idp"
 MAILBOX_KIND = "mailbox"
 PUSH_KIND = "push"
@@ -210,10 +213,27 @@ def directory_database(config: TimkitConfig) -> str:
     return config.directory.database
 
 
+def fhir_proxy_home(layout: Layout) -> Path:
+    """The FHIR-Proxy's directory below the data root: ``<data>/fhir-proxy``, or the legacy
+    ``<data>/directory`` of a data directory that ``timkit up`` has not upgraded yet."""
+    home = layout.root / FHIR_PROXY_KIND
+    legacy = layout.root / LEGACY_FHIR_PROXY_HOME
+    return legacy if legacy.is_dir() and not home.exists() else home
+
+
+def _upgrade_fhir_proxy_home(layout: Layout) -> None:
+    """Move a legacy ``<data>/directory`` (the FHIR-Proxy's state: database, config) to
+    ``<data>/fhir-proxy``; only ``timkit up`` calls this, while no supervisor runs."""
+    legacy = layout.root / LEGACY_FHIR_PROXY_HOME
+    if legacy.is_dir() and not (layout.root / FHIR_PROXY_KIND).exists():
+        (legacy / f"{LEGACY_FHIR_PROXY_HOME}.toml").unlink(missing_ok=True)  # rewritten anew
+        legacy.rename(layout.root / FHIR_PROXY_KIND)
+
+
 def fhir_proxy_database(config: TimkitConfig) -> str:
     """Database URL of the local FHIR-Proxy's own state (beside the directory's tables on PG)."""
     if config.directory.database == "sqlite":
-        return f"sqlite:///{Layout(config.data_dir).root / FHIR_PROXY_KIND / 'fhir-proxy.db'}"
+        return f"sqlite:///{fhir_proxy_home(Layout(config.data_dir)) / 'fhir-proxy.db'}"
     return config.directory.database
 
 
@@ -279,7 +299,7 @@ def _fhir_proxy(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> Componen
         ldap=LdapConfig(seed_file=LDAP_ENTRIES if config.directory.demo_data else None),
         log_level=config.runtime.log_level,
     )
-    return _component(layout, FHIR_PROXY_KIND, None, proxy, url, module="directory.fhirproxy")
+    return _component(layout, FHIR_PROXY_KIND, None, proxy, url, module="fhirproxy")
 
 
 def idp_url(config: TimkitConfig) -> str:
@@ -532,6 +552,7 @@ def build_plan(config: TimkitConfig) -> Plan:
     layout = Layout(config.data_dir)
     pki = LocalPKI(layout.pki)
     pki.ensure_ca()
+    _upgrade_fhir_proxy_home(layout)
     return Plan(
         config=config,
         data_dir=config.data_dir,

@@ -57,7 +57,7 @@ class ProcessSpec:
 
     Attributes:
         name: unique name, also the stem of its log file.
-        kind: component kind (``homeserver``, ``proxy``, ``directory`` …).
+        kind: component kind (``homeserver``, ``proxy``, ``fhir-proxy`` …).
         argv: command line; ``argv[0]`` is an executable path.
         url: the component's public base URL (shown in status).
         health_url: URL that answers 2xx when the component is ready.

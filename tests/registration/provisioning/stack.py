@@ -1,6 +1,6 @@
 """A Registrierungs-Dienst wired to a real FHIR-Proxy + FHIR-Directory, in-process.
 
-``start_rd`` boots the FHIR stack of ``tests/directory/fhirproxy`` (a provider registered),
+``start_rd`` boots the FHIR stack of ``tests/fhirproxy`` (a provider registered),
 optionally a control-API double, and an RD (``open_context`` + ``create_app``) on free ports
 whose ``directory`` section holds that provider's credentials and whose federation list trust
 anchor is the stack's local CA. ``RdStack.admin`` creates an organisation, an active Org-Admin
@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 from aiohttp import web
-from tests.directory.fhirproxy.conftest import Stack, start_stack
+from tests.fhirproxy.conftest import Stack, start_stack
 from tests.support.postgres import PostgresServer
 
 from timkit.core.config import parse_config

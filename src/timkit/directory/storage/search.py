@@ -20,6 +20,7 @@ from typing import Any
 
 from timkit.core.db import Cursor as DbCursor
 from timkit.core.errors import IssueType, TimkitError
+from timkit.core.fhir import RESOURCE_TYPES
 from timkit.directory.indexing import date_bounds, fold
 from timkit.directory.query import (
     REQ_SEARCH,
@@ -35,7 +36,7 @@ from timkit.directory.query import (
     SearchQuery,
     date_value,
 )
-from timkit.directory.searchparams import REGISTRY, RESOURCE_TYPES
+from timkit.directory.searchparams import REGISTRY
 from timkit.directory.storage.fulltext import fts5_query, tsquery
 from timkit.directory.storage.store import Store, Stored
 

@@ -1,0 +1,339 @@
+"""``/search``: the read-only FHIR face for TI-M clients (search-accesstoken, ML-123485).
+
+Routes: ``GET /search/{type}`` (search), ``GET /search/{type}/{id}`` (read) and
+``GET /search/metadata``. Every other method gives 405, every other path 404.
+
+Only the interactions the CapabilityStatement declares pass: a search of a directory type and
+a read of a FHIR id (:func:`fhirhttp.fhir_path` on the segments of
+:func:`timkit.core.request_target.parse_target`); anything else (``_history``, vread,
+operations, an id with ``/`` or ``?`` encoded into it) is refused before the directory is
+asked. Every answer is parsed: a read must be the resource asked for, a search a
+``searchset`` Bundle, and every entry of that Bundle is judged on its own (entries without
+a directory resource are dropped). Links are rebased from the directory's URL to
+``<base>/search`` by a bytes replacement. Visibility
+(:func:`timkit.fhirproxy.rules.hidden`) works in two places:
+
+* pushed into the query for the searched type, so paging and ``total`` stay right:
+  ``Endpoint`` searches get ``status=active``; an insured caller's ``Endpoint`` and
+  ``Organization`` searches get ``…Visibility:not=hide-versicherte``;
+* applied to every entry of the answer, including ``_include`` d ones. A hidden resource read
+  by id is 404, like a deleted or missing one.
+
+For an insured caller, a ``HealthcareService`` or ``PractitionerRole`` of a hidden
+Organization is hidden too. ``HealthcareService`` searches get
+``organization.organizationVisibility:not=hide-versicherte`` (its profile makes ``providedBy``
+mandatory, so nothing visible is lost). ``PractitionerRole.organization`` is optional, so a
+chained filter would drop the roles without one: those are filtered from the answer instead,
+which corrects ``total`` for the dropped matches of that page only. Which Organizations are
+hidden is asked of the directory at most every :data:`HIDDEN_TTL` seconds per process
+(:class:`HiddenOrganizations`), and only when an insured caller's answer holds a
+HealthcareService or PractitionerRole.
+
+``/search/metadata`` is the directory's CapabilityStatement made to say what ``/search``
+does (:func:`read_only_capability`): ``read`` and ``search-type`` only.
+
+A caller is *insured* when the domain of the MXID in the token's ``sub`` is registered with
+``isInsurance=true`` (the federation list). The answer is cached for :data:`INSURED_TTL`
+seconds. A search token carrying a boolean ``isInsurance`` claim is taken at its word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from timkit.core.errors import IssueType, TimkitError, UpstreamError
+from timkit.core.fhir import DIRECTORY_TYPES
+from timkit.fhirproxy import rules, upstream
+from timkit.fhirproxy.context import ProxyContext, context
+from timkit.fhirproxy.fhirhttp import (
+    checked_answer,
+    fhir_path,
+    fhir_response,
+    filter_bundle,
+    relayed,
+    request_target,
+    with_params,
+)
+from timkit.fhirproxy.tokens import Kind, authorize
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/search"
+INSURED_TTL = 60.0
+HIDDEN_TTL = 60.0
+READ_ONLY_INTERACTIONS = ("read", "search-type")
+
+Decorate = Callable[[dict[str, Any], dict[str, Any]], None]
+"""Changes one shown resource in place, given the caller's token claims (PASSporT mode)."""
+
+INSURED_KEY = web.AppKey("fhirproxy.insured", dict)
+"""Per app: ``{domain: (expires at (monotonic), is insurance)}``."""
+
+
+class HiddenOrganizations:
+    """``Organization/<id>`` of the Organizations hidden from insured persons, cached.
+
+    :meth:`get` asks the directory when the cached answer is older than ``ttl`` seconds; one
+    request at a time asks, the others wait for its answer. A directory failure is raised
+    (502), never answered with an empty set.
+    """
+
+    def __init__(self, ttl: float = HIDDEN_TTL) -> None:
+        self.ttl = ttl
+        self._references: frozenset[str] = frozenset()
+        self._expires = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def get(self, ctx: ProxyContext) -> frozenset[str]:
+        """The current set (at most ``ttl`` seconds old)."""
+        if time.monotonic() < self._expires:
+            return self._references
+        async with self._lock:
+            if time.monotonic() >= self._expires:
+                found = await upstream.search_every(
+                    ctx, "Organization", [("organizationVisibility", rules.HIDE_INSURED)]
+                )
+                self._references = frozenset(
+                    f"Organization/{r['id']}" for r in found if isinstance(r.get("id"), str)
+                )
+                self._expires = time.monotonic() + self.ttl
+        return self._references
+
+
+HIDDEN_KEY = web.AppKey("fhirproxy.hidden_organizations", HiddenOrganizations)
+
+
+async def insured(request: web.Request, ctx: ProxyContext, claims: dict[str, Any]) -> bool:
+    """Whether the caller's homeserver domain is registered as an insurance domain."""
+    claim = claims.get("isInsurance")
+    if isinstance(claim, bool):
+        return claim
+    sub = str(claims.get("sub", ""))
+    _, _, domain = sub.removeprefix(rules.MXID_PREFIX).partition(":")
+    if not domain:
+        return False
+    cache: dict[str, tuple[float, bool]] = request.app[INSURED_KEY]
+    now = time.monotonic()
+    cached = cache.get(domain)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    loop = asyncio.get_running_loop()
+    found = await loop.run_in_executor(ctx.executor, _lookup_insured, ctx, domain.lower())
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[domain] = (now + INSURED_TTL, found)
+    return found
+
+
+def _lookup_insured(ctx: ProxyContext, domain: str) -> bool:
+    found = ctx.domains.get(domain)
+    return found is not None and found.is_insurance
+
+
+def pushdown(resource_type: str, insured: bool) -> list[tuple[str, str]]:
+    """Search parameters added to a ``resource_type`` search so hidden matches never come."""
+    if resource_type == "Endpoint":
+        extra = [("status", "active")]
+        if insured:
+            extra.append(("endpointVisibility:not", rules.HIDE_INSURED))
+        return extra
+    if resource_type == "Organization" and insured:
+        return [("organizationVisibility:not", rules.HIDE_INSURED)]
+    if resource_type == "HealthcareService" and insured:
+        return [("organization.organizationVisibility:not", rules.HIDE_INSURED)]
+    return []
+
+
+_ORGANIZATION_LINKED = (b'"HealthcareService"', b'"PractitionerRole"')
+
+
+async def _hidden_organizations(
+    request: web.Request, ctx: ProxyContext, raw: bytes, insured: bool
+) -> frozenset[str]:
+    """The hidden Organizations, when they matter for ``raw``; else an empty set (no I/O)."""
+    if not insured or not any(marker in raw for marker in _ORGANIZATION_LINKED):
+        return frozenset()
+    return await request.app[HIDDEN_KEY].get(ctx)
+
+
+async def search_view(
+    request: web.Request, prefix: str = PREFIX, decorate: Decorate | None = None
+) -> web.Response:
+    """``GET <prefix>/{type}[/{id}]`` with a search token: relay, hide, optionally decorate.
+
+    Only the interactions :func:`read_only_capability` declares reach the directory: a
+    type-level search or a read of a FHIR id (:func:`fhirhttp.fhir_path`). Every answer is
+    parsed and filtered (:func:`_apply_visibility`); a hidden, deleted or missing resource
+    read by id is the same 404. ``decorate`` (the PASSporT mode) is called on every resource
+    shown, after hiding.
+    """
+    ctx = context(request)
+    claims = authorize(request, ctx.tokens, Kind.SEARCH)
+    name, resource_id = fhir_path(request, prefix)
+    is_insured = await insured(request, ctx, claims)
+    if resource_id is None:
+        # The client's raw query string, as parse_target accepted it (visible ASCII, valid
+        # escapes): re-encoding it would change what the directory reads.
+        query = request_target(request).query
+        path_qs = f"/{name}" + with_params(query, pushdown(name, is_insured))
+    else:
+        path_qs = f"/{name}/{resource_id}"
+    status, headers, raw = await upstream.relay(ctx, path_qs)
+    if resource_id is not None and status in (404, 410):
+        raise _not_found(name, resource_id)
+    checked_answer(status, raw)
+    if status == 200:
+        hidden_organizations = await _hidden_organizations(request, ctx, raw, is_insured)
+        raw = _apply_visibility(
+            raw, claims, is_insured, hidden_organizations, decorate, name, resource_id
+        )
+    return relayed(ctx, status, headers, raw, prefix)
+
+
+def _not_found(name: str, resource_id: str) -> TimkitError:
+    return TimkitError(404, IssueType.NOT_FOUND, f"{name}/{resource_id} not found")
+
+
+def _apply_visibility(
+    raw: bytes,
+    claims: dict[str, Any],
+    insured: bool,
+    hidden_organizations: frozenset[str],
+    decorate: Decorate | None,
+    name: str,
+    resource_id: str | None,
+) -> bytes:
+    """The answer as the caller may see it, or an error when it is not what was asked for.
+
+    A read must be the resource asked for (type and id), else 502; a search must be a
+    ``searchset`` Bundle, else 502. In a Bundle every entry is judged on its own: an entry
+    is kept only when it holds a resource of one of the six directory types that
+    :func:`rules.hidden` does not hide. Entries without a resource (history entries of
+    deleted versions), ``OperationOutcome`` entries, nested Bundles and any other type are
+    dropped.
+    """
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        document = None
+    if not isinstance(document, dict):
+        raise _unexpected("an answer that is not a JSON object")
+
+    def is_hidden(resource: dict[str, Any]) -> bool:
+        return rules.hidden(resource, insured=insured, hidden_organizations=hidden_organizations)
+
+    if resource_id is not None:
+        if document.get("resourceType") != name or document.get("id") != resource_id:
+            raise _unexpected(f"a {document.get('resourceType')!r} for a read of {name}")
+        if is_hidden(document):
+            raise _not_found(name, resource_id)
+        if decorate is not None:
+            decorate(claims, document)
+        return orjson.dumps(document)
+
+    if document.get("resourceType") != "Bundle" or document.get("type") != "searchset":
+        raise _unexpected(f"a {document.get('resourceType')!r} for a search of {name}")
+
+    def keep(resource: dict[str, Any]) -> bool:
+        if resource.get("resourceType") not in DIRECTORY_TYPES or is_hidden(resource):
+            return False
+        if decorate is not None:
+            decorate(claims, resource)
+        return True
+
+    filter_bundle(document, keep, drop_without_resource=True)
+    return orjson.dumps(document)
+
+
+def _unexpected(what: str) -> UpstreamError:
+    log.warning("FHIR-Directory sent %s on /search", what)
+    return UpstreamError("the FHIR-Directory's answer was not the one asked for")
+
+
+async def search_metadata(request: web.Request, prefix: str = PREFIX) -> web.Response:
+    """``GET <prefix>/metadata``: the directory's CapabilityStatement, made read-only.
+
+    See :func:`read_only_capability`. The directory's ``ETag`` is not passed on, since the
+    body is not the directory's.
+    """
+    ctx = context(request)
+    authorize(request, ctx.tokens, Kind.SEARCH)
+    status, headers, raw = await upstream.relay(ctx, "/metadata")
+    if status != 200:
+        return relayed(ctx, status, headers, raw, prefix)
+    statement = read_only_capability(orjson.loads(raw), ctx.base + prefix)
+    return fhir_response(200, orjson.dumps(statement))
+
+
+_WRITE_CAPABILITIES = (
+    "versioning",
+    "readHistory",
+    "updateCreate",
+    "conditionalCreate",
+    "conditionalRead",
+    "conditionalUpdate",
+    "conditionalDelete",
+    "referencePolicy",
+)
+
+
+def read_only_capability(statement: dict[str, Any], url: str) -> dict[str, Any]:
+    """``statement`` (the directory's) as served at ``url``: read-only, directory types only.
+
+    Every ``rest`` entry loses its system interactions (``transaction``, ``batch``, history)
+    and operations. Every resource keeps its profile and search capabilities (parameters,
+    includes) and gets exactly :data:`READ_ONLY_INTERACTIONS`; what only matters for writes
+    or history (versioning, conditional writes) is removed. Types other than the six
+    directory types are removed. ``implementation.url`` becomes ``url``. The input is not
+    changed.
+    """
+    rests = []
+    for rest in statement.get("rest", []):
+        if not isinstance(rest, dict):
+            continue
+        resources = []
+        for resource in rest.get("resource", []):
+            if not isinstance(resource, dict) or resource.get("type") not in DIRECTORY_TYPES:
+                continue
+            kept = {k: v for k, v in resource.items() if k not in _WRITE_CAPABILITIES}
+            kept["interaction"] = [{"code": code} for code in READ_ONLY_INTERACTIONS]
+            kept.pop("operation", None)
+            resources.append(kept)
+        read_only = {k: v for k, v in rest.items() if k not in ("interaction", "operation")}
+        read_only["resource"] = resources
+        rests.append(read_only)
+    implementation = {**statement.get("implementation", {}), "url": url}
+    return {**statement, "implementation": implementation, "rest": rests}
+
+
+async def read_only(request: web.Request) -> web.Response:
+    """Anything but the reads on ``/search``: 405 for other methods, 404 for other paths."""
+    ctx = context(request)
+    authorize(request, ctx.tokens, Kind.SEARCH)
+    if request.method in ("GET", "HEAD"):
+        raise TimkitError(
+            404, IssueType.NOT_FOUND, f"{request.path}: not found (read and search only)"
+        )
+    raise TimkitError(
+        405,
+        IssueType.NOT_SUPPORTED,
+        f"{request.method} is not allowed: {PREFIX} is read-only (GET search and read)",
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Add ``/search`` to ``app`` (and the state :func:`search_view` needs under any prefix)."""
+    app[INSURED_KEY] = {}
+    app[HIDDEN_KEY] = HiddenOrganizations()
+    router = app.router
+    router.add_get(PREFIX + "/metadata", search_metadata)
+    router.add_get(PREFIX + "/{type}", search_view)
+    router.add_get(PREFIX + "/{type}/{id}", search_view)
+    router.add_route("*", PREFIX + "{tail:(/.*)?}", read_only)
