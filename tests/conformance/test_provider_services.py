@@ -37,9 +37,9 @@ from tests.conformance.conftest import (
     session,
 )
 from tests.fhirproxy.conftest import Stack, start_stack
-from timkit.fhirproxy.provider_services import BASE
+from timkit.fhirproxy.api.provider_services_routes import BASE
+from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.storage.domains import Domain, DomainStore
-from timkit.fhirproxy.tokens import Kind
 
 SCHEMA = schemathesis.openapi.from_path(OPENAPI / "I_VZD_TIM_Provider_Services.yaml")
 OPERATIONS = operations(SCHEMA)

@@ -44,7 +44,7 @@ from tests.conformance.search_openapi import (
 )
 from tests.fhirproxy.conftest import EXAMPLES as VZD_EXAMPLES
 from tests.fhirproxy.conftest import Stack, start_stack
-from timkit.fhirproxy.tokens import Kind
+from timkit.fhirproxy.auth.access_tokens import Kind
 
 SCHEMA = schemathesis.openapi.from_dict(search_openapi())
 OPERATIONS = operations(SCHEMA)

@@ -32,8 +32,8 @@ from timkit.core.federation_list import (
     verify_list,
 )
 from timkit.core.signers import SignerConfig, load_signer
-from timkit.fhirproxy.federation import Federation as ListFederation
-from timkit.fhirproxy.federation import SigAlg
+from timkit.fhirproxy.handlers.signed_list import Federation as ListFederation
+from timkit.fhirproxy.handlers.signed_list import SigAlg
 from timkit.fhirproxy.service import open_database
 from timkit.registration.storage import federation_list
 from timkit.runtime.layout import Layout

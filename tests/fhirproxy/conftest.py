@@ -25,12 +25,12 @@ from timkit.core.process import free_port
 from timkit.directory.api import create_app as create_directory_app
 from timkit.directory.load import load_files
 from timkit.directory.service import open_directory
-from timkit.fhirproxy.api import create_app
+from timkit.fhirproxy.api.app import create_app
+from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.config import FhirProxyConfig
-from timkit.fhirproxy.context import ProxyContext
+from timkit.fhirproxy.context import FhirProxyContext
 from timkit.fhirproxy.service import open_context
 from timkit.fhirproxy.storage.domains import Domain, DomainStore
-from timkit.fhirproxy.tokens import Kind
 
 EXAMPLES = Path(__file__).parents[1] / "data" / "vzd" / "examples"
 DIRECTORY_TOKEN = "directory-token-for-tests-" + "x" * 32
@@ -59,7 +59,7 @@ class Stack:
 
     url: str
     directory_url: str
-    ctx: ProxyContext
+    ctx: FhirProxyContext
     client: httpx.AsyncClient
     secrets: dict[str, str] = field(default_factory=dict)
 

@@ -24,8 +24,8 @@ from tests.fhirproxy.conftest import Stack, start_stack
 from timkit.core import jwt
 from timkit.core.ratelimit import RateLimit
 from timkit.core.tls import LocalPKI
-from timkit.fhirproxy.ratelimit import RateLimiter
-from timkit.fhirproxy.tokens import Kind
+from timkit.fhirproxy.auth.access_tokens import Kind
+from timkit.fhirproxy.auth.rate_limiter import RateLimiter
 
 TELEMATIK_A = "1-SMC-B-Testkarte-883110000092414"
 TELEMATIK_B = "1-SMC-B-Testkarte-883110000092415"

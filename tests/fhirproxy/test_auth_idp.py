@@ -21,7 +21,7 @@ from tests.fhirproxy.conftest import Stack, start_stack
 from tests.support.oidc import OidcProvider
 from timkit.core import jwt
 from timkit.core.tls import client_ssl_context
-from timkit.fhirproxy.tokens import Kind
+from timkit.fhirproxy.auth.access_tokens import Kind
 
 CLIENT_ID = "vzd-fhir-directory"
 

@@ -17,8 +17,8 @@ from aiohttp import web
 from tests.fhirproxy.conftest import Stack, start_stack
 from timkit.core.process import free_port
 from timkit.core.tls import LocalPKI, server_ssl_context
-from timkit.fhirproxy.config import MatrixConfig
-from timkit.fhirproxy.matrix import (
+from timkit.fhirproxy.auth.access_tokens import Kind
+from timkit.fhirproxy.auth.matrix_openid import (
     InvalidToken,
     MatrixResolver,
     ServerName,
@@ -27,7 +27,7 @@ from timkit.fhirproxy.matrix import (
     parse_server_name,
     url_notation,
 )
-from timkit.fhirproxy.tokens import Kind
+from timkit.fhirproxy.config import MatrixConfig
 
 SERVER = "hs.timkit.test"
 

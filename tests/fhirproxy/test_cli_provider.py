@@ -11,7 +11,7 @@ from cryptography import x509
 
 from timkit.core.tls import LocalPKI
 from timkit.fhirproxy.config import FhirProxyConfig
-from timkit.fhirproxy.federation import Domain, Federation
+from timkit.fhirproxy.handlers.signed_list import Domain, Federation
 from timkit.fhirproxy.service import open_database
 from timkit.fhirproxy.storage.audit import AuditLog
 from timkit.fhirproxy.storage.providers import ProviderStore

@@ -12,7 +12,7 @@ from timkit.core.db import Database
 from timkit.core.errors import TimkitError
 from timkit.core.signers import Signer
 from timkit.fhirproxy.config import FhirProxyConfig
-from timkit.fhirproxy.federation import (
+from timkit.fhirproxy.handlers.signed_list import (
     Domain,
     Federation,
     SigAlg,

@@ -27,7 +27,7 @@ from timkit.core.federation_list import ListVerificationError, verify_list
 from timkit.core.signers import Signer, SignerConfig, load_signer
 from timkit.core.tls import LocalPKI
 from timkit.fhirproxy.config import FhirProxyConfig
-from timkit.fhirproxy.federation import (
+from timkit.fhirproxy.handlers.signed_list import (
     Domain,
     Federation,
     SigAlg,

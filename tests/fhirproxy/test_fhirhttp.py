@@ -15,9 +15,9 @@ import pytest
 from tests.fhirproxy.conftest import Stack
 from tests.fhirproxy.raw import RawResponse, raw_request
 from tests.fhirproxy.test_search import endpoint, put
-from timkit.fhirproxy import search
-from timkit.fhirproxy.provider_fhir import PREFIX as PROVIDER_PREFIX
-from timkit.fhirproxy.tokens import Kind
+from timkit.fhirproxy.api import search_routes
+from timkit.fhirproxy.api.provider_fhir_routes import PREFIX as PROVIDER_PREFIX
+from timkit.fhirproxy.auth.access_tokens import Kind
 
 SEARCHER = "matrix:u/alice:hs1.example"
 OWNER = "2-2.58.00000040"  # Organization/OrganizationExample
@@ -158,7 +158,7 @@ async def test_a_directory_failure_becomes_a_generic_operation_outcome(
     async def broken(*_: Any, **__: Any) -> tuple[int, dict[str, str], bytes]:
         return 500, {}, b"Traceback (most recent call last): sqlite3.OperationalError secret"
 
-    monkeypatch.setattr(search.upstream, "relay", broken)
+    monkeypatch.setattr(search_routes.upstream, "relay", broken)
     response = await raw_request(stack.url, "/search/Endpoint", auth)
     outcome = _refused(response, 502)
     assert "secret" not in response.body.decode()
@@ -167,7 +167,7 @@ async def test_a_directory_failure_becomes_a_generic_operation_outcome(
     async def plain_400(*_: Any, **__: Any) -> tuple[int, dict[str, str], bytes]:
         return 400, {}, b"400: Bad Request\n\nhttp parser: invalid character in path"
 
-    monkeypatch.setattr(search.upstream, "relay", plain_400)
+    monkeypatch.setattr(search_routes.upstream, "relay", plain_400)
     _refused(await raw_request(stack.url, "/search/Endpoint", auth), 400)
 
 
@@ -191,12 +191,14 @@ def test_every_bundle_entry_is_judged_on_its_own() -> None:
     }
     raw = orjson.dumps(history)
     kept = orjson.loads(
-        search._apply_visibility(raw, {}, False, frozenset(), None, "Endpoint", None)
+        search_routes._apply_visibility(raw, {}, False, frozenset(), None, "Endpoint", None)
     )
     assert [e["resource"]["id"] for e in kept["entry"]] == ["visible"]
     assert kept["total"] == 1
     not_a_searchset = orjson.dumps({**history, "type": "history"})
     with pytest.raises(Exception, match="not the one asked for"):
-        search._apply_visibility(not_a_searchset, {}, False, frozenset(), None, "Endpoint", None)
+        search_routes._apply_visibility(
+            not_a_searchset, {}, False, frozenset(), None, "Endpoint", None
+        )
     with pytest.raises(Exception, match="not the one asked for"):
-        search._apply_visibility(raw, {}, False, frozenset(), None, "Endpoint", "off")
+        search_routes._apply_visibility(raw, {}, False, frozenset(), None, "Endpoint", "off")

@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from timkit.core.fhir import ORIGIN, TELEMATIK_ID
 from timkit.directory.validation import validate
-from timkit.fhirproxy.ldapmap import (
+from timkit.fhirproxy.ldap.mapping import (
     CRLF,
     Kind,
     LdapEntry,

@@ -16,10 +16,11 @@ from tests.fhirproxy.test_ldapmap import ENTRIES, certificate_der, samples
 from tests.support.slapd import SlapdServer
 from tests.support.wait import async_wait_until
 from timkit.core.fhir import ORIGIN
-from timkit.fhirproxy import ldapsync, upstream
+from timkit.fhirproxy import upstream
 from timkit.fhirproxy.config import LdapConfig
-from timkit.fhirproxy.ldapmap import LdapEntry, map_entry
-from timkit.fhirproxy.ldapsync import ACTOR, LdapSync, RunSummary
+from timkit.fhirproxy.ldap import sync as ldapsync
+from timkit.fhirproxy.ldap.mapping import LdapEntry, map_entry
+from timkit.fhirproxy.ldap.sync import ACTOR, LdapSync, RunSummary
 from timkit.fhirproxy.service import open_database
 from timkit.fhirproxy.storage.ldapstate import LdapSyncStore, SyncState, Written
 

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from timkit.core.names import NameTable
+from timkit.fhirproxy.auth.matrix_openid import MatrixResolver, Target, parse_server_name
 from timkit.fhirproxy.config import MatrixConfig
-from timkit.fhirproxy.matrix import MatrixResolver, Target, parse_server_name
 
 
 async def test_routes_file_is_followed_as_it_changes(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 from tests.fhirproxy.conftest import Stack
 from tests.fhirproxy.test_search import endpoint
 from timkit.core.fhir import ORIGIN, TELEMATIK_ID
-from timkit.fhirproxy.rules import OWNER_EXTENSION
-from timkit.fhirproxy.tokens import Kind
+from timkit.fhirproxy.auth.access_tokens import Kind
+from timkit.fhirproxy.handlers.rules import OWNER_EXTENSION
 
 OWNER_A = "2-2.58.00000040"  # Organization/OrganizationExample (ldap), Practitioner dentist
 OWNER_B = "3-07.2.1444560000.16.108"  # Organization/PharmacyOrganizationExample (ldap)

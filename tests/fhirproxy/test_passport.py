@@ -14,9 +14,9 @@ from jwcrypto import jwk, jws
 
 from tests.fhirproxy.conftest import Stack, start_stack
 from tests.fhirproxy.test_search import assert_read_only_capability, endpoint, put
-from timkit.fhirproxy.federation import Federation
+from timkit.fhirproxy.auth.access_tokens import Kind
+from timkit.fhirproxy.handlers.signed_list import Federation
 from timkit.fhirproxy.storage.domains import Domain
-from timkit.fhirproxy.tokens import Kind
 
 CALLER = "matrix:u/alice:hs1.example"
 

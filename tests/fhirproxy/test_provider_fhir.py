@@ -11,9 +11,9 @@ import pytest
 from tests.fhirproxy.conftest import Stack
 from tests.fhirproxy.test_search import endpoint
 from timkit.core.fhir import TELEMATIK_ID
-from timkit.fhirproxy.federation import Federation
+from timkit.fhirproxy.auth.access_tokens import Kind
+from timkit.fhirproxy.handlers.signed_list import Federation
 from timkit.fhirproxy.storage.domains import Domain
-from timkit.fhirproxy.tokens import Kind
 
 PREFIX = "/tim-provider-services/FHIR"
 TIDS = {"provider-a": "9-2.58.00000077", "provider-b": "9-2.58.00000078"}

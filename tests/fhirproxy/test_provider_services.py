@@ -15,7 +15,7 @@ import pytest
 from tests.fhirproxy.conftest import EXAMPLES, Stack, start_stack
 from tests.fhirproxy.test_federation import verify_bp256r1, verify_es256
 from timkit.core.tls import LocalPKI
-from timkit.fhirproxy.tokens import Kind
+from timkit.fhirproxy.auth.access_tokens import Kind
 
 BASE = "/tim-provider-services"
 ACTIVE_TID = "9-2.58.00000040"  # Organization-OrganizationExample001, active

@@ -1,4 +1,4 @@
-"""The pure owner and visibility rules (:mod:`timkit.fhirproxy.rules`)."""
+"""The pure owner and visibility rules (:mod:`timkit.fhirproxy.handlers.rules`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from timkit.core.fhir import DIRECTORY_TYPES, TELEMATIK_ID
-from timkit.fhirproxy import rules
+from timkit.fhirproxy.handlers import rules
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ import pytest
 
 from tests.fhirproxy.conftest import Stack
 from timkit.core.fhir import DIRECTORY_TYPES, ORIGIN
-from timkit.fhirproxy.federation import Federation
+from timkit.fhirproxy.auth.access_tokens import Kind
+from timkit.fhirproxy.handlers.signed_list import Federation
 from timkit.fhirproxy.storage.domains import Domain
-from timkit.fhirproxy.tokens import Kind
 
 USER = "matrix:u/alice:hs1.example"
 INSURED = "matrix:u/bob:kasse.example"

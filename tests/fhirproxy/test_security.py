@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.fhirproxy.conftest import Stack, start_stack
 from timkit.core.process import free_port
-from timkit.fhirproxy.tokens import Kind
+from timkit.fhirproxy.auth.access_tokens import Kind
 
 SEARCHER = "matrix:u/alice:praxis.tim.test"
 

@@ -41,12 +41,12 @@ from timkit.bench.machine import report_head
 from timkit.core.config import dump_toml
 from timkit.core.process import free_port
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
+from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.config import FhirProxyConfig
-from timkit.fhirproxy.federation import regenerate
+from timkit.fhirproxy.handlers.signed_list import regenerate
 from timkit.fhirproxy.service import open_database, token_service
 from timkit.fhirproxy.storage.domains import Domain, DomainStore
 from timkit.fhirproxy.storage.providers import ProviderStore
-from timkit.fhirproxy.tokens import Kind
 
 USERINFO_SERVER = "bench.tim.test"
 BENCH_TELEMATIK_ID = "1-bench-0001"

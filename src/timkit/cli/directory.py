@@ -24,7 +24,7 @@ from timkit.core.errors import TimkitError
 from timkit.directory.generate import Shape, generate
 from timkit.directory.load import load, read_resources
 from timkit.directory.service import open_directory
-from timkit.fhirproxy.federation import current_list
+from timkit.fhirproxy.handlers.signed_list import current_list
 from timkit.fhirproxy.service import open_database
 from timkit.fhirproxy.storage.audit import AuditLog
 from timkit.fhirproxy.storage.providers import ProviderStore

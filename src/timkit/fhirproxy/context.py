@@ -9,16 +9,16 @@ import aiohttp
 from aiohttp import web
 
 from timkit.core.db import Database
+from timkit.fhirproxy.auth.access_tokens import TokenService
 from timkit.fhirproxy.config import FhirProxyConfig
-from timkit.fhirproxy.federation import Federation
+from timkit.fhirproxy.handlers.signed_list import Federation
 from timkit.fhirproxy.storage.audit import AuditLog
 from timkit.fhirproxy.storage.domains import DomainStore
 from timkit.fhirproxy.storage.providers import ProviderStore
-from timkit.fhirproxy.tokens import TokenService
 
 
 @dataclass
-class ProxyContext:
+class FhirProxyContext:
     """Shared state of one FHIR-Proxy process.
 
     Attributes:
@@ -52,9 +52,9 @@ class ProxyContext:
         return self.config.public_base()
 
 
-CONTEXT_KEY = web.AppKey("fhirproxy.context", ProxyContext)
+CONTEXT_KEY = web.AppKey("fhirproxy.context", FhirProxyContext)
 
 
-def context(request: web.Request) -> ProxyContext:
+def context(request: web.Request) -> FhirProxyContext:
     """The context of the app serving ``request``."""
     return request.app[CONTEXT_KEY]

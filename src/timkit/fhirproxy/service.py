@@ -19,15 +19,15 @@ from timkit.core.http import aiohttp_session
 from timkit.core.signers import load_signer
 from timkit.core.tls import optional_server_ssl_context
 from timkit.core.web import serve_app
-from timkit.fhirproxy.api import create_app
+from timkit.fhirproxy.api.app import create_app
+from timkit.fhirproxy.auth.access_tokens import Kind, TokenService
 from timkit.fhirproxy.config import FhirProxyConfig
-from timkit.fhirproxy.context import ProxyContext
-from timkit.fhirproxy.federation import Federation
+from timkit.fhirproxy.context import FhirProxyContext
+from timkit.fhirproxy.handlers.signed_list import Federation
 from timkit.fhirproxy.storage.audit import AuditLog
 from timkit.fhirproxy.storage.domains import DomainStore
 from timkit.fhirproxy.storage.migrations import MIGRATIONS
 from timkit.fhirproxy.storage.providers import ProviderStore
-from timkit.fhirproxy.tokens import Kind, TokenService
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def token_service(config: FhirProxyConfig) -> TokenService:
 
 
 @contextlib.asynccontextmanager
-async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
+async def open_context(config: FhirProxyConfig) -> AsyncIterator[FhirProxyContext]:
     """Build the shared context; close database, threads and HTTP client afterwards.
 
     Raises:
@@ -69,7 +69,7 @@ async def open_context(config: FhirProxyConfig) -> AsyncIterator[ProxyContext]:
         timeout=300.0, connect_timeout=30.0, limit=256, keepalive=60.0, decompress=False
     )
     try:
-        yield ProxyContext(
+        yield FhirProxyContext(
             config=config,
             db=db,
             providers=ProviderStore(db),

@@ -25,7 +25,7 @@ from yarl import URL
 
 from timkit.core.errors import TemporaryUpstreamError, UpstreamError
 from timkit.core.fhir import authorization
-from timkit.fhirproxy.context import ProxyContext
+from timkit.fhirproxy.context import FhirProxyContext
 
 log = logging.getLogger(__name__)
 UNREACHABLE = "the FHIR-Proxy could not reach the FHIR-Directory"
@@ -36,7 +36,7 @@ RELAYED_HEADERS = ("ETag", "Last-Modified", "Location")
 
 
 async def fhir(
-    ctx: ProxyContext,
+    ctx: FhirProxyContext,
     method: str,
     path: str,
     *,
@@ -70,7 +70,7 @@ async def fhir(
         raise UpstreamError(FAILED) from e
 
 
-async def relay(ctx: ProxyContext, path_qs: str) -> tuple[int, dict[str, str], bytes]:
+async def relay(ctx: FhirProxyContext, path_qs: str) -> tuple[int, dict[str, str], bytes]:
     """GET ``path_qs`` (path plus already-encoded query) from the directory, unparsed.
 
     Returns status, the :data:`RELAYED_HEADERS` present, and the raw body. The URL is not
@@ -94,7 +94,7 @@ async def relay(ctx: ProxyContext, path_qs: str) -> tuple[int, dict[str, str], b
         raise UpstreamError(FAILED) from e
 
 
-def rebase(ctx: ProxyContext, raw: bytes, prefix: str) -> bytes:
+def rebase(ctx: FhirProxyContext, raw: bytes, prefix: str) -> bytes:
     """``raw`` with every ``<upstream>/`` replaced by ``<public base><prefix>/``."""
     upstream = ctx.config.upstream.encode() + b"/"
     if upstream not in raw:
@@ -102,7 +102,9 @@ def rebase(ctx: ProxyContext, raw: bytes, prefix: str) -> bytes:
     return raw.replace(upstream, (ctx.base + prefix).encode() + b"/")
 
 
-def rebase_headers(ctx: ProxyContext, headers: Mapping[str, str], prefix: str) -> dict[str, str]:
+def rebase_headers(
+    ctx: FhirProxyContext, headers: Mapping[str, str], prefix: str
+) -> dict[str, str]:
     """The :data:`RELAYED_HEADERS` of ``headers``, ``Location`` rebased like :func:`rebase`."""
     kept = {h: headers[h] for h in RELAYED_HEADERS if h in headers}
     if "Location" in kept and kept["Location"].startswith(ctx.config.upstream + "/"):
@@ -112,7 +114,7 @@ def rebase_headers(ctx: ProxyContext, headers: Mapping[str, str], prefix: str) -
 
 
 async def fhir_json(
-    ctx: ProxyContext,
+    ctx: FhirProxyContext,
     path: str,
     params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -124,7 +126,7 @@ async def fhir_json(
     return result
 
 
-async def read(ctx: ProxyContext, reference: str) -> tuple[dict[str, Any], str] | None:
+async def read(ctx: FhirProxyContext, reference: str) -> tuple[dict[str, Any], str] | None:
     """The resource at ``reference`` (``Type/id``) and its ETag; ``None`` if absent or deleted.
 
     Raises:
@@ -140,7 +142,7 @@ async def read(ctx: ProxyContext, reference: str) -> tuple[dict[str, Any], str] 
 
 
 async def search_all(
-    ctx: ProxyContext, resource_type: str, params: Sequence[tuple[str, str]]
+    ctx: FhirProxyContext, resource_type: str, params: Sequence[tuple[str, str]]
 ) -> list[dict[str, Any]]:
     """The matching resources (first page, at most 100) of a search on the directory."""
     bundle = await fhir_json(ctx, "/" + resource_type, [*params, ("_count", "100")])
@@ -148,7 +150,7 @@ async def search_all(
 
 
 async def search_every(
-    ctx: ProxyContext,
+    ctx: FhirProxyContext,
     resource_type: str,
     params: Sequence[tuple[str, str]],
     *,

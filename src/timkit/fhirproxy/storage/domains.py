@@ -8,7 +8,7 @@ primary key, so an IK is unique list-wide even with several proxy instances writ
 Writes take the caller's transaction (``tx`` from :meth:`Database.write`) so a domain change
 and the federation list it produces commit together (see :mod:`..federation`). The methods
 here check nothing but existence and uniqueness; syntax and ownership rules live in
-:mod:`timkit.fhirproxy.federation`.
+:mod:`timkit.fhirproxy.handlers.signed_list`.
 """
 
 from __future__ import annotations

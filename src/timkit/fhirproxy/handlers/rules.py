@@ -1,6 +1,6 @@
 """Pure rules of the FHIR-Proxy: visibility on ``/search``, ownership and LDAP immutability.
 
-No I/O here: :mod:`timkit.fhirproxy.fhir` fetches what these functions look at.
+No I/O here: :mod:`timkit.fhirproxy.api.fhir_routes` fetches what these functions look at.
 
 Visibility (``/search``, see :func:`hidden`):
 

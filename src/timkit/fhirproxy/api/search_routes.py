@@ -11,7 +11,7 @@ asked. Every answer is parsed: a read must be the resource asked for, a search a
 ``searchset`` Bundle, and every entry of that Bundle is judged on its own (entries without
 a directory resource are dropped). Links are rebased from the directory's URL to
 ``<base>/search`` by a bytes replacement. Visibility
-(:func:`timkit.fhirproxy.rules.hidden`) works in two places:
+(:func:`timkit.fhirproxy.handlers.rules.hidden`) works in two places:
 
 * pushed into the query for the searched type, so paging and ``total`` stay right:
   ``Endpoint`` searches get ``status=active``; an insured caller's ``Endpoint`` and
@@ -50,18 +50,19 @@ from aiohttp import web
 
 from timkit.core.errors import IssueType, TimkitError, UpstreamError
 from timkit.core.fhir import DIRECTORY_TYPES
-from timkit.fhirproxy import rules, upstream
-from timkit.fhirproxy.context import ProxyContext, context
-from timkit.fhirproxy.fhirhttp import (
+from timkit.fhirproxy import upstream
+from timkit.fhirproxy.api.fhir_http import (
     checked_answer,
     fhir_path,
     fhir_response,
-    filter_bundle,
     relayed,
     request_target,
     with_params,
 )
-from timkit.fhirproxy.tokens import Kind, authorize
+from timkit.fhirproxy.auth.access_tokens import Kind, authorize
+from timkit.fhirproxy.context import FhirProxyContext, context
+from timkit.fhirproxy.handlers import rules
+from timkit.fhirproxy.handlers.fhir_checks import filter_bundle
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class HiddenOrganizations:
         self._expires = float("-inf")
         self._lock = asyncio.Lock()
 
-    async def get(self, ctx: ProxyContext) -> frozenset[str]:
+    async def get(self, ctx: FhirProxyContext) -> frozenset[str]:
         """The current set (at most ``ttl`` seconds old)."""
         if time.monotonic() < self._expires:
             return self._references
@@ -110,7 +111,7 @@ class HiddenOrganizations:
 HIDDEN_KEY = web.AppKey("fhirproxy.hidden_organizations", HiddenOrganizations)
 
 
-async def insured(request: web.Request, ctx: ProxyContext, claims: dict[str, Any]) -> bool:
+async def insured(request: web.Request, ctx: FhirProxyContext, claims: dict[str, Any]) -> bool:
     """Whether the caller's homeserver domain is registered as an insurance domain."""
     claim = claims.get("isInsurance")
     if isinstance(claim, bool):
@@ -132,7 +133,7 @@ async def insured(request: web.Request, ctx: ProxyContext, claims: dict[str, Any
     return found
 
 
-def _lookup_insured(ctx: ProxyContext, domain: str) -> bool:
+def _lookup_insured(ctx: FhirProxyContext, domain: str) -> bool:
     found = ctx.domains.get(domain)
     return found is not None and found.is_insurance
 
@@ -155,7 +156,7 @@ _ORGANIZATION_LINKED = (b'"HealthcareService"', b'"PractitionerRole"')
 
 
 async def _hidden_organizations(
-    request: web.Request, ctx: ProxyContext, raw: bytes, insured: bool
+    request: web.Request, ctx: FhirProxyContext, raw: bytes, insured: bool
 ) -> frozenset[str]:
     """The hidden Organizations, when they matter for ``raw``; else an empty set (no I/O)."""
     if not insured or not any(marker in raw for marker in _ORGANIZATION_LINKED):

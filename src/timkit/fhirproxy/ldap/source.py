@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from timkit.fhirproxy.config import LdapConfig
-from timkit.fhirproxy.ldapmap import LdapEntry, MappingError
+from timkit.fhirproxy.ldap.mapping import LdapEntry, MappingError
 
 with warnings.catch_warnings():  # ldap3 2.9 imports names that pyasn1 0.6 deprecates
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -9,7 +9,7 @@ The proxy speaks three protocols, and each error is rendered here and only here:
   ``/tim-provider-services/FHIR``).
 
 Every request target is parsed as the FHIR-Directory parses it
-(:func:`timkit.core.request_target.parse_target`, via :func:`fhirhttp.request_target`)
+(:func:`timkit.core.request_target.parse_target`, via :func:`fhir_http.request_target`)
 before any handler runs; a target that cannot be read unambiguously (control characters,
 dot segments, ``//``, bad escapes, raw non-ASCII) is a 400 in the path's protocol.
 
@@ -36,16 +36,16 @@ from timkit.core.web import (
     health,
     json_response,
 )
-from timkit.fhirproxy import (
-    auth,
-    fhir,
-    fhirhttp,
-    ldapsync,
-    passport,
-    provider_services,
+from timkit.fhirproxy.api import (
+    auth_routes,
+    fhir_http,
+    fhir_routes,
+    passport_routes,
+    provider_services_routes,
 )
-from timkit.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
-from timkit.fhirproxy.tokens import ACTOR_KEY
+from timkit.fhirproxy.auth.access_tokens import ACTOR_KEY
+from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext, context
+from timkit.fhirproxy.ldap import sync as ldap_sync
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ async def _edge(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def _parsed_target(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a target the directory could read differently (400) before any handler runs."""
-    fhirhttp.request_target(request)
+    fhir_http.request_target(request)
     return await handler(request)
 
 
@@ -153,7 +153,7 @@ async def jwks(request: web.Request) -> web.Response:
     return json_response(context(request).tokens.jwks())
 
 
-def create_app(ctx: ProxyContext) -> web.Application:
+def create_app(ctx: FhirProxyContext) -> web.Application:
     """The aiohttp application of the FHIR-Proxy on ``ctx``."""
     app = web.Application(
         middlewares=[_edge, _errors, _parsed_target], client_max_size=16 * 1024 * 1024
@@ -161,10 +161,10 @@ def create_app(ctx: ProxyContext) -> web.Application:
     app[CONTEXT_KEY] = ctx
     app.router.add_get("/health", health)
     app.router.add_get("/.well-known/jwks.json", jwks)
-    auth.setup(app)
-    provider_services.setup(app)
-    fhir.setup(app)
+    auth_routes.setup(app)
+    provider_services_routes.setup(app)
+    fhir_routes.setup(app)
     if ctx.config.passport.enabled:
-        passport.setup(app)
-    ldapsync.setup(app)
+        passport_routes.setup(app)
+    ldap_sync.setup(app)
     return app

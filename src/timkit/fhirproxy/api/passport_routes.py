@@ -39,10 +39,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from timkit.core import jwt
 from timkit.core.signers import Signer, load_signer
 from timkit.core.web import json_response
-from timkit.fhirproxy import rules, search
-from timkit.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
-from timkit.fhirproxy.federation import current_list
-from timkit.fhirproxy.tokens import Kind, authorize
+from timkit.fhirproxy.api import search_routes
+from timkit.fhirproxy.auth.access_tokens import Kind, authorize
+from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext, context
+from timkit.fhirproxy.handlers import rules
+from timkit.fhirproxy.handlers.signed_list import current_list
 
 PREFIX = "/tim-search"
 CERT_PATH = "/PASSporTCertificates"
@@ -93,7 +94,7 @@ class PassportService:
 PASSPORT_KEY = web.AppKey("fhirproxy.passport", PassportService)
 
 
-def passport_service(ctx: ProxyContext) -> PassportService:
+def passport_service(ctx: FhirProxyContext) -> PassportService:
     """The PASSporT service for ``ctx``'s configuration (signer loaded or issued)."""
     config = ctx.config
     signer = load_signer(
@@ -111,12 +112,12 @@ def passport_service(ctx: ProxyContext) -> PassportService:
 async def tim_search(request: web.Request) -> web.Response:
     """``GET /tim-search/{type}[/{id}]``: ``/search`` with PASSporTs attached."""
     service = request.app[PASSPORT_KEY]
-    return await search.search_view(request, PREFIX, service.decorate)
+    return await search_routes.search_view(request, PREFIX, service.decorate)
 
 
 async def tim_search_metadata(request: web.Request) -> web.Response:
     """``GET /tim-search/metadata``."""
-    return await search.search_metadata(request, PREFIX)
+    return await search_routes.search_metadata(request, PREFIX)
 
 
 async def certificates(request: web.Request) -> web.Response:
@@ -138,7 +139,7 @@ async def certificate_file(request: web.Request) -> web.Response:
     )
 
 
-def hashed_list(ctx: ProxyContext) -> dict[str, Any]:
+def hashed_list(ctx: FhirProxyContext) -> dict[str, Any]:
     """The seed's federation list: current version, SHA-256 hex of every domain."""
     current = current_list(ctx.db)
     hashes = sorted(
@@ -163,7 +164,7 @@ def setup(app: web.Application) -> None:
     router.add_get(PREFIX + "/metadata", tim_search_metadata)
     router.add_get(PREFIX + "/{type}", tim_search)
     router.add_get(PREFIX + "/{type}/{id}", tim_search)
-    router.add_route("*", PREFIX + "{tail:(/.*)?}", search.read_only)
+    router.add_route("*", PREFIX + "{tail:(/.*)?}", search_routes.read_only)
     router.add_get(CERT_PATH, certificates)
     router.add_get(CERT_PATH + "/passport.cer", certificate_file)
     router.add_get("/tim-provider-services/PASSporTCertificates", provider_certificates)

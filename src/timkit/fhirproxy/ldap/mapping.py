@@ -76,7 +76,7 @@ from timkit.core.professions import (
     is_institution,
     is_person,
 )
-from timkit.fhirproxy.ldapcodes import SPECIALTIES, TELEMATIK_ID_TYPES
+from timkit.fhirproxy.ldap.codes import SPECIALTIES, TELEMATIK_ID_TYPES
 
 Resource = dict[str, Any]
 CRLF = "\r\n"

@@ -57,13 +57,13 @@ from aiohttp import web
 
 from timkit.core.errors import TimkitError
 from timkit.core.web import json_response, read_stream
-from timkit.fhirproxy import matrix
-from timkit.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
-from timkit.fhirproxy.idp import IdpClient
-from timkit.fhirproxy.ratelimit import RateLimiter
-from timkit.fhirproxy.regservice import verify_regservice_token
+from timkit.fhirproxy.auth import matrix_openid
+from timkit.fhirproxy.auth.access_tokens import SPECS, Issued, Kind, bearer, security_header
+from timkit.fhirproxy.auth.idp_client import IdpClient
+from timkit.fhirproxy.auth.rate_limiter import RateLimiter
+from timkit.fhirproxy.auth.regservice_token import verify_regservice_token
+from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext, context
 from timkit.fhirproxy.storage.used_tokens import UsedTokens
-from timkit.fhirproxy.tokens import SPECS, Issued, Kind, bearer, security_header
 
 T = TypeVar("T")
 
@@ -90,7 +90,7 @@ class AuthState:
     """
 
     limiter: RateLimiter
-    matrix: matrix.MatrixResolver
+    matrix: matrix_openid.MatrixResolver
     idps: IdpClient
 
 
@@ -102,7 +102,7 @@ def setup(app: web.Application) -> None:
     ctx = app[CONTEXT_KEY]
     app[AUTH_KEY] = AuthState(
         limiter=RateLimiter(ctx.config.rate_limit),
-        matrix=matrix.MatrixResolver(ctx.config.matrix, ctx.http),
+        matrix=matrix_openid.MatrixResolver(ctx.config.matrix, ctx.http),
         idps=IdpClient(ctx.config.idps, ctx.http, ctx.base + "/signin-gematik-idp-dienst"),
     )
     app.router.add_post("/token", token)
@@ -120,7 +120,7 @@ def _remote(request: web.Request) -> str:
     return f"ip:{request.remote or 'unknown'}"
 
 
-async def _blocking(ctx: ProxyContext, function: Callable[..., T], *args: Any) -> T:
+async def _blocking(ctx: FhirProxyContext, function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(ctx.executor, function, *args)
 
 
@@ -258,14 +258,14 @@ async def ti_provider_authenticate(request: web.Request) -> web.Response:
 # --- GET /tim-authenticate -----------------------------------------------------------------
 
 
-def _server_of(mx_id: str) -> matrix.ServerName:
+def _server_of(mx_id: str) -> matrix_openid.ServerName:
     """The server named by ``mxId`` (server name, ``@user:server`` or ``matrix:u/user:server``)."""
     text = mx_id.strip()
     if text.startswith("matrix:u/"):
         text = "@" + text.removeprefix("matrix:u/")
     if text.startswith("@"):
-        _, text = matrix.split_mxid(text)
-    return matrix.parse_server_name(text)
+        _, text = matrix_openid.split_mxid(text)
+    return matrix_openid.parse_server_name(text)
 
 
 async def tim_authenticate(request: web.Request) -> web.Response:
@@ -297,9 +297,9 @@ async def tim_authenticate(request: web.Request) -> web.Response:
         )
     try:
         mxid = await state.matrix.userinfo(server, openid_token)
-    except matrix.InvalidToken as e:
+    except matrix_openid.InvalidToken as e:
         raise _oauth_error(401, "invalid_token", str(e), MATRIX_REQUIREMENT) from e
-    except matrix.Unavailable as e:
+    except matrix_openid.Unavailable as e:
         raise _oauth_error(
             503,
             "temporarily_unavailable",
@@ -307,8 +307,8 @@ async def tim_authenticate(request: web.Request) -> web.Response:
             MATRIX_REQUIREMENT,
         ) from e
     try:
-        _, user_server = matrix.split_mxid(mxid)
-        on_server = matrix.parse_server_name(user_server) == server
+        _, user_server = matrix_openid.split_mxid(mxid)
+        on_server = matrix_openid.parse_server_name(user_server) == server
     except ValueError:
         on_server = False
     if not on_server:
@@ -318,7 +318,7 @@ async def tim_authenticate(request: web.Request) -> web.Response:
             f"the homeserver {server} vouched for {mxid!r}, which is not a user of {server}",
             MATRIX_REQUIREMENT,
         )
-    issued = ctx.tokens.issue(Kind.SEARCH, matrix.url_notation(mxid))
+    issued = ctx.tokens.issue(Kind.SEARCH, matrix_openid.url_notation(mxid))
     return _issued(issued)
 
 

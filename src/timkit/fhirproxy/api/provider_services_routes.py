@@ -45,8 +45,9 @@ from timkit.core import jsonbody
 from timkit.core.errors import IssueType, TimkitError
 from timkit.core.request_target import UnparsableRequest, single_header
 from timkit.fhirproxy import upstream
-from timkit.fhirproxy.context import CONTEXT_KEY, ProxyContext, context
-from timkit.fhirproxy.federation import (
+from timkit.fhirproxy.auth.access_tokens import SPECS, Kind, authorize
+from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext, context
+from timkit.fhirproxy.handlers.signed_list import (
     AF_DOMAINS,
     Domain,
     Federation,
@@ -54,7 +55,6 @@ from timkit.fhirproxy.federation import (
     check_domain_name,
     parse_domain,
 )
-from timkit.fhirproxy.tokens import SPECS, Kind, authorize
 
 BASE = "/tim-provider-services"
 TELEMATIK_ID_SYSTEM = "https://gematik.de/fhir/sid/telematik-id"
@@ -88,7 +88,7 @@ def federation(request: web.Request) -> Federation:
     return request.app[CONTEXT_KEY].federation
 
 
-async def _blocking(ctx: ProxyContext, function: Callable[..., T], *args: Any) -> T:
+async def _blocking(ctx: FhirProxyContext, function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(ctx.executor, function, *args)
 
 
@@ -148,7 +148,7 @@ def _escape(value: str) -> str:
 
 
 async def organization_states(
-    ctx: ProxyContext, telematik_ids: Iterable[str]
+    ctx: FhirProxyContext, telematik_ids: Iterable[str]
 ) -> dict[str, OrgState]:
     """Per TelematikID, the state of its Organization(s) in the FHIR-Directory."""
     wanted = sorted(set(telematik_ids))
@@ -173,7 +173,7 @@ async def organization_states(
     return states
 
 
-async def _require_active_organization(ctx: ProxyContext, telematik_id: str) -> None:
+async def _require_active_organization(ctx: FhirProxyContext, telematik_id: str) -> None:
     state = (await organization_states(ctx, [telematik_id]))[telematik_id]
     if state is OrgState.INACTIVE:
         raise _bad_request(

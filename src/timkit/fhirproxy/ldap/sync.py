@@ -49,8 +49,8 @@ from aiohttp import web
 from timkit.core.errors import UpstreamError
 from timkit.fhirproxy import upstream
 from timkit.fhirproxy.config import LdapConfig
-from timkit.fhirproxy.context import CONTEXT_KEY, ProxyContext
-from timkit.fhirproxy.ldapmap import (
+from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext
+from timkit.fhirproxy.ldap.mapping import (
     Kind,
     LdapEntry,
     Resource,
@@ -62,7 +62,7 @@ from timkit.fhirproxy.ldapmap import (
     resource_ids,
     same,
 )
-from timkit.fhirproxy.ldapsource import LdapSource
+from timkit.fhirproxy.ldap.source import LdapSource
 from timkit.fhirproxy.storage.ldapstate import LdapSyncStore, Written
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class LdapSync:
         config: LDAP settings; default ``ctx.config.ldap``.
     """
 
-    def __init__(self, ctx: ProxyContext, config: LdapConfig | None = None) -> None:
+    def __init__(self, ctx: FhirProxyContext, config: LdapConfig | None = None) -> None:
         self.ctx = ctx
         self.config = config or ctx.config.ldap
         self.store = LdapSyncStore(ctx.db)

@@ -1,0 +1,1 @@
+"""The VZD-LDAP-Directory sync: entry source, mapping to FHIR, code tables, the sync loop."""
