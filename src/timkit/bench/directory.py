@@ -1,6 +1,6 @@
 """``timkit bench directory``: the FHIR-Directory at the size of Germany's directory.
 
-1. Bulk load: synthetic resources (:mod:`timkit.directory.generate`) streamed through the
+1. Bulk load: synthetic resources (:mod:`timkit.directory.demo.generate`) streamed through the
    loader (validation and indexing in worker processes, one writer) into a fresh database.
 2. A real directory process (``python -m timkit.directory``) on a free loopback port.
 3. Over HTTP with keep-alive connections: read by id, the six typical TI-M client
@@ -33,7 +33,7 @@ from timkit.core.config import dump_toml
 from timkit.core.db import Database
 from timkit.core.process import free_port
 from timkit.directory.config import DirectoryConfig
-from timkit.directory.generate import generate
+from timkit.directory.demo.generate import generate
 from timkit.directory.load import load
 from timkit.directory.service import open_directory
 from timkit.runtime.layout import Layout

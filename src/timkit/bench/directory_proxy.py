@@ -1,6 +1,6 @@
 """``timkit bench directory-proxy``: what the FHIR-Proxy costs on top of the FHIR-Directory.
 
-1. A synthetic directory (:mod:`timkit.directory.generate`) behind a real FHIR-Directory
+1. A synthetic directory (:mod:`timkit.directory.demo.generate`) behind a real FHIR-Directory
    process and a real FHIR-Proxy process (TLS, as deployed), both on loopback.
 2. Added latency: the six typical TI-M client searches sent one client at a time, first
    straight to the directory, then through ``/search`` with a search-accesstoken (p50/p99

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from timkit.core.db import Database
 from timkit.core.errors import TimkitError
-from timkit.directory.generate import Shape, generate
+from timkit.directory.demo.generate import Shape, generate
 from timkit.directory.load import load, read_resources
 from timkit.directory.service import open_directory
 from timkit.fhirproxy.handlers.signed_list import current_list

@@ -3,7 +3,7 @@
 Directory: for every configured Messenger-Service the directory gets the organisation's
 entry: an Organization, its Location, a HealthcareService and a TI-M Endpoint
 ``matrix:u/empfang:<domain>``, so TI-M clients of the local federation find each other.
-Synthetic practices and practitioners (:func:`timkit.directory.generate.generate`, fixed
+Synthetic practices and practitioners (:func:`timkit.directory.demo.generate.generate`, fixed
 seed) make searches look like the real directory. The content is deterministic, so the
 directory's idempotent seed load changes nothing on restart.
 
@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from timkit.core.fhir import CONNECTION_TYPE, ORIGIN, PAYLOAD_TYPE, PROFILE, TELEMATIK_ID
-from timkit.directory.generate import generate
+from timkit.directory.demo.generate import generate
 from timkit.runtime.config import MessengerServiceConfig
 
 LDAP_ENTRIES = Path(__file__).parent / "ldap-entries.json"

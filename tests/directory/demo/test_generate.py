@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import collections
+import fnmatch
 import hashlib
 import re
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,8 +21,8 @@ from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.practitionerrole import PractitionerRole
 
-from timkit.directory import generate as generate_module
-from timkit.directory.generate import Shape, generate
+from timkit.directory.demo import generate as generate_module
+from timkit.directory.demo.generate import Shape, generate
 from timkit.directory.validation import validate
 
 ORIGIN = "https://gematik.de/fhir/directory/CodeSystem/Origin"
@@ -351,3 +354,18 @@ def test_reference_lists_are_large_and_distinct() -> None:
     for name, (items, minimum) in lists.items():
         assert len(items) >= minimum, name
         assert len(set(items)) == len(items), name
+
+
+def test_the_reference_tables_ship_in_the_wheel() -> None:
+    # the tables are data files read with importlib.resources: pyproject's package-data must
+    # name every one of them, or an installed timkit generates nothing
+    root = Path(__file__).resolve().parents[3]
+    package = root / "src" / "timkit"
+    globs = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"][
+        "package-data"
+    ]["timkit"]
+    tables = sorted((package / "directory" / "demo" / "data").iterdir())
+    assert len(tables) >= 5
+    for table in tables:
+        relative = table.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in globs), relative

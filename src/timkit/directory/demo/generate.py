@@ -36,11 +36,13 @@ other, ``seed``):
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from itertools import accumulate
 from math import sqrt
 from typing import Any, Generic, TypeVar
@@ -79,229 +81,37 @@ EMPLOYED_SHARE = 0.6  # practitioners linked to an organisation (when there is o
 _RECENT_ORGANIZATIONS = 1024  # practitioners pick their employer among the last ones
 _SERIAL_DIGITS = 8
 
-# --- German reference data ----------------------------------------------------------------------
+# --- German reference data (data/*.json) ---------------------------------------------------------
 
-FAMILY_NAMES: tuple[str, ...] = (
-    "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
-    "Schulz", "Hoffmann", "Schäfer", "Koch", "Bauer", "Richter", "Klein", "Wolf", "Schröder",
-    "Neumann", "Schwarz", "Zimmermann", "Braun", "Krüger", "Hofmann", "Hartmann", "Lange",
-    "Schmitt", "Werner", "Schmitz", "Krause", "Meier", "Lehmann", "Schmid", "Schulze", "Maier",
-    "Köhler", "Herrmann", "König", "Walter", "Mayer", "Huber", "Kaiser", "Fuchs", "Peters",
-    "Lang", "Scholz", "Möller", "Weiß", "Jung", "Hahn", "Schubert", "Vogel", "Friedrich",
-    "Keller", "Günther", "Frank", "Berger", "Winkler", "Roth", "Beck", "Lorenz", "Baumann",
-    "Franke", "Albrecht", "Schuster", "Simon", "Ludwig", "Böhm", "Winter", "Kraus", "Martin",
-    "Schumacher", "Krämer", "Vogt", "Stein", "Jäger", "Otto", "Sommer", "Groß", "Seidel",
-    "Heinrich", "Brandt", "Haas", "Schreiber", "Graf", "Schulte", "Dietrich", "Ziegler", "Kuhn",
-    "Kühn", "Pohl", "Engel", "Horn", "Busch", "Bergmann", "Thomas", "Voigt", "Sauer", "Arnold",
-    "Wolff", "Pfeiffer", "Ernst", "Lindner", "Hübner", "Kramer", "Franz", "Peter", "Jansen",
-    "Götz", "Hansen", "Paul", "Wilhelm", "Brinkmann", "Schenk", "Thiele", "Barth", "Reuter",
-    "Nowak", "Förster", "Strauß", "Rößler", "Nußbaum", "Großmann", "Süß", "Döring", "Göbel",
-    "Jürgens", "Gärtner", "Schütz", "Böttcher", "Schlüter", "Hölzel", "Würth", "Kößler",
-    "Dreßler", "Weißenborn", "Wagner-Böhm", "Schmidt-Weber", "Mößner", "Lübke",
-    "Rühl", "Fröhlich", "Küster", "Bühler", "Brückner", "Dörr", "Sträter", "Körner", "Löffler",
-    "Mühlbauer", "Oßwald", "Pütz", "Rösch", "Schäuble", "Thür", "Wößner", "Zöllner", "Ahrens",
-    "Bock", "Busse", "Claßen", "Decker", "Eckert", "Fiedler", "Geiger", "Hauser", "Heinz",
-    "Jakob", "Kirchner", "Kolb", "Kurz", "Lenz", "Marx", "Michel", "Nagel", "Oswald", "Petersen",
-    "Popp", "Ritter", "Sander", "Schwab", "Seifert", "Stahl", "Ulrich", "Vetter", "Walther",
-    "Wendt", "Wiese", "Witt", "Yilmaz", "Kaya", "Demir", "Nguyen", "Kowalski", "Novak",
-    "Schwarzkopf", "Aßmann", "Haußmann",
-)  # fmt: skip
-FEMALE_GIVEN_NAMES: tuple[str, ...] = (
-    "Anna", "Maria", "Sophie", "Julia", "Laura", "Lea", "Lena", "Hannah", "Katharina", "Sarah",
-    "Lisa", "Johanna", "Clara", "Charlotte", "Emma", "Mia", "Marie", "Sabine", "Petra",
-    "Claudia", "Susanne", "Andrea", "Stefanie", "Nicole", "Birgit", "Monika", "Ute", "Heike",
-    "Karin", "Gabriele", "Ursula", "Renate", "Christine", "Martina", "Anja", "Silke", "Tanja",
-    "Kerstin", "Jana", "Franziska", "Miriam", "Friederike", "Jutta", "Elke", "Dörte", "Bärbel",
-    "Margarete", "Helga", "Ingrid", "Käthe", "Greta", "Paula", "Ida", "Frieda", "Luise",
-    "Merle", "Carolin", "Verena", "Annika", "Nadine", "Melanie", "Jördis", "Ayşe", "Elif",
-)  # fmt: skip
-MALE_GIVEN_NAMES: tuple[str, ...] = (
-    "Thomas", "Michael", "Andreas", "Stefan", "Christian", "Markus", "Frank", "Jürgen", "Peter",
-    "Klaus", "Wolfgang", "Uwe", "Jörg", "Matthias", "Alexander", "Daniel", "Sebastian", "Tobias",
-    "Florian", "Jan", "Tim", "Lukas", "Jonas", "Felix", "Maximilian", "Paul", "Leon", "Finn",
-    "Niklas", "Moritz", "Philipp", "Simon", "David", "Johannes", "Benedikt", "Martin", "Ralf",
-    "Dirk", "Holger", "Torsten", "Bernd", "Hans", "Günter", "Dieter", "Horst", "Heinz", "Karl",
-    "Friedrich", "Wilhelm", "Björn", "Sören", "Jens", "Lars", "Kai", "Henrik", "Konstantin",
-    "Till", "Malte", "Ole", "Jannik", "Mehmet", "Can",
-)  # fmt: skip
-STREETS: tuple[str, ...] = (
-    "Hauptstraße", "Bahnhofstraße", "Schulstraße", "Gartenstraße", "Dorfstraße", "Bergstraße",
-    "Birkenweg", "Lindenstraße", "Kirchstraße", "Waldstraße", "Ringstraße", "Schillerstraße",
-    "Goethestraße", "Mühlenweg", "Wiesenweg", "Am Sportplatz", "Jahnstraße", "Feldstraße",
-    "Rosenstraße", "Buchenweg", "Am Markt", "Marktplatz", "Poststraße", "Parkstraße",
-    "Mozartstraße", "Beethovenstraße", "Eichendorffstraße", "Friedrichstraße", "Wilhelmstraße",
-    "Kaiserstraße", "Königstraße", "Luisenstraße", "Uhlandstraße", "Lessingstraße",
-    "Heinrich-Heine-Straße", "Kantstraße", "Bismarckstraße", "Rathausstraße", "Talstraße",
-    "Am Anger", "Brunnenstraße", "Sonnenstraße", "Fliederweg", "Ahornweg", "Tulpenweg",
-    "Marienstraße", "Karlstraße", "Ludwigstraße", "Theodor-Heuss-Straße",
-    "Konrad-Adenauer-Straße", "Willy-Brandt-Platz", "Breite Straße", "Lange Straße",
-    "Alte Landstraße", "Grüner Weg", "Schloßstraße", "Domplatz", "Weißenburger Straße",
-    "Mühlstraße", "Große Straße", "Hölderlinweg", "Käthe-Kollwitz-Straße",
-    "Bürgermeister-Smidt-Straße",
-)  # fmt: skip
-_PHARMACY_EMBLEMS: tuple[str, ...] = (
-    "Adler", "Löwen", "Rathaus", "Stern", "Sonnen", "Bären", "Hirsch", "Linden", "Markt",
-    "Schloss", "Bahnhof", "Park", "Brunnen", "Einhorn", "Engel", "Kronen", "Hof", "Stadt",
-    "Rosen", "Greifen", "Falken", "Storchen", "Eichen", "Mühlen", "Post", "Kloster", "Dom",
-)  # fmt: skip
-_LANDMARKS: tuple[str, ...] = (
-    "Markt", "Rathaus", "Dom", "Bahnhof", "Schlossplatz", "Stadtpark", "Marktplatz", "Ring",
-    "Kirchplatz", "Wall", "Stadttor", "Brunnen", "Lindenplatz", "Hafen", "Theater",
-)  # fmt: skip
-_HOSPITAL_NAMES: tuple[str, ...] = (
-    "Klinikum", "Städtisches Klinikum", "Universitätsklinikum", "St. Marien-Hospital",
-    "St. Elisabeth-Krankenhaus", "St. Josef-Hospital", "St. Vinzenz-Krankenhaus",
-    "Evangelisches Krankenhaus", "Kreiskrankenhaus", "Helios Klinikum",
-)  # fmt: skip
-_QUARTERS: tuple[str, ...] = ("Nord", "Süd", "Mitte", "Ost", "West")
+_DATA = resources.files(__package__) / "data"
 
-# State (AddressStateVS = CodeSystem Region) and KV region code per Kassenärztliche Vereinigung.
+
+def _table(name: str) -> Any:
+    """The JSON document ``data/<name>.json`` shipped with this package."""
+    return json.loads((_DATA / f"{name}.json").read_text("utf-8"))
+
+
+_NAMES = _table("names")
+FAMILY_NAMES: tuple[str, ...] = tuple(_NAMES["family"])
+FEMALE_GIVEN_NAMES: tuple[str, ...] = tuple(_NAMES["female_given"])
+MALE_GIVEN_NAMES: tuple[str, ...] = tuple(_NAMES["male_given"])
+_PLACES = _table("places")
+STREETS: tuple[str, ...] = tuple(_PLACES["streets"])
+_PHARMACY_EMBLEMS: tuple[str, ...] = tuple(_PLACES["pharmacy_emblems"])
+_LANDMARKS: tuple[str, ...] = tuple(_PLACES["landmarks"])
+_HOSPITAL_NAMES: tuple[str, ...] = tuple(_PLACES["hospital_names"])
+_QUARTERS: tuple[str, ...] = tuple(_PLACES["quarters"])
+
+# State (AddressStateVS = CodeSystem Region) and KV region code per Kassenärztliche Vereinigung
+# (WL: KV Westfalen-Lippe, NO: KV Nordrhein).
 _REGIONS: dict[str, tuple[str, str]] = {
-    "SH": ("Schleswig-Holstein", "01"),
-    "HH": ("Hamburg", "02"),
-    "HB": ("Bremen", "03"),
-    "NI": ("Niedersachsen", "17"),
-    "WL": ("Nordrhein-Westfalen", "20"),  # KV Westfalen-Lippe
-    "NO": ("Nordrhein-Westfalen", "38"),  # KV Nordrhein
-    "HE": ("Hessen", "46"),
-    "RP": ("Rheinland-Pfalz", "51"),
-    "BW": ("Baden-Württemberg", "52"),
-    "BY": ("Bayern", "71"),
-    "BE": ("Berlin", "72"),
-    "SL": ("Saarland", "73"),
-    "MV": ("Mecklenburg-Vorpommern", "78"),
-    "BB": ("Brandenburg", "83"),
-    "ST": ("Sachsen-Anhalt", "88"),
-    "TH": ("Thüringen", "93"),
-    "SN": ("Sachsen", "98"),
+    key: (state, kv) for key, (state, kv) in _table("regions").items()
 }
 
 # name, region, postal codes (first, last), latitude, longitude, population (thousands), dialling
-_CITY_ROWS: tuple[tuple[str, str, int, int, float, float, int, str], ...] = (
-    ("Berlin", "BE", 10115, 14199, 52.5200, 13.4050, 3755, "030"),
-    ("Hamburg", "HH", 20095, 22769, 53.5511, 9.9937, 1892, "040"),
-    ("München", "BY", 80331, 81929, 48.1374, 11.5755, 1512, "089"),
-    ("Köln", "NO", 50667, 51149, 50.9375, 6.9603, 1084, "0221"),
-    ("Frankfurt am Main", "HE", 60306, 60599, 50.1109, 8.6821, 773, "069"),
-    ("Stuttgart", "BW", 70173, 70629, 48.7758, 9.1829, 633, "0711"),
-    ("Düsseldorf", "NO", 40210, 40629, 51.2277, 6.7735, 631, "0211"),
-    ("Leipzig", "SN", 4103, 4357, 51.3397, 12.3731, 616, "0341"),
-    ("Dortmund", "WL", 44135, 44388, 51.5136, 7.4653, 595, "0231"),
-    ("Essen", "NO", 45127, 45359, 51.4556, 7.0116, 586, "0201"),
-    ("Bremen", "HB", 28195, 28779, 53.0793, 8.8017, 577, "0421"),
-    ("Dresden", "SN", 1067, 1328, 51.0504, 13.7373, 566, "0351"),
-    ("Hannover", "NI", 30159, 30669, 52.3759, 9.7320, 548, "0511"),
-    ("Nürnberg", "BY", 90402, 90491, 49.4521, 11.0767, 526, "0911"),
-    ("Duisburg", "NO", 47051, 47279, 51.4344, 6.7623, 503, "0203"),
-    ("Bochum", "WL", 44787, 44894, 51.4818, 7.2162, 366, "0234"),
-    ("Wuppertal", "NO", 42103, 42399, 51.2562, 7.1508, 358, "0202"),
-    ("Bielefeld", "WL", 33602, 33739, 52.0302, 8.5325, 338, "0521"),
-    ("Bonn", "NO", 53111, 53229, 50.7374, 7.0982, 336, "0228"),
-    ("Münster", "WL", 48143, 48167, 51.9607, 7.6261, 320, "0251"),
-    ("Mannheim", "BW", 68159, 68309, 49.4875, 8.4660, 315, "0621"),
-    ("Karlsruhe", "BW", 76131, 76229, 49.0069, 8.4037, 308, "0721"),
-    ("Augsburg", "BY", 86150, 86199, 48.3705, 10.8978, 301, "0821"),
-    ("Wiesbaden", "HE", 65183, 65207, 50.0782, 8.2398, 283, "0611"),
-    ("Mönchengladbach", "NO", 41061, 41239, 51.1805, 6.4428, 268, "02161"),
-    ("Gelsenkirchen", "WL", 45879, 45899, 51.5177, 7.0857, 263, "0209"),
-    ("Aachen", "NO", 52062, 52080, 50.7753, 6.0839, 249, "0241"),
-    ("Braunschweig", "NI", 38100, 38126, 52.2689, 10.5268, 251, "0531"),
-    ("Kiel", "SH", 24103, 24159, 54.3233, 10.1228, 247, "0431"),
-    ("Chemnitz", "SN", 9111, 9247, 50.8278, 12.9214, 244, "0371"),
-    ("Halle (Saale)", "ST", 6108, 6132, 51.4964, 11.9688, 239, "0345"),
-    ("Magdeburg", "ST", 39104, 39130, 52.1205, 11.6276, 237, "0391"),
-    ("Freiburg im Breisgau", "BW", 79098, 79117, 47.9990, 7.8421, 231, "0761"),
-    ("Krefeld", "NO", 47798, 47839, 51.3388, 6.5853, 228, "02151"),
-    ("Mainz", "RP", 55116, 55131, 49.9929, 8.2473, 218, "06131"),
-    ("Lübeck", "SH", 23552, 23570, 53.8655, 10.6866, 216, "0451"),
-    ("Erfurt", "TH", 99084, 99099, 50.9848, 11.0299, 214, "0361"),
-    ("Oberhausen", "NO", 46045, 46149, 51.4963, 6.8638, 209, "0208"),
-    ("Rostock", "MV", 18055, 18147, 54.0924, 12.0991, 209, "0381"),
-    ("Kassel", "HE", 34117, 34134, 51.3127, 9.4797, 201, "0561"),
-    ("Hagen", "WL", 58089, 58135, 51.3671, 7.4633, 189, "02331"),
-    ("Potsdam", "BB", 14467, 14482, 52.3906, 13.0645, 183, "0331"),
-    ("Saarbrücken", "SL", 66111, 66133, 49.2402, 6.9969, 180, "0681"),
-    ("Hamm", "WL", 59063, 59077, 51.6739, 7.8159, 180, "02381"),
-    ("Ludwigshafen am Rhein", "RP", 67059, 67071, 49.4774, 8.4452, 173, "0621"),
-    ("Mülheim an der Ruhr", "NO", 45468, 45481, 51.4275, 6.8825, 170, "0208"),
-    ("Oldenburg", "NI", 26121, 26135, 53.1435, 8.2146, 170, "0441"),
-    ("Osnabrück", "NI", 49074, 49090, 52.2799, 8.0472, 165, "0541"),
-    ("Leverkusen", "NO", 51371, 51381, 51.0459, 6.9853, 163, "0214"),
-    ("Darmstadt", "HE", 64283, 64297, 49.8728, 8.6512, 160, "06151"),
-    ("Heidelberg", "BW", 69115, 69126, 49.3988, 8.6724, 159, "06221"),
-    ("Solingen", "NO", 42651, 42719, 51.1652, 7.0671, 159, "0212"),
-    ("Herne", "WL", 44623, 44653, 51.5369, 7.2009, 156, "02323"),
-    ("Regensburg", "BY", 93047, 93059, 49.0134, 12.1016, 153, "0941"),
-    ("Paderborn", "WL", 33098, 33109, 51.7189, 8.7575, 152, "05251"),
-    ("Neuss", "NO", 41460, 41472, 51.2042, 6.6879, 152, "02131"),
-    ("Ingolstadt", "BY", 85049, 85057, 48.7665, 11.4258, 138, "0841"),
-    ("Offenbach am Main", "HE", 63065, 63075, 50.0956, 8.7761, 131, "069"),
-    ("Fürth", "BY", 90762, 90768, 49.4771, 10.9887, 129, "0911"),
-    ("Würzburg", "BY", 97070, 97084, 49.7913, 9.9534, 126, "0931"),
-    ("Ulm", "BW", 89073, 89081, 48.4011, 9.9876, 126, "0731"),
-    ("Heilbronn", "BW", 74072, 74081, 49.1427, 9.2109, 126, "07131"),
-    ("Pforzheim", "BW", 75172, 75181, 48.8922, 8.6946, 125, "07231"),
-    ("Wolfsburg", "NI", 38440, 38448, 52.4227, 10.7865, 124, "05361"),
-    ("Bottrop", "WL", 46236, 46244, 51.5236, 6.9285, 117, "02041"),
-    ("Göttingen", "NI", 37073, 37085, 51.5413, 9.9158, 116, "0551"),
-    ("Reutlingen", "BW", 72760, 72770, 48.4914, 9.2043, 116, "07121"),
-    ("Koblenz", "RP", 56068, 56077, 50.3569, 7.5890, 114, "0261"),
-    ("Bremerhaven", "HB", 27568, 27580, 53.5396, 8.5809, 113, "0471"),
-    ("Erlangen", "BY", 91052, 91058, 49.5897, 11.0040, 113, "09131"),
-    ("Bergisch Gladbach", "NO", 51427, 51469, 50.9918, 7.1367, 111, "02202"),
-    ("Remscheid", "NO", 42853, 42899, 51.1787, 7.1897, 111, "02191"),
-    ("Jena", "TH", 7743, 7751, 50.9272, 11.5892, 110, "03641"),
-    ("Recklinghausen", "WL", 45657, 45665, 51.6141, 7.1979, 110, "02361"),
-    ("Trier", "RP", 54290, 54296, 49.7499, 6.6371, 110, "0651"),
-    ("Salzgitter", "NI", 38226, 38259, 52.1503, 10.3593, 104, "05341"),
-    ("Moers", "NO", 47441, 47447, 51.4516, 6.6263, 104, "02841"),
-    ("Siegen", "WL", 57072, 57080, 50.8748, 8.0243, 101, "0271"),
-    ("Hildesheim", "NI", 31134, 31141, 52.1508, 9.9511, 101, "05121"),
-    ("Gütersloh", "WL", 33330, 33335, 51.9032, 8.3858, 101, "05241"),
-    ("Kaiserslautern", "RP", 67655, 67663, 49.4447, 7.7690, 100, "0631"),
-    ("Cottbus", "BB", 3042, 3055, 51.7563, 14.3329, 99, "0355"),
-    ("Hanau", "HE", 63450, 63457, 50.1264, 8.9283, 98, "06181"),
-    ("Witten", "WL", 58452, 58456, 51.4436, 7.3527, 96, "02302"),
-    ("Schwerin", "MV", 19053, 19063, 53.6355, 11.4012, 96, "0385"),
-    ("Esslingen am Neckar", "BW", 73728, 73734, 48.7406, 9.3108, 95, "0711"),
-    ("Ludwigsburg", "BW", 71634, 71642, 48.8975, 9.1922, 94, "07141"),
-    ("Gera", "TH", 7545, 7557, 50.8782, 12.0824, 93, "0365"),
-    ("Iserlohn", "WL", 58636, 58644, 51.3759, 7.6946, 92, "02371"),
-    ("Düren", "NO", 52349, 52355, 50.8038, 6.4833, 92, "02421"),
-    ("Flensburg", "SH", 24937, 24944, 54.7937, 9.4469, 92, "0461"),
-    ("Gießen", "HE", 35390, 35398, 50.5841, 8.6784, 92, "0641"),
-    ("Tübingen", "BW", 72070, 72076, 48.5216, 9.0576, 91, "07071"),
-    ("Zwickau", "SN", 8056, 8066, 50.7189, 12.4961, 87, "0375"),
-    ("Ratingen", "NO", 40878, 40885, 51.2973, 6.8493, 87, "02102"),
-    ("Konstanz", "BW", 78462, 78467, 47.6779, 9.1732, 86, "07531"),
-    ("Worms", "RP", 67547, 67551, 49.6341, 8.3507, 84, "06241"),
-    ("Neumünster", "SH", 24534, 24539, 54.0714, 9.9842, 80, "04321"),
-    ("Dessau-Roßlau", "ST", 6842, 6849, 51.8386, 12.2459, 79, "0340"),
-    ("Bamberg", "BY", 96047, 96052, 49.8988, 10.9028, 79, "0951"),
-    ("Lüneburg", "NI", 21335, 21339, 53.2464, 10.4115, 78, "04131"),
-    ("Marburg", "HE", 35037, 35043, 50.8021, 8.7667, 77, "06421"),
-    ("Bayreuth", "BY", 95444, 95448, 49.9456, 11.5713, 74, "0921"),
-    ("Landshut", "BY", 84028, 84036, 48.5442, 12.1469, 74, "0871"),
-    ("Brandenburg an der Havel", "BB", 14770, 14776, 52.4125, 12.5316, 73, "03381"),
-    ("Celle", "NI", 29221, 29229, 52.6226, 10.0805, 70, "05141"),
-    ("Kempten (Allgäu)", "BY", 87435, 87439, 47.7286, 10.3158, 70, "0831"),
-    ("Fulda", "HE", 36037, 36043, 50.5558, 9.6808, 69, "0661"),
-    ("Weimar", "TH", 99423, 99428, 50.9795, 11.3235, 65, "03643"),
-    ("Rosenheim", "BY", 83022, 83026, 47.8571, 12.1181, 64, "08031"),
-    ("Neubrandenburg", "MV", 17033, 17036, 53.5572, 13.2610, 64, "0395"),
-    ("Plauen", "SN", 8523, 8529, 50.4950, 12.1383, 64, "03741"),
-    ("Stralsund", "MV", 18435, 18439, 54.3091, 13.0818, 60, "03831"),
-    ("Greifswald", "MV", 17489, 17493, 54.0865, 13.3923, 59, "03834"),
-    ("Frankfurt (Oder)", "BB", 15230, 15236, 52.3471, 14.5506, 57, "0335"),
-    ("Görlitz", "SN", 2826, 2829, 51.1526, 14.9872, 56, "03581"),
-    ("Passau", "BY", 94032, 94036, 48.5665, 13.4312, 53, "0851"),
-    ("Emden", "NI", 26721, 26725, 53.3670, 7.2060, 50, "04921"),
-    ("Neunkirchen", "SL", 66538, 66540, 49.3447, 7.1801, 46, "06821"),
-    ("Lutherstadt Wittenberg", "ST", 6886, 6889, 51.8666, 12.6484, 45, "03491"),
-    ("Homburg", "SL", 66424, 66424, 49.3268, 7.3380, 42, "06841"),
-    ("Halberstadt", "ST", 38820, 38820, 51.8958, 11.0566, 40, "03941"),
-    ("Suhl", "TH", 98527, 98529, 50.6095, 10.6935, 36, "03681"),
-)  # fmt: skip
+_CITY_ROWS: tuple[tuple[str, str, int, int, float, float, int, str], ...] = tuple(
+    tuple(row) for row in _table("cities")["rows"]
+)
 
 
 # --- derived tables ------------------------------------------------------------------------------
@@ -423,40 +233,13 @@ _GENERAL_PRACTICE = _Service(
 )
 # HealthcareService.type (ärztliche Fachrichtung), name of such a practice or department, and
 # the Facharzt qualification (KBV) of physicians working there; with weights.
-_PRACTICE_ROWS: tuple[tuple[str, str, str, str, str, float], ...] = (
-    ("INNE", "Innere Medizin", "080", "FA Innere Medizin", "", 12),
-    ("KIJU", "Kinder- und Jugendmedizin", "341", "FA Kinder-und Jugendmedizin", "", 7),
-    ("FRAU", "Frauenheilkunde und Geburtshilfe", "050", "FA Frauenheilkunde und Geburtshilfe",
-     "Frauenarztpraxis", 7),
-    ("AUGE", "Augenheilkunde", "030", "FA Augenheilkunde", "Augenarztpraxis", 5),
-    ("HNOH", "Hals-Nasen-Ohrenheilkunde", "060", "FA Hals-, Nasen-, Ohrenheilkunde", "HNO-Praxis",
-     4),
-    ("HAUT", "Haut- und Geschlechtskrankheiten", "070", "FA Haut- und Geschlechtskrankheiten",
-     "Hautarztpraxis", 4),
-    ("ORTH", "Orthopädie", "512", "FA Orthopädie und Unfallchirurgie", "", 6),
-    ("UROL", "Urologie", "200", "FA Urologie", "Urologische Praxis", 3),
-    ("NEUR", "Neurologie", "142", "FA Neurologie", "", 3),
-    ("PSYC", "Psychiatrie und Psychotherapie", "147", "FA Psychiatrie und Psychotherapie", "", 3),
-    ("KARD", "Kardiologie", "525", "FA Innere Medizin und (SP) Kardiologie", "", 3),
-    ("RADI", "Radiologie", "535", "FA Radiologie (neue (M-)WBO)", "Radiologische Praxis", 2),
-    ("ALCH", "Allgemeinchirurgie", "544", "FA Allgemeinchirurgie", "Chirurgische Praxis", 3),
-    ("GAST", "Gastroenterologie", "523", "FA Innere Medizin und (SP) Gastroenterologie", "", 2),
-)  # fmt: skip
-_HOSPITAL_ROWS: tuple[tuple[str, str, str, str, str, float], ...] = (
-    ("INNE", "Innere Medizin", "080", "FA Innere Medizin", "Klinik für Innere Medizin", 5),
-    ("ALCH", "Allgemeinchirurgie", "544", "FA Allgemeinchirurgie",
-     "Klinik für Allgemeinchirurgie", 3),
-    ("NOTF", "Notfallmedizin", "020", "FA Anästhesiologie", "Zentrale Notaufnahme", 3),
-    ("ANAE", "Anästhesiologie", "020", "FA Anästhesiologie", "Klinik für Anästhesiologie", 2),
-    ("KARD", "Kardiologie", "525", "FA Innere Medizin und (SP) Kardiologie",
-     "Klinik für Kardiologie", 2),
-    ("FRAU", "Frauenheilkunde und Geburtshilfe", "050", "FA Frauenheilkunde und Geburtshilfe",
-     "Frauenklinik", 2),
-    ("KIJU", "Kinder- und Jugendmedizin", "341", "FA Kinder-und Jugendmedizin",
-     "Klinik für Kinder- und Jugendmedizin", 2),
-    ("NEUR", "Neurologie", "142", "FA Neurologie", "Klinik für Neurologie", 1),
-    ("UROL", "Urologie", "200", "FA Urologie", "Klinik für Urologie", 1),
-)  # fmt: skip
+_MEDICAL_SERVICES = _table("medical_services")
+_PRACTICE_ROWS: tuple[tuple[str, str, str, str, str, float], ...] = tuple(
+    tuple(row) for row in _MEDICAL_SERVICES["practices"]
+)
+_HOSPITAL_ROWS: tuple[tuple[str, str, str, str, str, float], ...] = tuple(
+    tuple(row) for row in _MEDICAL_SERVICES["hospitals"]
+)
 
 
 def _medical_services(
@@ -837,32 +620,31 @@ CARE_SERVICE = _OrganizationKind(
     staff=_staff((CARE_PROFESSIONAL, 3), (NURSE, 2), (GERIATRIC_NURSE, 2)),
     endpoints=_CARE_DESKS,
 )
-OCCUPATIONAL_THERAPY_PRACTICE = _OrganizationKind(
-    type=_org_type("1.2.276.0.76.4.278", "Ergotherapiepraxis"),
-    telematik_id="10-67.278.{serial}",
-    name=_personal_practice(OCCUPATIONAL_THERAPIST, "ergotherapie"),
-    services=_ERGO_SERVICES,
-    staff=_staff((OCCUPATIONAL_THERAPIST, 1)),
-    endpoints=_THERAPY_DESKS,
-    hours=_PRACTICE_HOURS,
+
+
+def _therapy_practice(
+    oid: str, display: str, profession: _Profession, label: str, services: _Weighted[_Service]
+) -> _OrganizationKind:
+    """A practice of one eGBR health profession, named after its holder (``10-67.<oid>``)."""
+    return _OrganizationKind(
+        type=_org_type(f"1.2.276.0.76.4.{oid}", display),
+        telematik_id=f"10-67.{oid}.{{serial}}",
+        name=_personal_practice(profession, label),
+        services=services,
+        staff=_staff((profession, 1)),
+        endpoints=_THERAPY_DESKS,
+        hours=_PRACTICE_HOURS,
+    )
+
+
+OCCUPATIONAL_THERAPY_PRACTICE = _therapy_practice(
+    "278", "Ergotherapiepraxis", OCCUPATIONAL_THERAPIST, "ergotherapie", _ERGO_SERVICES
 )
-SPEECH_THERAPY_PRACTICE = _OrganizationKind(
-    type=_org_type("1.2.276.0.76.4.279", "Logopaedische Praxis"),
-    telematik_id="10-67.279.{serial}",
-    name=_personal_practice(SPEECH_THERAPIST, "logopaedie"),
-    services=_SPEECH_SERVICES,
-    staff=_staff((SPEECH_THERAPIST, 1)),
-    endpoints=_THERAPY_DESKS,
-    hours=_PRACTICE_HOURS,
+SPEECH_THERAPY_PRACTICE = _therapy_practice(
+    "279", "Logopaedische Praxis", SPEECH_THERAPIST, "logopaedie", _SPEECH_SERVICES
 )
-PODIATRY_PRACTICE = _OrganizationKind(
-    type=_org_type("1.2.276.0.76.4.280", "Podologiepraxis"),
-    telematik_id="10-67.280.{serial}",
-    name=_personal_practice(PODIATRIST, "podologie"),
-    services=_PODIATRY_SERVICES,
-    staff=_staff((PODIATRIST, 1)),
-    endpoints=_THERAPY_DESKS,
-    hours=_PRACTICE_HOURS,
+PODIATRY_PRACTICE = _therapy_practice(
+    "280", "Podologiepraxis", PODIATRIST, "podologie", _PODIATRY_SERVICES
 )
 _ORGANIZATION_KINDS = _Weighted.of(
     [
