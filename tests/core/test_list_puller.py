@@ -2,8 +2,8 @@
 
 The adapter's upstream hands out lists really signed by a local PKI's list signer (or by a
 forger); the puller verifies them against that PKI's CA. The RD's and the proxy's adapters
-are tested end to end in ``tests/registration/test_federation_cache.py`` and
-``tests/proxy/test_federation_gate.py``.
+are tested end to end in ``tests/registration/test_list_cache.py`` and
+``tests/proxy/test_list_gate.py``.
 """
 
 from __future__ import annotations

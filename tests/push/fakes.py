@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from timkit.core.web import running_app
 from timkit.push.backends.base import Backend, PushError
 from timkit.push.config import OutboundConfig
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 
 
 def b64url(data: bytes) -> str:

@@ -11,7 +11,7 @@ from timkit.push.backends.base import PermanentPushError, PushkeyRejected, Tempo
 from timkit.push.config import DeliveryConfig
 from timkit.push.dispatch import App, Dispatcher, Outcome
 from timkit.push.metrics import PushMetrics
-from timkit.push.notifications import Notification
+from timkit.push.notify_request import Notification
 
 
 def notification(*pushkeys: str, event_id: str | None = "$e") -> Notification:

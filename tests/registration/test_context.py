@@ -55,7 +55,7 @@ def test_rd_modules_import_no_circle() -> None:
 
 def test_context_and_list_cache_import_no_route() -> None:
     graph = _graph()
-    for module in (f"{PACKAGE}.context", f"{PACKAGE}.federation_cache"):
+    for module in (f"{PACKAGE}.context", f"{PACKAGE}.list_cache"):
         routes = {m for m in graph[module] if m.startswith(f"{PACKAGE}.api")}
         assert routes == set(), module
-    assert f"{PACKAGE}.context" not in graph[f"{PACKAGE}.federation_cache"]
+    assert f"{PACKAGE}.context" not in graph[f"{PACKAGE}.list_cache"]

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import httpx
 
 from timkit.core.http import sync_client
-from timkit.pushreceiver.notification import summarize
+from timkit.pushreceiver.summary import summarize
 
 POLL_SECONDS = 30
 """How long one long-poll waits for pushes (the receiver allows up to 60)."""

@@ -2,9 +2,9 @@
 
 Two components hold the list they pull from their upstream: the Registrierungs-Dienst pulls
 it from the VZD-FHIR-Directory and serves it to its proxies
-(:class:`timkit.registration.federation_cache.FederationCache`), the Messenger-Proxy pulls it
+(:class:`timkit.registration.list_cache.FederationCache`), the Messenger-Proxy pulls it
 from its RD and answers the permission check's stage 1 from it
-(:class:`timkit.proxy.federation.FederationGate`). Both adapt :class:`ListPuller`, which
+(:class:`timkit.proxy.list_gate.FederationGate`). Both adapt :class:`ListPuller`, which
 owns what they share:
 
 * **interval and kick**: :meth:`ListPuller.run` pulls, then waits the delay its adapter's

@@ -23,10 +23,10 @@ from timkit.core.web import ReadTimeouts, TimedAppRunner
 from timkit.proxy.config import ProxyConfig
 from timkit.proxy.contacts.api import contacts_app
 from timkit.proxy.contacts.handlers import ContactsService
-from timkit.proxy.federation import FederationGate
 from timkit.proxy.inbound.app import Inbound
-from timkit.proxy.inbound.relay import Relay
+from timkit.proxy.inbound.synapse_relay import Relay
 from timkit.proxy.invite_check import InviteCheck
+from timkit.proxy.list_gate import FederationGate
 from timkit.proxy.metrics import ProxyMetrics
 from timkit.proxy.openid import OpenIdValidator
 from timkit.proxy.outbound.forward import ForwardProxy

@@ -36,7 +36,7 @@ from timkit.core.metrics import metrics_handler
 from timkit.core.web import edge_middleware, health, json_response
 from timkit.push.dispatch import Dispatcher
 from timkit.push.metrics import PushMetrics
-from timkit.push.notifications import NotifyRequest
+from timkit.push.notify_request import NotifyRequest
 
 log = logging.getLogger(__name__)
 

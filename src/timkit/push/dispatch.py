@@ -39,7 +39,7 @@ from timkit.push.backends.base import (
 )
 from timkit.push.config import DeliveryConfig
 from timkit.push.metrics import UNKNOWN_APP, PushMetrics
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from timkit.push.notifications import Notification
+from timkit.push.notify_request import Notification
 
 DROPPABLE = (
     ("content",),

@@ -15,7 +15,7 @@ import orjson
 
 from timkit.core.templates import environment
 from timkit.pushreceiver.inbox import Received
-from timkit.pushreceiver.notification import summarize
+from timkit.pushreceiver.summary import summarize
 
 TEMPLATES = Path(__file__).parent / "templates"
 REFRESH_SECONDS = 3

@@ -16,8 +16,8 @@ from timkit.core.rawdata import RawDataSink
 from timkit.core.signers import Signer
 from timkit.registration.config import RegistrationConfig
 from timkit.registration.directory_client import DirectoryClient
-from timkit.registration.federation_cache import FederationCache
-from timkit.registration.provisioning.machine import Provisioner
+from timkit.registration.list_cache import FederationCache
+from timkit.registration.provisioning.state_machine import Provisioner
 
 T = TypeVar("T")
 

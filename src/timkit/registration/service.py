@@ -18,9 +18,9 @@ from timkit.registration.api import create_app
 from timkit.registration.config import RegistrationConfig
 from timkit.registration.context import RegistrationContext
 from timkit.registration.directory_client import DirectoryClient
-from timkit.registration.federation_cache import FederationCache, trust_anchor_files
+from timkit.registration.list_cache import FederationCache, trust_anchor_files
 from timkit.registration.provisioning.backend import EmbeddedBackend
-from timkit.registration.provisioning.machine import Provisioner
+from timkit.registration.provisioning.state_machine import Provisioner
 from timkit.registration.requesttoken import load_token_signer
 from timkit.registration.storage.migrations import MIGRATIONS
 

@@ -1,8 +1,5 @@
-"""Freigabeliste fixtures: a homeserver stand-in for OpenID userinfo, the API mounted.
-
-``homeserver`` is a small real aiohttp server answering Synapse's
-``GET /_matrix/federation/v1/openid/userinfo`` like Synapse: ``{"sub"}`` for a known token,
-401 ``M_UNKNOWN_TOKEN`` otherwise; it counts the requests it answered.
+"""Freigabeliste fixtures: the API mounted (the ``homeserver`` stand-in is in
+``tests/proxy/conftest.py``).
 
 ``api`` mounts :func:`timkit.proxy.contacts.api.contacts_app` at ``/tim-contact-mgmt/v1.0.2``
 of an outer app exactly as the proxy does, over a real proxy database (SQLite and
@@ -13,57 +10,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.proxy.conftest import SERVER, Homeserver
 from tests.support.postgres import PostgresServer
 from timkit.core.db import Database
 from timkit.proxy.contacts.api import PREFIX, contacts_app
 from timkit.proxy.contacts.handlers import ContactsService
-from timkit.proxy.openid import USERINFO_PATH, OpenIdValidator
+from timkit.proxy.openid import OpenIdValidator
 from timkit.proxy.storage import open_database
 
-SERVER = "praxis.tim.test"
-ALICE = f"@alice:{SERVER}"
-BOB = f"@bob:{SERVER}"
 NOW = 1_700_000_000
-
-
-@dataclass
-class Homeserver:
-    """The userinfo stand-in: ``tokens`` maps token → sub; ``hits`` counts requests."""
-
-    url: str
-    tokens: dict[str, str] = field(default_factory=dict)
-    hits: int = 0
-
-
-@pytest.fixture
-async def homeserver() -> AsyncIterator[Homeserver]:
-    state = Homeserver(url="")
-
-    async def userinfo(request: web.Request) -> web.Response:
-        state.hits += 1
-        sub = state.tokens.get(request.query.get("access_token", ""))
-        if sub is None:
-            return web.json_response(
-                {"errcode": "M_UNKNOWN_TOKEN", "error": "Access token unknown or expired"},
-                status=401,
-            )
-        return web.json_response({"sub": sub})
-
-    app = web.Application()
-    app.router.add_get(USERINFO_PATH, userinfo)
-    server = TestServer(app)
-    await server.start_server()
-    state.url = str(server.make_url("")).rstrip("/")
-    state.tokens.update({"alice-token": ALICE, "bob-token": BOB})
-    yield state
-    await server.close()
 
 
 @dataclass

@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 from yarl import URL
 
-from tests.proxy.contacts.conftest import ALICE, BOB, MAX_CONTACTS, NOW, SERVER, Api
+from tests.proxy.conftest import ALICE, BOB, SERVER
+from tests.proxy.contacts.conftest import MAX_CONTACTS, NOW, Api
 from timkit.core.db import Database
 from timkit.core.process import free_port
 from timkit.proxy.contacts.api import PREFIX, contacts_app

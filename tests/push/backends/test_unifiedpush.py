@@ -17,7 +17,7 @@ from timkit.push.backends.base import (
 )
 from timkit.push.backends.unifiedpush import UnifiedPushBackend
 from timkit.push.config import OutboundConfig, UnifiedPushApp
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 from timkit.push.ssrf import OutboundClient
 
 

@@ -20,7 +20,7 @@ from timkit.push.backends.base import (
 )
 from timkit.push.backends.webpush import MAX_RECORD, WebPushBackend
 from timkit.push.config import OutboundConfig, WebPushApp
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 from timkit.push.ssrf import EndpointNotAllowed, OutboundRefused
 
 CONTACT = "mailto:push-admin@a.tim.test"

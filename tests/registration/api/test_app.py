@@ -89,3 +89,18 @@ async def test_a_crash_is_a_500_without_internals(rd: RdStack) -> None:
             assert "hunter2" not in response.text
             assert "RuntimeError" not in response.text
             _assert_secure(response)
+
+
+async def test_security_headers_on_pages_api_and_redirects(rd: RdStack) -> None:
+    for path in ("/", "/api/v1/account", "/dashboard"):
+        response = await rd.client.get(rd.url + path)
+        headers = response.headers
+        assert headers["X-Content-Type-Options"] == "nosniff", path
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert headers["Strict-Transport-Security"].startswith("max-age="), path
+        csp = headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp, path
+        assert "frame-ancestors 'none'" in csp, path
+        assert "'unsafe-inline'" not in csp
+        assert f"form-action 'self' {rd.idp_url}" in csp  # Verfahren 1 posts on to the IDP
+    assert (await rd.client.get(rd.url + "/dashboard")).status_code == 303

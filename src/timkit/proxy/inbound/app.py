@@ -7,7 +7,7 @@ Routes, in order:
   is outdated and federation traffic is blocked);
 * ``GET /metrics``: Prometheus metrics, to loopback peers only;
 * ``/_matrix/federation/…``, ``/_matrix/key/…``: server-server traffic
-  (:mod:`timkit.proxy.inbound.federation`);
+  (:mod:`timkit.proxy.inbound.server_server`);
 * everything else: client-server traffic (:mod:`timkit.proxy.inbound.client`); the rest is
   relayed untouched.
 
@@ -46,12 +46,12 @@ from timkit.core.request_target import (
 from timkit.core.web import Handler, guard, json_response, matrix_http_code, read_stream
 from timkit.proxy.config import InboundConfig
 from timkit.proxy.contacts.handlers import ContactsService
-from timkit.proxy.federation import MISSING
-from timkit.proxy.gate import DomainGate
-from timkit.proxy.inbound import client, endpoints, federation
+from timkit.proxy.domain_gate import DomainGate
+from timkit.proxy.inbound import client, endpoints, server_server
 from timkit.proxy.inbound.endpoints import UNAMBIGUOUS_RULE, Check, Route
-from timkit.proxy.inbound.relay import Relay
+from timkit.proxy.inbound.synapse_relay import Relay
 from timkit.proxy.invite_check import InviteCheck
+from timkit.proxy.list_gate import MISSING
 from timkit.proxy.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class Inbound:
         try:
             single_header(request.headers, "Authorization")
         except UnparsableRequest as e:
-            rule = federation.ORIGIN_RULE if _is_federation(target) else UNAMBIGUOUS_RULE
+            rule = server_server.ORIGIN_RULE if _is_federation(target) else UNAMBIGUOUS_RULE
             raise TimkitError(401, Codes.UNAUTHORIZED, str(e), requirement=rule) from None
         return target
 
@@ -318,9 +318,9 @@ class Inbound:
         return user_id if isinstance(user_id, str) else None
 
     async def _federation(self, request: web.Request, target: RequestTarget) -> web.StreamResponse:
-        if federation.is_exempt(target):
+        if server_server.is_exempt(target):
             return await self.relay.forward(request, "federation")
-        origin = await federation.check_origin(
+        origin = await server_server.check_origin(
             self.gate, request.headers.get("Authorization"), self.server_name
         )
         matched = endpoints.route(target)
@@ -329,7 +329,7 @@ class Inbound:
             return await self.relay.forward(request, "federation")
         check = matched.check
         if check is Check.TRANSACTION:
-            return await self._recorded(federation.EVENTS, self._transaction(request, origin))
+            return await self._recorded(server_server.EVENTS, self._transaction(request, origin))
         if check is Check.FEDERATION_INVITE:
             version = target.segments[2].removeprefix("v")
             return await self._recorded(
@@ -339,10 +339,10 @@ class Inbound:
         if check is Check.FEDERATION_MEMBERSHIP:
             kind = target.segments[3]
             if kind.startswith("make_"):
-                federation.check_member_of_origin(matched.params["user_id"], origin)
+                server_server.check_member_of_origin(matched.params["user_id"], origin)
                 return await self.relay.forward(request, "federation")
             body = await self._read(request)
-            federation.check_membership_event(
+            server_server.check_membership_event(
                 client.parse_json_object(body),
                 kind.removeprefix("send_"),
                 matched.params["room_id"],
@@ -350,10 +350,10 @@ class Inbound:
             )
             return await self.relay.forward(request, "federation", body)
         if check is Check.THIRD_PARTY:
-            raise federation.third_party_refused()
-        raise federation.unchecked(matched.endpoint.path)
+            raise server_server.third_party_refused()
+        raise server_server.unchecked(matched.endpoint.path)
 
-    async def _stages_2_and_3(self, invite: federation.Invite) -> None:
+    async def _stages_2_and_3(self, invite: server_server.Invite) -> None:
         """Stage 2 (the invitee's Freigabeliste), else stage 3 (the RD); ML-132864.
 
         Raises:
@@ -362,7 +362,7 @@ class Inbound:
         if not await self.contacts.allows(invite.invitee, invite.inviter):
             verdict = await self.invite_check.ask(invite.inviter, invite.invitee)
             if not verdict.allowed:
-                raise federation.refused(invite, verdict.reason)
+                raise server_server.refused(invite, verdict.reason)
 
     async def _transaction(self, request: web.Request, origin: str) -> web.StreamResponse:
         """``PUT /send/{txnId}``: invites of local users among its PDUs pass stages 2/3.
@@ -371,8 +371,10 @@ class Inbound:
         user directly, past ``/invite``; a legitimate invite's echo passes the same check it
         passed at ``/invite``.
         """
-        body = await self._read(request, min(federation.TRANSACTION_BODY, self.settings.max_body))
-        for invite in federation.invites_in_transaction(
+        body = await self._read(
+            request, min(server_server.TRANSACTION_BODY, self.settings.max_body)
+        )
+        for invite in server_server.invites_in_transaction(
             client.parse_json_object(body), self.server_name
         ):
             await self._stages_2_and_3(invite)
@@ -382,7 +384,7 @@ class Inbound:
         self, request: web.Request, version: str, origin: str, room_id: str
     ) -> web.StreamResponse:
         body = await self._read(request)
-        invite = federation.parse_invite(
+        invite = server_server.parse_invite(
             version, client.parse_json_object(body), origin, self.server_name
         )
         if invite.room_id != room_id:

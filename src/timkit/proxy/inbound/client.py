@@ -34,7 +34,7 @@ import orjson
 
 from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError
-from timkit.proxy.gate import DomainGate, server_name_of
+from timkit.proxy.domain_gate import DomainGate, server_name_of
 
 WITHIN = "AF_10104"
 """Use case: inviting a member of the own organisation (all invitees on this server)."""

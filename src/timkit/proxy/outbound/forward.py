@@ -15,7 +15,7 @@ checks each one before it leaves the organisation (ML-123665, stage 1 of seed 00
 * a legacy media request ``/_matrix/media/*/{download,thumbnail}/{serverName}/…`` also only
   when ``serverName`` is.
 
-A refused request gets the Matrix error of the :class:`~timkit.proxy.gate.DomainGate` (403
+A refused request gets the Matrix error of the :class:`~timkit.proxy.domain_gate.DomainGate` (403
 ``M_FORBIDDEN`` citing ML-123665, or 503 without a valid list) and never leaves. An allowed
 one is sent unchanged (method, raw path and query, end-to-end headers, body bytes) over a
 pooled, verified TLS connection to the destination and its response relayed back. Where the
@@ -50,10 +50,10 @@ from timkit.core.names import NameTable, split_target
 from timkit.core.request_target import UnparsableRequest, parse_target
 from timkit.core.web import json_response
 from timkit.proxy.config import ForwardProxyConfig, Unrouted
-from timkit.proxy.gate import DomainGate
+from timkit.proxy.domain_gate import DomainGate
 from timkit.proxy.metrics import ProxyMetrics
 from timkit.proxy.outbound.interception import HostContext, InterceptionCA, valid_host
-from timkit.proxy.relaying import HOP_BY_HOP, SKIP_AUTO_HEADERS, end_to_end, relay_response
+from timkit.proxy.passthrough import HOP_BY_HOP, SKIP_AUTO_HEADERS, end_to_end, relay_response
 from timkit.proxy.xmatrix import parse_x_matrix
 
 logger = logging.getLogger(__name__)

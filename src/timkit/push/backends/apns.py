@@ -53,7 +53,7 @@ from timkit.push.backends.base import (
     service_client,
 )
 from timkit.push.config import ApnsApp, OutboundConfig
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 
 TOKEN_REUSE = 50 * 60
 """Seconds one provider token is used (APNs: not older than 60, not renewed within 20 min)."""

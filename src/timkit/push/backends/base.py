@@ -27,7 +27,7 @@ import httpx
 from timkit.core.errors import ConfigError
 from timkit.core.http import async_client
 from timkit.push.config import DeliveryConfig, OutboundConfig
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 
 
 class PushError(Exception):

@@ -49,7 +49,7 @@ from timkit.push.backends.base import (
     service_client,
 )
 from timkit.push.config import FcmApp, OutboundConfig
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 
 log = logging.getLogger(__name__)
 

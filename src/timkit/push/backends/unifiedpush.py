@@ -31,7 +31,7 @@ from timkit.push.backends.base import (
     TemporaryPushError,
 )
 from timkit.push.config import OutboundConfig, UnifiedPushApp
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 from timkit.push.payload import encode_within, notification_fields
 from timkit.push.ssrf import OutboundClient
 

@@ -36,7 +36,7 @@ from timkit.push.backends.base import (
     TemporaryPushError,
 )
 from timkit.push.config import OutboundConfig, WebPushApp
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 from timkit.push.payload import encode_within, notification_fields
 from timkit.push.ssrf import OutboundClient, PushResponse
 

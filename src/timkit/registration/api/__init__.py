@@ -14,8 +14,8 @@ module             routes
 =================  ===============================================================
 
 Each module parses, authorises and responds; the logic lives in the handlers next to it
-(``accounts/``, ``verification/``, ``provisioning/``, :mod:`timkit.registration.invite`,
-:mod:`timkit.registration.requesttoken`, :mod:`timkit.registration.federation_cache`).
+(``accounts/``, ``verification/``, ``provisioning/``, :mod:`timkit.registration.invite_policy`,
+:mod:`timkit.registration.requesttoken`, :mod:`timkit.registration.list_cache`).
 """
 
 from timkit.registration.api.app import create_app

@@ -32,7 +32,7 @@ from timkit.core.web import (
     set_headers,
 )
 from timkit.registration.accounts import ratelimit
-from timkit.registration.api import federation, invite, org, pages, services, token
+from timkit.registration.api import invite, list_route, org, pages, services, token
 from timkit.registration.api.pages import JSON_KEY
 from timkit.registration.context import CONTEXT_KEY, RegistrationContext
 from timkit.registration.verification.handlers import VERIFIERS_KEY, verifiers_for
@@ -123,7 +123,7 @@ def create_app(ctx: RegistrationContext) -> web.Application:
     app.router.add_get("/health", health)
     org.setup(app)
     pages.setup(app)
-    federation.setup(app)
+    list_route.setup(app)
     invite.setup(app)
     token.setup(app)
     services.setup(app)

@@ -1,9 +1,9 @@
 """``POST /vzd/invite``: stage 3 of the permission concept for the RD's proxies.
 
 ``POST /vzd/invite {"invitingUser": "@a:x", "invitedUser": "@b:y"}`` (proxy bearer token, see
-:func:`~timkit.registration.api.federation.require_proxy`) answers 200
+:func:`~timkit.registration.api.list_route.require_proxy`) answers 200
 ``{"allowed": true, "rule"}`` or 403 ``M_FORBIDDEN`` naming the rule, decided by
-:func:`timkit.registration.invite.check_invite`; 400 ``M_INVALID_PARAM`` for a user ID that
+:func:`timkit.registration.invite_policy.check_invite`; 400 ``M_INVALID_PARAM`` for a user ID that
 is not ``@local:domain``.
 """
 
@@ -15,9 +15,9 @@ from aiohttp import web
 
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.web import json_response
-from timkit.registration.api.federation import require_proxy
+from timkit.registration.api.list_route import require_proxy
 from timkit.registration.context import context
-from timkit.registration.invite import RULE_SOURCE, check_invite
+from timkit.registration.invite_policy import RULE_SOURCE, check_invite
 from timkit.registration.jsonio import read_json
 
 _MXID = re.compile(r"^@[\x21-\x39\x3b-\x7e]+:[A-Za-z0-9.\-\[\]:]+$")

@@ -1,6 +1,6 @@
 """Provisioning backends: what starts and stops a Messenger-Service's processes.
 
-The RD's state machine (:mod:`.machine`) only ever calls the three methods of
+The RD's state machine (:mod:`.state_machine`) only ever calls the three methods of
 :class:`ProvisioningBackend`; each is idempotent, so a step repeated after a crash is harmless:
 
 * ``ensure(domain, organisation)``: make the service exist and start it (again) if needed;

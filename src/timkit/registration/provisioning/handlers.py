@@ -15,7 +15,7 @@ A domain is available when
    the ``registering`` step finds out for sure.
 
 :func:`provision` and :func:`deprovision` only write the request into the service's row and
-wake the worker (:class:`~timkit.registration.provisioning.machine.Provisioner`): the JSON API
+wake the worker (:class:`~timkit.registration.provisioning.state_machine.Provisioner`): the JSON API
 answers 202 and callers poll :func:`get_service` for state and progress.
 """
 
@@ -30,7 +30,7 @@ from timkit.registration.auth import Admin, audit_action
 from timkit.registration.config import ProvisioningSettings
 from timkit.registration.context import RegistrationContext
 from timkit.registration.directory_client import Ownership
-from timkit.registration.provisioning.machine import PROGRESS, State
+from timkit.registration.provisioning.state_machine import PROGRESS, State
 from timkit.registration.storage import services
 from timkit.registration.storage.services import RELEASED, Service
 

@@ -29,7 +29,7 @@ from timkit.core.errors import Codes, TimkitError
 from timkit.core.jwt import TokenError
 from timkit.registration.auth import audit_action
 from timkit.registration.context import COMPONENT, RegistrationContext
-from timkit.registration.professions import check_institution
+from timkit.registration.institution_check import check_institution
 from timkit.registration.storage import audit, flows, organisations
 from timkit.registration.storage.secrets import new_token
 from timkit.registration.verification.kim import KimDirectorySource, send_mail

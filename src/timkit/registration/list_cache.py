@@ -31,7 +31,7 @@ the stored version (the floor, which the store never lowers), is not served; the
 pull must bring a list of at least that version.
 
 Serving (:meth:`FederationCache.serve`, behind ``GET /federation?version=N`` of
-:mod:`timkit.registration.api.federation`):
+:mod:`timkit.registration.api.list_route`):
 
 * 200 with the compact JWS when ``N`` is absent or not the held version;
 * 304 when ``N`` is the held version (the proxy's list is current: "aktuell");

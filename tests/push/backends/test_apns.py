@@ -37,7 +37,7 @@ from timkit.push.backends.apns import (
 )
 from timkit.push.backends.base import PermanentPushError, PushkeyRejected, TemporaryPushError
 from timkit.push.config import ApnsApp, OutboundConfig
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 from timkit.pushreceiver.apns import running_apns
 from timkit.pushreceiver.config import ApnsServerConfig
 from timkit.pushreceiver.faults import FaultRequest, Faults

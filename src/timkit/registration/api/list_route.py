@@ -2,7 +2,7 @@
 
 Only the RD's proxies may ask (:func:`require_proxy`: a configured bearer token, fail
 closed). ``GET /federation?version=N`` answers what
-:meth:`timkit.registration.federation_cache.FederationCache.serve` decides:
+:meth:`timkit.registration.list_cache.FederationCache.serve` decides:
 
 * 200 with the compact JWS (``application/jose``, header :data:`VERSION_HEADER`) when ``N``
   is absent or not the held version;

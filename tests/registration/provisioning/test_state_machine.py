@@ -17,7 +17,7 @@ from tests.support.wait import async_wait_until
 
 from timkit.core.errors import TimkitError
 from timkit.registration.provisioning import handlers
-from timkit.registration.provisioning.machine import Provisioner
+from timkit.registration.provisioning.state_machine import Provisioner
 
 DOMAIN = "praxis-neu.example.de"
 

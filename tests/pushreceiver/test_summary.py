@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from timkit.pushreceiver.notification import Summary, summarize
+from timkit.pushreceiver.summary import Summary, summarize
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from timkit.push.backends.fcm import (
     retry_after,
 )
 from timkit.push.config import FcmApp, OutboundConfig
-from timkit.push.notifications import Device, Notification
+from timkit.push.notify_request import Device, Notification
 from timkit.pushreceiver.config import FcmServerConfig
 from timkit.pushreceiver.faults import FaultRequest, Faults
 from timkit.pushreceiver.fcm import FcmServer

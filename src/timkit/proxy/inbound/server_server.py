@@ -38,7 +38,7 @@ from typing import Any
 
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.request_target import RequestTarget
-from timkit.proxy.gate import DomainGate, server_name_of
+from timkit.proxy.domain_gate import DomainGate, server_name_of
 from timkit.proxy.xmatrix import parse_x_matrix
 
 EVENTS = "AF_10062"

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.proxy.contacts.conftest import ALICE, SERVER, Homeserver
+from tests.proxy.conftest import ALICE, SERVER, Homeserver
 from timkit.core.errors import TimkitError, UpstreamError
 from timkit.core.process import free_port
 from timkit.proxy.openid import USERINFO_PATH, OpenIdValidator

@@ -10,9 +10,9 @@ keep-alive connections of :mod:`timkit.proxy.upstream`, a client that does only 
 needs (aiohttp's client session costs several times the CPU per request and writes a
 request's head and body in two writes).
 
-The response comes back like :func:`timkit.proxy.relaying.relay_response` relays it: its
+The response comes back like :func:`timkit.proxy.passthrough.relay_response` relays it: its
 status, end-to-end header fields, and its body, read whole while it fits
-:data:`~timkit.proxy.relaying.BUFFER_LIMIT` and sent with a ``Content-Length`` in one write,
+:data:`~timkit.proxy.passthrough.BUFFER_LIMIT` and sent with a ``Content-Length`` in one write,
 else streamed. Upstream failures before the response head is out become 502 (connection,
 malformed answer) or 504 (time-out) Matrix errors; after it the client connection is cut.
 """
@@ -32,7 +32,7 @@ from timkit.core.errors import Codes, TimkitError
 from timkit.core.http import aiohttp_session
 from timkit.proxy.config import UpstreamConfig
 from timkit.proxy.metrics import ProxyMetrics
-from timkit.proxy.relaying import BUFFER_LIMIT, HOP_BY_HOP, NOT_RELAYED, SKIP_AUTO_HEADERS
+from timkit.proxy.passthrough import BUFFER_LIMIT, HOP_BY_HOP, NOT_RELAYED, SKIP_AUTO_HEADERS
 from timkit.proxy.upstream import Exchange, Head, Pool, UpstreamUnavailable, request_head
 
 log = logging.getLogger(__name__)

@@ -35,10 +35,10 @@ from timkit.core.errors import TimkitError
 from timkit.core.federation_list import ListVerificationError, verify_list
 from timkit.core.tls import LocalPKI, server_ssl_context
 from timkit.core.web import running_app
-from timkit.registration.api.federation import VERSION_HEADER
+from timkit.registration.api.list_route import VERSION_HEADER
 from timkit.registration.config import DirectorySettings, FederationSettings
 from timkit.registration.directory_client import DirectoryClient
-from timkit.registration.federation_cache import MISSING, OUTDATED, FederationCache
+from timkit.registration.list_cache import MISSING, OUTDATED, FederationCache
 from timkit.registration.storage import federation_list
 from timkit.registration.storage.migrations import MIGRATIONS
 

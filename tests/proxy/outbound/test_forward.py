@@ -25,7 +25,7 @@ from timkit.core.names import NameTable
 from timkit.core.process import free_port
 from timkit.core.tls import LocalPKI, client_ssl_context, server_ssl_context
 from timkit.proxy.config import ForwardProxyConfig, Unrouted
-from timkit.proxy.gate import StaticGate
+from timkit.proxy.domain_gate import StaticGate
 from timkit.proxy.metrics import ProxyMetrics
 from timkit.proxy.outbound.forward import (
     MAX_BODY,
@@ -34,7 +34,7 @@ from timkit.proxy.outbound.forward import (
     domains_to_check,
     parse_authority,
 )
-from timkit.proxy.relaying import BUFFER_LIMIT
+from timkit.proxy.passthrough import BUFFER_LIMIT
 
 DOMAIN = "klinikum-nord.tim.test"
 ORIGIN = "praxis-sonnenschein.tim.test"

@@ -2,7 +2,7 @@
 
 :class:`FederationGate` pulls the list from its Registrierungs-Dienst
 (``GET /federation?version=<held>``, bearer token) every ``interval`` seconds (1 h) and
-answers stage 1 of the permission check from it (:class:`timkit.proxy.gate.DomainGate`):
+answers stage 1 of the permission check from it (:class:`timkit.proxy.domain_gate.DomainGate`):
 
 * 200: the compact JWS is verified (:func:`timkit.core.federation_list.verify_list`: ``x5c``
   chain to the configured trust anchors, signature, payload) and used only if its version is
@@ -54,7 +54,7 @@ from timkit.core.list_puller import HeldList as HeldList
 from timkit.core.list_puller import ListPuller
 from timkit.core.rawdata import RawDataConfig, RawDataSink
 from timkit.proxy.config import FederationListConfig
-from timkit.proxy.gate import not_in_federation
+from timkit.proxy.domain_gate import not_in_federation
 from timkit.proxy.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
@@ -141,12 +141,12 @@ class FederationGate(ListPuller[FederationListConfig]):
         return held
 
     def check(self, domain: str, requirement: str) -> None:
-        """See :meth:`timkit.proxy.gate.DomainGate.check`."""
+        """See :meth:`timkit.proxy.domain_gate.DomainGate.check`."""
         if not self.usable().parsed.contains(domain):
             raise not_in_federation(domain, requirement)
 
     async def recheck(self, domain: str, requirement: str) -> None:
-        """See :meth:`timkit.proxy.gate.DomainGate.recheck`."""
+        """See :meth:`timkit.proxy.domain_gate.DomainGate.recheck`."""
         try:
             self.check(domain, requirement)
             return

@@ -17,7 +17,7 @@ from timkit.core.errors import TimkitError
 from timkit.core.tls import LocalPKI, server_ssl_context
 from timkit.core.web import running_app
 from timkit.proxy.config import FederationListConfig
-from timkit.proxy.federation import MISSING, OUTDATED, FederationGate
+from timkit.proxy.list_gate import MISSING, OUTDATED, FederationGate
 from timkit.proxy.metrics import ProxyMetrics
 
 

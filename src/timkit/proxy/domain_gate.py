@@ -1,7 +1,7 @@
 """Stage 1 of the permission check: is a Matrix domain part of the TI-Messenger federation?
 
 The forward proxy, the client-server and the server-server reverse proxy all ask a
-:class:`DomainGate`; :class:`timkit.proxy.federation.FederationGate` answers from the verified
+:class:`DomainGate`; :class:`timkit.proxy.list_gate.FederationGate` answers from the verified
 federation list, :class:`StaticGate` from a fixed set (tests, and nothing else).
 """
 

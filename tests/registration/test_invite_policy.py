@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.directory.fhirproxy.test_provider_services import (
+from tests.fhirproxy.api.test_provider_services_routes import (
     _endpoint,
     _example,
     _organization,
@@ -21,7 +21,7 @@ from tests.registration.provisioning.stack import (
     start_rd,
 )
 
-from timkit.registration.invite import decide
+from timkit.registration.invite_policy import decide
 
 ORG = "@empfang:loc.example.de"
 PRACT = "@arzt:loc.example.de"
