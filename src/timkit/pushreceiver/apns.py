@@ -56,6 +56,7 @@ from timkit.core.errors import ConfigError
 from timkit.pushreceiver.config import ApnsServerConfig
 from timkit.pushreceiver.faults import Attempts, Faults
 from timkit.pushreceiver.inbox import Inbox
+from timkit.pushreceiver.stand_in import StandIn, unregister_token
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _load_key(path: Path) -> jwk.JWK:
     return jwk.JWK(**key.export_public(as_dict=True))
 
 
-class ApnsServer:
+class ApnsServer(StandIn):
     """The APNs stand-in as an ASGI application.
 
     Args:
@@ -151,11 +152,8 @@ class ApnsServer:
         attempts: Attempts | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(inbox, faults=faults, attempts=attempts, clock=clock)
         self.config = config
-        self.inbox = inbox
-        self.faults = faults or Faults()
-        self.attempts = attempts or Attempts()
-        self.clock = clock
         self._keys = {kid: _load_key(path) for kid, path in config.keys.items()}
         self._verified: dict[str, float] = {}  # provider token → its iat
         self.unregistered: dict[str, int] = {}  # device token → since (ms)
@@ -294,15 +292,13 @@ class ApnsServer:
     async def _deliver(
         self, device_token: str, payload: dict[str, Any], meta: dict[str, Any], apns_id: str
     ) -> ApnsResponse:
-        if fault := self.faults.take(device_token):
-            self.attempts.note(device_token, fault.status)
+        if fault := self.take_fault(device_token):
             reason = FAULT_REASONS.get(fault.status, "InternalServerError")
             return ApnsResponse(fault.status, apns_id, {"reason": reason})
         if (since := self.unregistered.get(device_token)) is not None:
-            self.attempts.note(device_token, 410)
+            self.refuse(device_token, 410)
             return ApnsResponse(410, apns_id, {"reason": "Unregistered", "timestamp": since})
-        item = await self.inbox.record("apns", device_token, payload, meta)
-        self.attempts.note(device_token, 200)
+        item = await self.deliver("apns", device_token, payload, meta)
         log.info(
             "apns push %d (%s, priority %s)",
             item.seq,
@@ -312,12 +308,8 @@ class ApnsServer:
         return ApnsResponse(200, apns_id)
 
     def _unregister(self, body: bytes, apns_id: str) -> ApnsResponse:
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            document = None
-        token = document.get("token") if isinstance(document, dict) else None
-        if not isinstance(token, str) or not token:
+        token = unregister_token(body)
+        if token is None:
             return ApnsResponse(400, apns_id, {"reason": "BadPayload"})
         self.unregistered[token.lower()] = int(self.clock() * 1000)
         return ApnsResponse(200, apns_id, {"token": token, "unregistered": True})

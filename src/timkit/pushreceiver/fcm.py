@@ -44,6 +44,7 @@ from timkit.core.web import json_object, json_response, read_stream
 from timkit.pushreceiver.config import FcmServerConfig
 from timkit.pushreceiver.faults import Attempts, Faults
 from timkit.pushreceiver.inbox import Inbox
+from timkit.pushreceiver.stand_in import StandIn, unregister_token
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def google_error(
     return _Refused(json_response({"error": error}, status, headers))
 
 
-class FcmServer:
+class FcmServer(StandIn):
     """The stand-in's state: service accounts, issued access tokens, unregistered tokens.
 
     Args:
@@ -175,11 +176,8 @@ class FcmServer:
         attempts: Attempts | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(inbox, faults=faults, attempts=attempts, clock=clock)
         self.config = config
-        self.inbox = inbox
-        self.faults = faults or Faults()
-        self.attempts = attempts or Attempts()
-        self.clock = clock
         accounts = [_load_account(path) for path in config.service_account_files]
         self._accounts = {account.client_email: account for account in accounts}
         self._tokens: dict[str, float] = {}
@@ -293,8 +291,7 @@ class FcmServer:
             )
         message = await self._message(request)
         token = message["token"]
-        if fault := self.faults.take(token):
-            self.attempts.note(token, fault.status)
+        if fault := self.take_fault(token):
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             raise google_error(
                 fault.status,
@@ -303,15 +300,12 @@ class FcmServer:
                 headers=headers,
             )
         if token in self.unregistered:
-            self.attempts.note(token, 404)
+            self.refuse(token, 404)
             raise google_error(404, "Requested entity was not found.", "UNREGISTERED")
         data = message.get("data", {})
         priority = (message.get("android") or {}).get("priority")
         name = f"projects/{project}/messages/0:{secrets.randbelow(10**16):016d}"
-        item = await self.inbox.record(
-            "fcm", token, dict(data), {"priority": priority, "name": name}
-        )
-        self.attempts.note(token, 200)
+        item = await self.deliver("fcm", token, dict(data), {"priority": priority, "name": name})
         log.info("fcm push %d (%d data keys)", item.seq, len(data))
         return json_response({"name": name})
 
@@ -371,9 +365,8 @@ class FcmServer:
 
     async def unregister(self, request: web.Request) -> web.Response:
         """Mark a registration token unregistered (the app was uninstalled)."""
-        document = json_object(await request.read())
-        token = document.get("token") if document is not None else None
-        if not isinstance(token, str) or not token:
+        token = unregister_token(await request.read())
+        if token is None:
             return json_response({"errcode": Codes.BAD_JSON, "error": "body needs a token"}, 400)
         self.unregistered.add(token)
         return json_response({"token": token, "unregistered": True})

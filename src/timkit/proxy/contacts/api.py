@@ -31,6 +31,7 @@ the order they were added, and a catch-all added first would take these paths.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -40,7 +41,12 @@ from timkit.core import jsonbody
 from timkit.core.errors import Codes, TimkitError, UpstreamError
 from timkit.core.request_target import UnparsableRequest, parse_target, single_header
 from timkit.core.web import Handler, guard, json_response, matrix_http_code
-from timkit.proxy.contacts.handlers import ContactsService, canonical_mxid, parse_contact
+from timkit.proxy.contacts.handlers import (
+    Contact,
+    ContactsService,
+    canonical_mxid,
+    parse_contact,
+)
 from timkit.proxy.openid import OpenIdValidator
 
 log = logging.getLogger(__name__)
@@ -210,22 +216,27 @@ async def get_contacts(request: web.Request) -> web.Response:
     return json_response({"contacts": [c.to_json() for c in contacts]})
 
 
-async def create_contact(request: web.Request) -> web.Response:
-    """``POST /contacts`` (createContactSetting)."""
+async def _write_contact(
+    request: web.Request,
+    write: Callable[[ContactsService, str, Contact], Awaitable[Contact]],
+    done: str,
+) -> web.Response:
+    """Authenticate, parse the body's Contact, ``write`` it and answer it (``done`` logged)."""
     owner = await authenticate(request)
     contact = parse_contact(await _body(request))
-    created = await request.app[SERVICE_KEY].create_contact(owner, contact)
-    log.debug("contact setting of %s for %s created", owner, created.mxid)
-    return json_response(created.to_json())
+    written = await write(request.app[SERVICE_KEY], owner, contact)
+    log.debug("contact setting of %s for %s %s", owner, written.mxid, done)
+    return json_response(written.to_json())
+
+
+async def create_contact(request: web.Request) -> web.Response:
+    """``POST /contacts`` (createContactSetting)."""
+    return await _write_contact(request, ContactsService.create_contact, "created")
 
 
 async def update_contact(request: web.Request) -> web.Response:
     """``PUT /contacts`` (updateContactSetting)."""
-    owner = await authenticate(request)
-    contact = parse_contact(await _body(request))
-    updated = await request.app[SERVICE_KEY].update_contact(owner, contact)
-    log.debug("contact setting of %s for %s updated", owner, updated.mxid)
-    return json_response(updated.to_json())
+    return await _write_contact(request, ContactsService.update_contact, "updated")
 
 
 async def get_contact(request: web.Request) -> web.Response:

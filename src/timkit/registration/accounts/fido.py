@@ -72,6 +72,20 @@ def _refused(message: str) -> TimkitError:
     return TimkitError(401, Codes.WEBAUTHN, message, requirement=REQUIREMENT)
 
 
+def _take_challenge(ctx: RegistrationContext, ceremony: str, purpose: str) -> tuple[int, bytes]:
+    """The account id and challenge of an open ``purpose`` ceremony, used up.
+
+    Raises:
+        TimkitError: 401 ``M_WEBAUTHN`` for an unknown or expired ceremony.
+    """
+    now = int(time.time())
+    with ctx.db.write() as tx:
+        taken = accounts.take_challenge(tx, ceremony, purpose, now)
+    if taken is None:
+        raise _refused("unknown or expired WebAuthn ceremony")
+    return taken
+
+
 def finish_registration(
     ctx: RegistrationContext, ceremony: str, credential: dict[str, Any], name: str
 ) -> int:
@@ -80,12 +94,7 @@ def finish_registration(
     Raises:
         TimkitError: 401 ``M_WEBAUTHN`` for an unknown ceremony or a response that fails.
     """
-    now = int(time.time())
-    with ctx.db.write() as tx:
-        taken = accounts.take_challenge(tx, ceremony, "register", now)
-    if taken is None:
-        raise _refused("unknown or expired WebAuthn ceremony")
-    account_id, challenge = taken
+    account_id, challenge = _take_challenge(ctx, ceremony, "register")
     try:
         verified = webauthn.verify_registration_response(
             credential=credential,
@@ -140,12 +149,7 @@ def finish_authentication(
     Raises:
         TimkitError: 401 ``M_WEBAUTHN`` when the ceremony, credential or signature fails.
     """
-    now = int(time.time())
-    with ctx.db.write() as tx:
-        taken = accounts.take_challenge(tx, ceremony, "login", now)
-    if taken is None:
-        raise _refused("unknown or expired WebAuthn ceremony")
-    account_id, challenge = taken
+    account_id, challenge = _take_challenge(ctx, ceremony, "login")
     with ctx.db.read() as cur:
         stored = {c.credential_id: c for c in accounts.credentials(cur, account_id)}
     found = stored.get(str(credential.get("id", "")))

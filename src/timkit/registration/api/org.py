@@ -81,6 +81,16 @@ def _lang(body: dict[str, Any]) -> str:
     return "en" if body.get("lang") == "en" else "de"
 
 
+def _username_password(body: dict[str, Any]) -> tuple[str, str]:
+    """``username`` and ``password`` of a body (400 when missing or too long)."""
+    return text(body, "username", limit=64), text(body, "password", limit=1024)
+
+
+def _ceremony(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``ceremony`` and ``credential`` of a WebAuthn finish body (400 when unusable)."""
+    return text(body, "ceremony", limit=128), obj(body, "credential")
+
+
 async def start_oidc(request: web.Request) -> web.Response:
     """``POST /api/v1/organisations/oidc``."""
     ctx = context(request)
@@ -118,8 +128,7 @@ async def create_account(request: web.Request) -> web.Response:
         accounts.create_account,
         ctx,
         text(body, "registration_token", limit=128),
-        text(body, "username", limit=64),
-        text(body, "password", limit=1024),
+        *_username_password(body),
     )
     answer = {
         "username": enrolment.username,
@@ -158,8 +167,7 @@ async def login(request: web.Request) -> web.Response:
     session = await ctx.blocking(
         accounts.login,
         ctx,
-        text(body, "username", limit=64),
-        text(body, "password", limit=1024),
+        *_username_password(body),
         text(body, "otp", limit=16),
     )
     return json_response(_session_body(session), headers=NO_STORE)
@@ -170,12 +178,7 @@ async def webauthn_login_begin(request: web.Request) -> web.Response:
     ratelimit.check(request, "login")
     ctx = context(request)
     body = await read_json(request)
-    options = await ctx.blocking(
-        accounts.webauthn_login_begin,
-        ctx,
-        text(body, "username", limit=64),
-        text(body, "password", limit=1024),
-    )
+    options = await ctx.blocking(accounts.webauthn_login_begin, ctx, *_username_password(body))
     return json_response(options, headers=NO_STORE)
 
 
@@ -186,8 +189,7 @@ async def webauthn_login_finish(request: web.Request) -> web.Response:
     session = await ctx.blocking(
         accounts.webauthn_login_finish,
         ctx,
-        text(body, "ceremony", limit=128),
-        obj(body, "credential"),
+        *_ceremony(body),
     )
     return json_response(_session_body(session), headers=NO_STORE)
 
@@ -211,8 +213,7 @@ async def webauthn_register_finish(request: web.Request) -> web.Response:
     username = await ctx.blocking(
         accounts.webauthn_register_finish,
         ctx,
-        text(body, "ceremony", limit=128),
-        obj(body, "credential"),
+        *_ceremony(body),
         text(body, "name", required=False, limit=64),
     )
     return json_response({"username": username, "active": True})

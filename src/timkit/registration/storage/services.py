@@ -1,7 +1,7 @@
 """Messenger-Services and their provisioning state (table ``services``, migration 2).
 
 One row per domain. The row is the persisted state machine of
-:mod:`timkit.registration.provisioning.machine`: ``state`` and ``step`` say where the service
+:mod:`timkit.registration.provisioning.state_machine`: ``state`` and ``step`` say where the service
 is, ``attempts``/``error`` what went wrong last, ``next_attempt_ms`` when the worker may work
 on it again. Every change goes through :func:`transition`, a compare-and-set on ``revision``:
 a worker that loses a race with a request (a deprovision arriving mid-step) writes nothing
@@ -145,23 +145,20 @@ def insert(
 ) -> None:
     """Insert a new row in ``state`` (the caller checked the domain is free)."""
     now = _now()
+    fresh = _request(telematik_id, organisation, requested_by, state, step, now_ms)
     tx.execute(
         f"INSERT INTO services ({_COLUMNS}) VALUES"  # noqa: S608 - constant columns
         " (?, ?, ?, ?, ?, ?, 0, '', '', '', 0, 1, ?, ?, ?, ?, ?)",
-        (
-            domain,
-            telematik_id,
-            organisation,
-            requested_by,
-            state,
-            step,
-            now_ms,
-            now_ms,
-            now_ms,
-            now,
-            now,
-        ),
+        (domain, *fresh, now, now),
     )
+
+
+def _request(
+    telematik_id: str, organisation: str, requested_by: str, state: str, step: str, now_ms: int
+) -> tuple[str | int, ...]:
+    """The values a new request writes: who asked, where it starts, and when (``run_started_ms``,
+    ``step_started_ms``, ``next_attempt_ms``), in column order."""
+    return (telematik_id, organisation, requested_by, state, step, now_ms, now_ms, now_ms)
 
 
 def reclaim(
@@ -176,24 +173,13 @@ def reclaim(
     now_ms: int,
 ) -> bool:
     """Start over on a released row (deleted or failed) for a new request; CAS on revision."""
+    fresh = _request(telematik_id, organisation, requested_by, state, step, now_ms)
     result = tx.execute(
         "UPDATE services SET telematik_id = ?, organisation = ?, requested_by = ?, state = ?,"
         " step = ?, attempts = 0, error = '', client_url = '', federation_url = '',"
         " registered = 0, revision = revision + 1, run_started_ms = ?, step_started_ms = ?,"
         " next_attempt_ms = ?, updated = ? WHERE domain = ? AND revision = ?",
-        (
-            telematik_id,
-            organisation,
-            requested_by,
-            state,
-            step,
-            now_ms,
-            now_ms,
-            now_ms,
-            _now(),
-            old.domain,
-            old.revision,
-        ),
+        (*fresh, _now(), old.domain, old.revision),
     )
     return bool(result.rowcount)
 
