@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support.federation import Federation, running, timkit, write_config
+from tests.support.federation import Federation, UpFailed, running, timkit, write_config
 from tests.support.wait import wait_until
 from timkit.core.process import free_port
 
@@ -82,21 +82,46 @@ def test_port_in_use_fails_naming_the_key(tmp_path: Path) -> None:
     assert f"port {port}" in result.stderr
 
 
-def test_component_that_keeps_crashing_fails_up_with_its_log_and_leaves_nothing(
-    tmp_path: Path,
-) -> None:
+def _crashing_config(tmp_path: Path) -> Path:
+    """One service whose Synapse keeps crashing: its PostgreSQL does not exist."""
     nowhere = f"postgresql://synapse@127.0.0.1:{free_port()}/synapse"  # no server listens
     config = write_config(tmp_path, services=1, database=[nowhere])
     config.write_text(
         config.read_text("utf-8").replace("[runtime]\n", "[runtime]\nmax_restarts = 1\n"), "utf-8"
     )
+    return config
+
+
+def _processes_of(data_dir: Path) -> list[int]:
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if str(data_dir) in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_component_that_keeps_crashing_fails_up_with_its_log_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    config = _crashing_config(tmp_path)
     result = timkit(config, "up", check=False)
     assert result.returncode == 1
     assert "homeserver@praxis-sonnenschein.tim.test keeps crashing" in result.stderr
     assert "Connection refused" in result.stderr  # the tail of Synapse's own log
-    data_dir = str(tmp_path / "var")
-    assert not [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if data_dir in " ".join(p.info["cmdline"] or [])
-    ]
+    assert not _processes_of(tmp_path / "var")
+
+
+def test_the_shared_fixture_reports_a_failed_up_with_its_logs_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """``tests.support.federation.running``: what a half-way ``up`` started is stopped, and
+    the error carries ``up``'s output and the data directory's logs."""
+    config = _crashing_config(tmp_path)
+    with pytest.raises(UpFailed) as failed, running(config):
+        pytest.fail("the block must not run when up fails")
+    message = str(failed.value)
+    assert "timkit up exited 1" in message
+    assert "keeps crashing" in message
+    assert f"lines of {tmp_path / 'var' / 'logs' / 'supervisor.log'}" in message
+    assert not _processes_of(tmp_path / "var")
+    assert "not running" in timkit(config, "down").stdout
