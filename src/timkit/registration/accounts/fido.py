@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import webauthn
@@ -31,6 +32,7 @@ from timkit.registration.storage.secrets import new_token
 
 CEREMONY_LIFETIME = 300
 REQUIREMENT = "ML-129853"
+_Verified = TypeVar("_Verified")
 
 
 def rp_id(ctx: RegistrationContext) -> str:
@@ -72,6 +74,32 @@ def _refused(message: str) -> TimkitError:
     return TimkitError(401, Codes.WEBAUTHN, message, requirement=REQUIREMENT)
 
 
+def _verified(
+    ctx: RegistrationContext,
+    ceremony: str,
+    verify: Callable[..., _Verified],
+    credential: dict[str, Any],
+    challenge: bytes,
+    **more: Any,
+) -> _Verified:
+    """``verify`` (py_webauthn's registration or authentication check) of ``credential``
+    against ``challenge``, this RD's RP ID and origin.
+
+    Raises:
+        TimkitError: 401 ``M_WEBAUTHN`` naming the ``ceremony`` and why it failed.
+    """
+    try:
+        return verify(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id(ctx),
+            expected_origin=ctx.base,
+            **more,
+        )
+    except (WebAuthnException, ValueError, KeyError, TypeError) as e:
+        raise _refused(f"WebAuthn {ceremony} failed: {e}") from e
+
+
 def _take_challenge(ctx: RegistrationContext, ceremony: str, purpose: str) -> tuple[int, bytes]:
     """The account id and challenge of an open ``purpose`` ceremony, used up.
 
@@ -95,15 +123,9 @@ def finish_registration(
         TimkitError: 401 ``M_WEBAUTHN`` for an unknown ceremony or a response that fails.
     """
     account_id, challenge = _take_challenge(ctx, ceremony, "register")
-    try:
-        verified = webauthn.verify_registration_response(
-            credential=credential,
-            expected_challenge=challenge,
-            expected_rp_id=rp_id(ctx),
-            expected_origin=ctx.base,
-        )
-    except (WebAuthnException, ValueError, KeyError, TypeError) as e:
-        raise _refused(f"WebAuthn registration failed: {e}") from e
+    verified = _verified(
+        ctx, "registration", webauthn.verify_registration_response, credential, challenge
+    )
     with ctx.db.write() as tx:
         accounts.add_credential(
             tx,
@@ -155,17 +177,15 @@ def finish_authentication(
     found = stored.get(str(credential.get("id", "")))
     if found is None:
         raise _refused("this authenticator is not registered for the account")
-    try:
-        verified = webauthn.verify_authentication_response(
-            credential=credential,
-            expected_challenge=challenge,
-            expected_rp_id=rp_id(ctx),
-            expected_origin=ctx.base,
-            credential_public_key=found.public_key,
-            credential_current_sign_count=found.sign_count,
-        )
-    except (WebAuthnException, ValueError, KeyError, TypeError) as e:
-        raise _refused(f"WebAuthn authentication failed: {e}") from e
+    verified = _verified(
+        ctx,
+        "authentication",
+        webauthn.verify_authentication_response,
+        credential,
+        challenge,
+        credential_public_key=found.public_key,
+        credential_current_sign_count=found.sign_count,
+    )
     with ctx.db.write() as tx:
         accounts.set_sign_count(tx, found.credential_id, verified.new_sign_count)
     return account_id
