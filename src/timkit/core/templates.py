@@ -4,7 +4,10 @@
 skeleton ``core/page.html`` (doctype, ``<head>`` with charset and viewport, ``<main>``). A
 component's ``base.html`` extends it and fills the blocks ``lang`` (the ``<html lang>``),
 ``site`` (the title suffix after `` · ``) and ``style`` (the inline CSS); its pages fill
-``title`` and ``main``. No translation machinery: components pass their own labels.
+``title`` and ``main``. ``core/tool.html`` is the plain look of the local tools' pages
+(mailbox, push receiver): it fills ``lang`` (``en``) and ``style`` (body, ``<main>`` width from
+the block ``width``, headings, tables) and leaves ``tool_style`` for a tool's own rules. No
+translation machinery: components pass their own labels.
 """
 
 from __future__ import annotations
