@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict
 
 from timkit.core.config import dump_toml
 from timkit.core.rawdata import RawDataConfig
@@ -45,7 +45,7 @@ from timkit.core.signers import SignerConfig
 from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI
 from timkit.directory.config import DirectoryConfig
 from timkit.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig
-from timkit.homeserver.config import DatabaseUrl, HomeserverConfig, ServerName
+from timkit.homeserver.config import HomeserverConfig
 from timkit.idp.config import ClientConfig, IdpConfig
 from timkit.idp.config import SignerConfig as IdpSignerConfig
 from timkit.mailbox.config import MailboxConfig
@@ -59,7 +59,7 @@ from timkit.proxy.config import (
     UpstreamConfig,
 )
 from timkit.registration import config as rd
-from timkit.runtime.config import TimkitConfig
+from timkit.runtime.config import MessengerServiceConfig, TimkitConfig
 from timkit.runtime.demo import LDAP_ENTRIES, cards_document, kim_entries, write_demo_data
 from timkit.runtime.layout import Layout
 from timkit.runtime.push import (
@@ -100,25 +100,16 @@ class ServiceEndpoints(BaseModel):
     federation_url: str
 
 
-class ServiceRecord(BaseModel):
+class ServiceRecord(MessengerServiceConfig):
     """A provisioned Messenger-Service, persisted in ``services/<domain>/service.json``.
 
-    Attributes:
-        domain: Matrix server name.
-        organisation: the organisation's display name.
-        port: HTTPS port of its Messenger-Proxy (client and federation traffic).
-        forward_proxy_port: port of the proxy's outbound forward proxy.
-        homeserver_port: loopback HTTP port of its Synapse (None only in records written
-            before Synapse moved behind the proxy; the backend assigns one on restore).
-        database: ``sqlite`` or a PostgreSQL DSN for its Synapse.
+    The fields of :class:`MessengerServiceConfig` (``homeserver_port`` None only in records
+    written before Synapse moved behind the proxy; the backend assigns one on restore), read
+    as a record rather than a config section: unknown keys ignored, lax types, copies with
+    changes allowed.
     """
 
-    domain: ServerName
-    organisation: str
-    port: int = Field(ge=1, le=65535)
-    forward_proxy_port: int = Field(ge=1, le=65535)
-    homeserver_port: int | None = Field(default=None, ge=1, le=65535)
-    database: DatabaseUrl = "sqlite"
+    model_config = ConfigDict(extra="ignore", frozen=False, strict=False)
 
 
 class ComponentPlan(BaseModel):

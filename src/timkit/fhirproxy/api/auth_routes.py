@@ -20,26 +20,26 @@ request                                     response (200, ``application/json``)
   ``invalid_request`` / ``unsupported_grant_type`` / ``invalid_scope``, 401 ``invalid_client``.
 * ``/ti-provider-authenticate`` (ML-123881): a ti-provider-accesstoken of a provider that is
   still registered → provider-accesstoken, ``sub`` = client id.
-* ``/tim-authenticate`` (ML-123485): ``mxId`` names the user's homeserver (a server name; a
-  user id ``@user:server`` or ``matrix:u/user:server`` is accepted and only its server used).
-  The server must be in the federation list (else 403); header ``X-Matrix-OpenID-Token`` is
-  checked at that server's userinfo endpoint (:mod:`.matrix`; 401 when refused, 503 when
-  unreachable); the returned user must be on exactly that server → search-accesstoken,
-  ``sub`` = the user id in ``matrix:u/<localpart>:<server>`` notation.
+* ``/tim-authenticate`` (ML-123485): ``mxId`` names the user's homeserver (a server name; a user id
+  ``@user:server`` or ``matrix:u/user:server`` is accepted and only its server used). The server
+  must be in the federation list (else 403); header ``X-Matrix-OpenID-Token`` is checked at that
+  server's userinfo endpoint (:mod:`~timkit.fhirproxy.auth.matrix_openid`; 401 when refused, 503
+  when unreachable); the returned user must be on exactly that server → search-accesstoken, ``sub``
+  = the user id in ``matrix:u/<localpart>:<server>`` notation.
 * ``/owner-authenticate`` (ML-123873, method and parameters per ``I_VZD_Owner.yaml``): with
   ``Authorization: Bearer <RegService-OpenID-Token>`` the token is checked
-  (:mod:`.regservice`) → owner-accesstoken, ``sub`` = TelematikID; each token is exchanged
-  once (:mod:`.storage.used_tokens`, shared by every instance; a second exchange within its
-  lifetime is a 401). Without an Authorization
-  header and with trusted IDPs configured it starts the IDP sign-in (:mod:`.idp`; ``idp``
-  picks the issuer, default the first configured) with a 302; without IDPs it is a 401.
+  (:mod:`~timkit.fhirproxy.auth.regservice_token`) → owner-accesstoken, ``sub`` = TelematikID; each
+  token is exchanged once (:mod:`~timkit.fhirproxy.storage.used_tokens`, shared by every instance; a
+  second exchange within its lifetime is a 401). Without an Authorization header and with trusted
+  IDPs configured it starts the IDP sign-in (:mod:`~timkit.fhirproxy.auth.idp_client`; ``idp`` picks
+  the issuer, default the first configured) with a 302; without IDPs it is a 401.
 * ``/signin-gematik-idp-dienst?code=&state=`` (ML-123873): redeems the code at the IDP that
   ``state`` was issued for → owner-accesstoken, ``sub`` = the ID token's ``idNummer``.
 
-Every endpoint is rate-limited per client (:mod:`.ratelimit`): by client id where the request
-names one (``/token``) or a verified token does (``/ti-provider-authenticate``), else by remote
-address; limits are checked before any database or outbound work. Errors are rendered as
-OAuth errors by :mod:`.api`.
+Every endpoint is rate-limited per client (:mod:`~timkit.fhirproxy.auth.rate_limiter`): by client id
+where the request names one (``/token``) or a verified token does (``/ti-provider-authenticate``),
+else by remote address; limits are checked before any database or outbound work. Errors are rendered
+as OAuth errors by :mod:`~timkit.fhirproxy.api.app`.
 """
 
 from __future__ import annotations

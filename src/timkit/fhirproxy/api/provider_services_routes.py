@@ -2,7 +2,8 @@
 
 Every route but ``GET /`` (public, as ``FHIR_VZD_HOWTO_Provider`` says) needs a
 provider-accesstoken (ML-123881: 401 without a valid one, 403 for another kind). Errors are
-VZD ``Error{message, errors}`` (rendered by :mod:`.api`, which also audits every write).
+VZD ``Error{message, errors}`` (rendered by :mod:`~timkit.fhirproxy.api.app`, which also
+audits every write).
 
 * ``GET /FederationList/federationList.jws?version=&sigAlg=``: the newest list as compact
   JWS (``application/octet-stream``), 204 when ``version`` is at least the newest version;

@@ -4,7 +4,7 @@ Routes: ``GET /search/{type}`` (search), ``GET /search/{type}/{id}`` (read) and
 ``GET /search/metadata``. Every other method gives 405, every other path 404.
 
 Only the interactions the CapabilityStatement declares pass: a search of a directory type and
-a read of a FHIR id (:func:`fhirhttp.fhir_path` on the segments of
+a read of a FHIR id (:func:`~timkit.fhirproxy.api.fhir_http.fhir_path` on the segments of
 :func:`timkit.core.request_target.parse_target`); anything else (``_history``, vread,
 operations, an id with ``/`` or ``?`` encoded into it) is refused before the directory is
 asked. Every answer is parsed: a read must be the resource asked for, a search a
@@ -169,11 +169,11 @@ async def search_view(
 ) -> web.Response:
     """``GET <prefix>/{type}[/{id}]`` with a search token: relay, hide, optionally decorate.
 
-    Only the interactions :func:`read_only_capability` declares reach the directory: a
-    type-level search or a read of a FHIR id (:func:`fhirhttp.fhir_path`). Every answer is
-    parsed and filtered (:func:`_apply_visibility`); a hidden, deleted or missing resource
-    read by id is the same 404. ``decorate`` (the PASSporT mode) is called on every resource
-    shown, after hiding.
+    Only the interactions :func:`read_only_capability` declares reach the directory: a type-level
+    search or a read of a FHIR id (:func:`~timkit.fhirproxy.api.fhir_http.fhir_path`). Every answer
+    is parsed and filtered (:func:`_apply_visibility`); a hidden, deleted or missing resource read
+    by id is the same 404. ``decorate`` (the PASSporT mode) is called on every resource shown, after
+    hiding.
     """
     ctx = context(request)
     claims = authorize(request, ctx.tokens, Kind.SEARCH)

@@ -6,6 +6,8 @@ Contracts:
   the dropped ``match`` entries of that page;
 * :func:`referrers` names what still references a resource, :func:`current` reads the
   stored version (404 when there is none);
+* :func:`first_foreign_link` names the first link a write adds to a resource the writer does
+  not own;
 * :func:`check_mxids` refuses an MXID the writer may not publish (ML-123626, ML-123611);
 * :func:`forbidden` and :func:`unprocessable` are the 403 and 422 the rules raise.
 
@@ -15,7 +17,7 @@ Errors are raised as :class:`TimkitError`; :mod:`timkit.fhirproxy.api.app` rende
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Set
 from typing import Any
 
 from timkit.core.errors import IssueType, TimkitError
@@ -168,3 +170,25 @@ def unprocessable(message: str, requirement: str, expression: list[str]) -> Timk
         requirement=requirement,
         extra={"expression": expression},
     )
+
+
+async def first_foreign_link(
+    owns: Callable[[str], Awaitable[bool]],
+    new: dict[str, Any],
+    current: dict[str, Any] | None,
+    *,
+    skip: Set[str] = frozenset(),
+) -> tuple[str, str] | None:
+    """The first ``(element, reference)`` link of ``new`` that ``current`` did not have
+    already, whose element is not in ``skip``, and whose target ``owns`` refuses; else None.
+
+    Links are tried in the order :func:`rules.linked` gives them; links kept from
+    ``current`` are not looked up again.
+    """
+    old_links = set(rules.linked(current)) if current is not None else set()
+    for element, reference in rules.linked(new):
+        if element in skip or (element, reference) in old_links:
+            continue
+        if not await owns(reference):
+            return element, reference
+    return None

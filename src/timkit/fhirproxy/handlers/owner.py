@@ -85,17 +85,15 @@ async def owner_checked(
     if rules.origin(new) == "owner":
         await _check_owner_link(ownership, new)
     await _check_mxids(ownership, new, current)
-    old_links = set(rules.linked(current)) if current is not None else set()
-    for element, reference in rules.linked(new):
-        if (element, reference) in old_links:
-            continue
-        if not await ownership.owns(reference):
-            raise fhir_checks.unprocessable(
-                f"{resource_type}.{element} references {reference}, which does not exist or"
-                f" does not belong to TelematikID {tid}",
-                REQ_LINK,
-                [f"{resource_type}.{element}"],
-            )
+    foreign = await fhir_checks.first_foreign_link(ownership.owns, new, current)
+    if foreign is not None:
+        element, reference = foreign
+        raise fhir_checks.unprocessable(
+            f"{resource_type}.{element} references {reference}, which does not exist or"
+            f" does not belong to TelematikID {tid}",
+            REQ_LINK,
+            [f"{resource_type}.{element}"],
+        )
     return new
 
 
@@ -172,7 +170,8 @@ async def _owner_updated(
 async def _check_mxids(
     ownership: Ownership, new: dict[str, Any], current: dict[str, Any] | None
 ) -> None:
-    """ML-123626 / ML-123611: only MXIDs of the owner's own TI-M domains (see fhirhttp)."""
+    """ML-123626 / ML-123611: only MXIDs of the owner's own TI-M domains
+    (:func:`fhir_checks.check_mxids`)."""
     kept = {value for _, value in rules.published_mxids(current)} if current else set()
     if all(value in kept for _, value in rules.published_mxids(new)):
         return

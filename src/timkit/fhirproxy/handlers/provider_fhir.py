@@ -99,17 +99,17 @@ async def provider_checked(
         await fhir_checks.check_mxids(
             ownership.ctx, new, current, telematik_ids=await _organization_ids(ownership, new)
         )
-    old_links = set(rules.linked(current)) if current is not None else set()
-    for element, reference in rules.linked(new):
-        if element == "managingOrganization" or (element, reference) in old_links:
-            continue
-        if not await ownership.owns(reference):
-            raise fhir_checks.unprocessable(
-                f"{resource_type}.{element} references {reference}, which is not an entry of"
-                f" provider {ownership.client_id}",
-                REQ_PROVIDER,
-                [f"{resource_type}.{element}"],
-            )
+    foreign = await fhir_checks.first_foreign_link(
+        ownership.owns, new, current, skip={"managingOrganization"}
+    )
+    if foreign is not None:
+        element, reference = foreign
+        raise fhir_checks.unprocessable(
+            f"{resource_type}.{element} references {reference}, which is not an entry of"
+            f" provider {ownership.client_id}",
+            REQ_PROVIDER,
+            [f"{resource_type}.{element}"],
+        )
     return new
 
 

@@ -2,11 +2,11 @@
 
 Contract:
 
-* **What is written** - per LDAP entry its base resources as :mod:`ldapmap` maps them
-  (Organization + HealthcareService for an SMC-B, Practitioner for an HBA), with fixed ids
+* **What is written** - per LDAP entry its base resources as :mod:`~timkit.fhirproxy.ldap.mapping`
+  maps them (Organization + HealthcareService for an SMC-B, Practitioner for an HBA), with fixed ids
   derived from the TelematikID and Origin ``ldap``. Only the LDAP-owned elements are replaced
-  (:func:`ldapmap.merge`); what owners added stays. A resource whose merged form equals the
-  stored one is not written, so a run over unchanged data creates no new versions.
+  (:func:`~timkit.fhirproxy.ldap.mapping.merge`); what owners added stays. A resource whose merged
+  form equals the stored one is not written, so a run over unchanged data creates no new versions.
 * **Incremental** - each run asks LDAP for entries whose ``modifyTimestamp`` is at or after
   the high-water mark kept in the proxy database; the mark advances only when the whole run
   succeeded, so a failed run is repeated in full by the next one.
@@ -17,8 +17,8 @@ Contract:
   entry without valid certificates the same way. An entry that comes back is reactivated.
   When LDAP lists no entry at all while entries were written before, the run deactivates
   nothing (an empty answer is far more likely a wrong base DN than an empty directory).
-* **Writes** - through :mod:`upstream` as one FHIR ``transaction`` Bundle per batch of
-  :data:`BATCH` entries (all or nothing; updates carry ``If-Match`` so a concurrent owner
+* **Writes** - through :mod:`~timkit.fhirproxy.upstream` as one FHIR ``transaction`` Bundle per
+  batch of :data:`BATCH` entries (all or nothing; updates carry ``If-Match`` so a concurrent owner
   write is not lost but fails the batch, and the next run retries). Every written resource is
   audited with actor :data:`ACTOR`.
 * **Seed file** - ``ldap.seed_file`` (JSON list of entries in the ``samples/eGBR`` form) is

@@ -12,8 +12,8 @@ import pytest
 from cryptography import x509
 from jwcrypto import jwk, jws
 
+from tests.fhirproxy.api.test_search_routes import assert_read_only_capability, endpoint, put
 from tests.fhirproxy.conftest import Stack, start_stack
-from tests.fhirproxy.test_search import assert_read_only_capability, endpoint, put
 from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.handlers.signed_list import Federation
 from timkit.fhirproxy.storage.domains import Domain

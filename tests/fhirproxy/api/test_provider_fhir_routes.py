@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fhirproxy.api.test_search_routes import endpoint
 from tests.fhirproxy.conftest import Stack
-from tests.fhirproxy.test_search import endpoint
 from timkit.core.fhir import TELEMATIK_ID
 from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.handlers.signed_list import Federation

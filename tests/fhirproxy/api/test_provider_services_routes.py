@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.fhirproxy.conftest import EXAMPLES, Stack, start_stack
-from tests.fhirproxy.test_federation import verify_bp256r1, verify_es256
+from tests.fhirproxy.handlers.test_signed_list import verify_bp256r1, verify_es256
 from timkit.core.tls import LocalPKI
 from timkit.fhirproxy.auth.access_tokens import Kind
 

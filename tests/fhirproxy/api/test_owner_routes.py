@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fhirproxy.api.test_search_routes import endpoint
 from tests.fhirproxy.conftest import Stack
-from tests.fhirproxy.test_search import endpoint
 from timkit.core.fhir import ORIGIN, TELEMATIK_ID
 from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.handlers.rules import OWNER_EXTENSION

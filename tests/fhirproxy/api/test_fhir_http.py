@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.fhirproxy.api.test_search_routes import endpoint, put
 from tests.fhirproxy.conftest import Stack
 from tests.fhirproxy.raw import RawResponse, raw_request
-from tests.fhirproxy.test_search import endpoint, put
 from timkit.fhirproxy.api import search_routes
 from timkit.fhirproxy.api.provider_fhir_routes import PREFIX as PROVIDER_PREFIX
 from timkit.fhirproxy.auth.access_tokens import Kind

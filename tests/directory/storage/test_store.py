@@ -16,7 +16,7 @@ from timkit.directory.storage.migrations import MIGRATIONS
 from timkit.directory.storage.store import Store, Stored
 from timkit.directory.validation import validate
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "vzd" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "vzd" / "examples"
 INDEX_TABLES = ("idx_token", "idx_string", "idx_ref", "idx_date", "idx_geo")
 
 

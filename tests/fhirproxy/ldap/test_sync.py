@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.fhirproxy.conftest import Stack, start_stack
-from tests.fhirproxy.test_ldapmap import ENTRIES, certificate_der, samples
+from tests.fhirproxy.ldap.test_mapping import ENTRIES, certificate_der, samples
 from tests.support.slapd import SlapdServer
 from tests.support.wait import async_wait_until
 from timkit.core.fhir import ORIGIN

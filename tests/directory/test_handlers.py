@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.directory.test_search import analyze
+from tests.directory.storage.test_search import analyze
 from tests.support.postgres import PostgresServer
 from timkit.directory.handlers import Directory, searchset
 from timkit.directory.load import load

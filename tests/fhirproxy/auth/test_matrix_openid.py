@@ -1,6 +1,7 @@
 """``/tim-authenticate`` (ML-123485) and Matrix server discovery, against a TLS homeserver
 stand-in that speaks ``/_matrix/federation/v1/openid/userinfo`` and
-``/.well-known/matrix/server``. (The end-to-end test with a real Synapse lives elsewhere.)
+``/.well-known/matrix/server``, and ``matrix.routes_file`` (homeservers that join a running
+federation are found). (The end-to-end test with a real Synapse lives elsewhere.)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from tests.fhirproxy.conftest import Stack, start_stack
+from timkit.core.names import NameTable
 from timkit.core.process import free_port
 from timkit.core.tls import LocalPKI, server_ssl_context
 from timkit.fhirproxy.auth.access_tokens import Kind
@@ -300,3 +302,30 @@ def test_server_names_are_parsed_per_the_matrix_grammar() -> None:
         with pytest.raises(ValueError, match=r"."):
             parse_server_name(bad)
     assert url_notation("@alice:example.org:8448") == "matrix:u/alice:example.org:8448"
+
+
+async def test_routes_file_is_followed_as_it_changes(tmp_path: Path) -> None:
+    names = NameTable(tmp_path / "names.json")
+    config = MatrixConfig(
+        routes={"static.tim.test": "127.0.0.1:1000", "both.tim.test": "127.0.0.1:1001"},
+        routes_file=names.path,
+    )
+    async with aiohttp.ClientSession() as session:
+        resolver = MatrixResolver(config, session)
+        names.set("new.tim.test", "127.0.0.1:2000")
+        names.set("both.tim.test", "127.0.0.1:2001")
+        new = await resolver.resolve(parse_server_name("new.tim.test"))
+        assert new == Target("127.0.0.1", 2000, "new.tim.test", "new.tim.test")
+        both = await resolver.resolve(parse_server_name("both.tim.test"))
+        assert both.port == 2001
+        static = await resolver.resolve(parse_server_name("static.tim.test"))
+        assert static.port == 1000
+        names.remove("both.tim.test")
+        assert (await resolver.resolve(parse_server_name("both.tim.test"))).port == 1001
+
+
+def test_bad_static_route_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must be 'host:port'"):
+        MatrixConfig(routes={"x.tim.test": "127.0.0.1"})
