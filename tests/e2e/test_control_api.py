@@ -63,11 +63,7 @@ def provisioned(federation: Federation) -> str:
 
 
 def _component_pids(federation: Federation, domain: str) -> dict[str, int]:
-    return {
-        c["kind"]: c["pid"]
-        for c in federation.status()["components"]
-        if c["name"].endswith(f"@{domain}") and c["pid"]
-    }
+    return {c["kind"]: c["pid"] for c in federation.service_components(domain) if c["pid"]}
 
 
 def _routes(federation: Federation) -> dict[str, str]:

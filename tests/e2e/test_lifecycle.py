@@ -20,21 +20,17 @@ def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
         yield federation
 
 
-def _component(federation: Federation, kind: str) -> dict[str, object]:
-    return next(c for c in federation.status()["components"] if c["kind"] == kind)
-
-
 def test_crashed_homeserver_is_restarted_by_the_supervisor(solo: Federation) -> None:
-    old_pid = _component(solo, "homeserver")["pid"]
+    old_pid = solo.component("homeserver")["pid"]
     assert isinstance(old_pid, int)
     psutil.Process(old_pid).kill()
 
     def restarted() -> bool:
-        now = _component(solo, "homeserver")
+        now = solo.component("homeserver")
         return now["pid"] not in (None, old_pid) and now["healthy"] is True
 
     wait_until(restarted, "the homeserver to come back")
-    component = _component(solo, "homeserver")
+    component = solo.component("homeserver")
     assert component["restarts"] == 1
     log = Path(str(solo.status()["data_dir"])) / "logs" / "supervisor.log"
     assert "restart 1/5" in log.read_text("utf-8")

@@ -32,10 +32,6 @@ B = "klinikum-nord.tim.test"
 NEW = "apotheke-test.tim.test"
 
 
-def _components(federation: Federation, domain: str) -> list[dict[str, Any]]:
-    return [c for c in federation.status()["components"] if c["name"].endswith(f"@{domain}")]
-
-
 @pytest.mark.timeout(240)
 async def test_af_10103_af_10060_local_run_onboards_through_rd(
     federation: Federation, http: httpx.AsyncClient
@@ -74,14 +70,14 @@ async def test_af_10103_af_10060_local_run_onboards_through_rd(
 
     active = await async_wait_until(lambda: state_is("active"), f"{NEW} active", timeout=120)
     assert (await http.get(f"{active['client_url']}/health")).status_code == 200
-    assert all(c["healthy"] for c in _components(federation, NEW))
+    assert all(c["healthy"] for c in federation.service_components(NEW))
 
     async def listed() -> bool:
         return NEW in await federation.served_domains(http)
 
     await async_wait_until(listed, f"{NEW} in the list the RD serves", timeout=30)
 
-    pids = [c["pid"] for c in _components(federation, NEW)]
+    pids = [c["pid"] for c in federation.service_components(NEW)]
     assert len(pids) == 2
     await rd.deprovision(NEW)
     await async_wait_until(lambda: state_is("deleted"), f"{NEW} deleted", timeout=60)
@@ -90,7 +86,7 @@ async def test_af_10103_af_10060_local_run_onboards_through_rd(
         return NEW not in await federation.served_domains(http)
 
     await async_wait_until(unlisted, f"{NEW} gone from the list the RD serves", timeout=30)
-    assert _components(federation, NEW) == []
+    assert federation.service_components(NEW) == []
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
 
 

@@ -130,6 +130,11 @@ class Federation:
         (found,) = [c for c in self.status()["components"] if c["kind"] == kind]
         return dict(found)
 
+    def service_components(self, domain: str) -> list[dict[str, Any]]:
+        """The supervised components of the Messenger-Service ``domain`` (``…@domain``)."""
+        components = self.status()["components"]
+        return [dict(c) for c in components if str(c["name"]).endswith(f"@{domain}")]
+
     @property
     def ca_cert(self) -> str:
         return str(self.status()["ca_cert"])
