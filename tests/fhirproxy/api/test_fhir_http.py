@@ -18,6 +18,7 @@ from tests.fhirproxy.raw import RawResponse, raw_request
 from timkit.fhirproxy.api import search_routes
 from timkit.fhirproxy.api.provider_fhir_routes import PREFIX as PROVIDER_PREFIX
 from timkit.fhirproxy.auth.access_tokens import Kind
+from timkit.fhirproxy.handlers import visibility
 
 SEARCHER = "matrix:u/alice:hs1.example"
 OWNER = "2-2.58.00000040"  # Organization/OrganizationExample
@@ -191,14 +192,12 @@ def test_every_bundle_entry_is_judged_on_its_own() -> None:
     }
     raw = orjson.dumps(history)
     kept = orjson.loads(
-        search_routes._apply_visibility(raw, {}, False, frozenset(), None, "Endpoint", None)
+        visibility.apply_visibility(raw, {}, False, frozenset(), None, "Endpoint", None)
     )
     assert [e["resource"]["id"] for e in kept["entry"]] == ["visible"]
     assert kept["total"] == 1
     not_a_searchset = orjson.dumps({**history, "type": "history"})
     with pytest.raises(Exception, match="not the one asked for"):
-        search_routes._apply_visibility(
-            not_a_searchset, {}, False, frozenset(), None, "Endpoint", None
-        )
+        visibility.apply_visibility(not_a_searchset, {}, False, frozenset(), None, "Endpoint", None)
     with pytest.raises(Exception, match="not the one asked for"):
-        search_routes._apply_visibility(raw, {}, False, frozenset(), None, "Endpoint", "off")
+        visibility.apply_visibility(raw, {}, False, frozenset(), None, "Endpoint", "off")

@@ -36,8 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterable
-from enum import Enum
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -45,12 +44,19 @@ from aiohttp import web
 from timkit.core import jsonbody
 from timkit.core.errors import IssueType, TimkitError
 from timkit.core.request_target import UnparsableRequest, single_header
-from timkit.fhirproxy import upstream
 from timkit.fhirproxy.auth.access_tokens import SPECS, Kind, authorize
 from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext, context
+from timkit.fhirproxy.handlers.provider_services import (
+    OrgState,
+    bad_request,
+    normalise_mxid,
+    organization_states,
+    own_domain,
+    require_active_organization,
+    where_is,
+)
 from timkit.fhirproxy.handlers.signed_list import (
     AF_DOMAINS,
-    Domain,
     Federation,
     SigAlg,
     check_domain_name,
@@ -58,7 +64,6 @@ from timkit.fhirproxy.handlers.signed_list import (
 )
 
 BASE = "/tim-provider-services"
-TELEMATIK_ID_SYSTEM = "https://gematik.de/fhir/sid/telematik-id"
 INFO = {
     "title": "I_VZD_TIM_Provider_Services",
     "description": "REST interface to retrieve the TI-Messenger federation list and to "
@@ -66,22 +71,9 @@ INFO = {
     "version": "1.4.0",
 }
 
-_MXID = re.compile(
-    r"^(?:matrix:u/|matrix:user/|@)(?P<local>[\x21-\x39\x3b-\x7e]+)"
-    r":(?P<server>(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?)$"
-)
 _VERSION = re.compile(r"^[0-9]{1,18}$")
-_LOOKUP_CHUNK = 40
 
 T = TypeVar("T")
-
-
-class OrgState(Enum):
-    """What the FHIR-Directory knows about the Organization of a TelematikID."""
-
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-    MISSING = "missing"
 
 
 def federation(request: web.Request) -> Federation:
@@ -93,18 +85,11 @@ async def _blocking(ctx: FhirProxyContext, function: Callable[..., T], *args: An
     return await asyncio.get_running_loop().run_in_executor(ctx.executor, function, *args)
 
 
-def _bad_request(message: str, attribute: str | None = None) -> TimkitError:
-    errors = [{"attributeName": attribute, "attributeError": message}] if attribute else []
-    return TimkitError(
-        400, IssueType.INVALID, message, requirement=AF_DOMAINS, extra={"errors": errors}
-    )
-
-
 async def _json_body(request: web.Request) -> Any:
     try:
         return jsonbody.parse_json(await request.read())
     except jsonbody.JsonBodyError as e:  # not UTF-8, not JSON (where), nested too deep
-        raise _bad_request(str(e)) from None
+        raise bad_request(str(e)) from None
 
 
 def _owner(request: web.Request) -> str:
@@ -127,7 +112,7 @@ def _query(request: web.Request, name: str) -> str | None:
     """The one value of query parameter ``name`` (None when absent); 400 when repeated."""
     values = request.query.getall(name, [])
     if len(values) > 1:
-        raise _bad_request(f"query parameter {name} given {len(values)} times", name)
+        raise bad_request(f"query parameter {name} given {len(values)} times", name)
     return values[0] if values else None
 
 
@@ -137,67 +122,11 @@ def _path_domain(request: web.Request) -> str:
     try:
         check_domain_name(name)
     except ValueError as e:
-        raise _bad_request(f"domain {e}", "domain") from e
+        raise bad_request(f"domain {e}", "domain") from e
     return name
 
 
 # -- upstream look-ups ---------------------------------------------------------------------
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$")
-
-
-async def organization_states(
-    ctx: FhirProxyContext, telematik_ids: Iterable[str]
-) -> dict[str, OrgState]:
-    """Per TelematikID, the state of its Organization(s) in the FHIR-Directory."""
-    wanted = sorted(set(telematik_ids))
-    states = dict.fromkeys(wanted, OrgState.MISSING)
-    for start in range(0, len(wanted), _LOOKUP_CHUNK):
-        chunk = wanted[start : start + _LOOKUP_CHUNK]
-        identifiers = ",".join(f"{TELEMATIK_ID_SYSTEM}|{_escape(t)}" for t in chunk)
-        bundle = await upstream.fhir_json(
-            ctx, "/Organization", [("identifier", identifiers), ("_count", "1000")]
-        )
-        for entry in bundle.get("entry", []):
-            resource = entry.get("resource", {})
-            active = resource.get("active") is not False
-            for identifier in resource.get("identifier", []):
-                tid = identifier.get("value")
-                if identifier.get("system") != TELEMATIK_ID_SYSTEM or tid not in states:
-                    continue
-                if active:
-                    states[tid] = OrgState.ACTIVE
-                elif states[tid] is OrgState.MISSING:
-                    states[tid] = OrgState.INACTIVE
-    return states
-
-
-async def _require_active_organization(ctx: FhirProxyContext, telematik_id: str) -> None:
-    state = (await organization_states(ctx, [telematik_id]))[telematik_id]
-    if state is OrgState.INACTIVE:
-        raise _bad_request(
-            "organization which belongs to the telematikID is not active", "telematikID"
-        )
-    if state is OrgState.MISSING:
-        raise _bad_request(
-            f"no Organization with telematikID {telematik_id} in the FHIR-Directory", "telematikID"
-        )
-
-
-def normalise_mxid(value: str) -> str:
-    """``value`` (``matrix:u/…``, ``matrix:user/…`` or ``@…``) as ``matrix:u/local:server``.
-
-    Raises:
-        TimkitError: 400 for anything else.
-    """
-    match = _MXID.match(value)
-    if match is None or len(value) > 260:
-        raise _bad_request(
-            "mxid must be a Matrix user ID in URL form, matrix:u/localpart:domain", "mxid"
-        )
-    return f"matrix:u/{match['local']}:{match['server']}"
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -214,12 +143,12 @@ async def federation_list(request: web.Request) -> web.Response:
     ctx = context(request)
     raw_version = _query(request, "version")
     if raw_version is not None and not _VERSION.match(raw_version):
-        raise _bad_request("version must be a non-negative integer", "version")
+        raise bad_request("version must be a non-negative integer", "version")
     raw_alg = _query(request, "sigAlg")
     if raw_alg is None:
         raw_alg = SigAlg.BP256R1.value
     if raw_alg not in SigAlg.__members__:
-        raise _bad_request("sigAlg must be BP256R1 or ES256", "sigAlg")
+        raise bad_request("sigAlg must be BP256R1 or ES256", "sigAlg")
     alg = SigAlg(raw_alg)
     latest = await _blocking(ctx, federation(request).latest)
     if raw_version is not None and int(raw_version) >= latest.version:
@@ -237,26 +166,7 @@ async def localization(request: web.Request) -> web.Response:
     _owner(request)
     ctx = context(request)
     mxid = normalise_mxid(_query(request, "mxid") or "")
-    bundle = await upstream.fhir_json(
-        ctx,
-        "/Endpoint",
-        [
-            ("address", _escape(mxid)),
-            ("_revinclude", "Organization:endpoint"),
-            ("_revinclude", "HealthcareService:endpoint"),
-            ("_revinclude", "PractitionerRole:endpoint"),
-            ("_count", "1000"),
-        ],
-    )
-    types = {e.get("resource", {}).get("resourceType") for e in bundle.get("entry", [])}
-    if "Endpoint" not in types:
-        raise TimkitError(
-            404, IssueType.NOT_FOUND, f"{mxid} is not in the FHIR-Directory", requirement=AF_DOMAINS
-        )
-    org = bool(types & {"Organization", "HealthcareService"})
-    pract = "PractitionerRole" in types
-    where = "orgPract" if org and pract else "org" if org else "pract" if pract else "none"
-    return web.json_response(where)
+    return web.json_response(await where_is(ctx, mxid))
 
 
 async def add_domain(request: web.Request) -> web.Response:
@@ -272,29 +182,9 @@ async def add_domain(request: web.Request) -> web.Response:
             requirement=AF_DOMAINS,
             extra={"errors": [{"attributeName": "domain", "attributeError": "already registered"}]},
         )
-    await _require_active_organization(ctx, domain.telematik_id)
+    await require_active_organization(ctx, domain.telematik_id)
     await _blocking(ctx, federation(request).add, domain)
     return web.json_response(domain.to_api())
-
-
-async def _own_domain(request: web.Request, name: str, owner: str) -> Domain:
-    ctx = context(request)
-    existing = await _blocking(ctx, ctx.domains.get, name)
-    if existing is None:
-        raise TimkitError(
-            404,
-            IssueType.NOT_FOUND,
-            f"domain {name.lower()} is not registered",
-            requirement=AF_DOMAINS,
-        )
-    if existing.tim_anbieter != owner:
-        raise TimkitError(
-            403,
-            IssueType.FORBIDDEN,
-            f"domain {existing.domain} was registered by another TI-M provider",
-            requirement=AF_DOMAINS,
-        )
-    return existing
 
 
 async def get_domains(request: web.Request) -> web.Response:
@@ -308,8 +198,8 @@ async def get_domains(request: web.Request) -> web.Response:
         try:
             check_domain_name(name)
         except ValueError as e:
-            raise _bad_request(str(e), "domain") from e
-        domains = [await _own_domain(request, name, owner)]
+            raise bad_request(str(e), "domain") from e
+        domains = [await own_domain(ctx, name, owner)]
     return web.json_response([d.to_api() for d in domains])
 
 
@@ -318,11 +208,11 @@ async def update_domain(request: web.Request) -> web.Response:
     owner = _owner(request)
     ctx = context(request)
     name = _path_domain(request)
-    await _own_domain(request, name, owner)
+    await own_domain(ctx, name, owner)
     domain = parse_domain(await _json_body(request), owner=owner)
     if domain.domain != name.lower():
-        raise _bad_request("the domain in the body must equal the domain in the path", "domain")
-    await _require_active_organization(ctx, domain.telematik_id)
+        raise bad_request("the domain in the body must equal the domain in the path", "domain")
+    await require_active_organization(ctx, domain.telematik_id)
     await _blocking(ctx, federation(request).update, domain)
     return web.json_response(domain.to_api())
 
@@ -332,7 +222,7 @@ async def delete_domain(request: web.Request) -> web.Response:
     owner = _owner(request)
     ctx = context(request)
     name = _path_domain(request)
-    await _own_domain(request, name, owner)
+    await own_domain(ctx, name, owner)
     await _blocking(ctx, federation(request).remove, name, owner)
     return web.Response(status=204)
 

@@ -25,12 +25,12 @@ Organization is hidden too. ``HealthcareService`` searches get
 mandatory, so nothing visible is lost). ``PractitionerRole.organization`` is optional, so a
 chained filter would drop the roles without one: those are filtered from the answer instead,
 which corrects ``total`` for the dropped matches of that page only. Which Organizations are
-hidden is asked of the directory at most every :data:`HIDDEN_TTL` seconds per process
-(:class:`HiddenOrganizations`), and only when an insured caller's answer holds a
+hidden is asked of the directory at most every :data:`visibility.HIDDEN_TTL` seconds per process
+(:class:`visibility.HiddenOrganizations`), and only when an insured caller's answer holds a
 HealthcareService or PractitionerRole.
 
 ``/search/metadata`` is the directory's CapabilityStatement made to say what ``/search``
-does (:func:`read_only_capability`): ``read`` and ``search-type`` only.
+does (:func:`visibility.read_only_capability`): ``read`` and ``search-type`` only.
 
 A caller is *insured* when the domain of the MXID in the token's ``sub`` is registered with
 ``isInsurance=true`` (the federation list). The answer is cached for :data:`INSURED_TTL`
@@ -42,14 +42,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from timkit.core.errors import IssueType, TimkitError, UpstreamError
-from timkit.core.fhir import DIRECTORY_TYPES
+from timkit.core.errors import IssueType, TimkitError
 from timkit.fhirproxy import upstream
 from timkit.fhirproxy.api.fhir_http import (
     checked_answer,
@@ -61,54 +59,19 @@ from timkit.fhirproxy.api.fhir_http import (
 )
 from timkit.fhirproxy.auth.access_tokens import Kind, authorize
 from timkit.fhirproxy.context import FhirProxyContext, context
-from timkit.fhirproxy.handlers import rules
-from timkit.fhirproxy.handlers.fhir_checks import filter_bundle
+from timkit.fhirproxy.handlers import rules, visibility
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/search"
 INSURED_TTL = 60.0
-HIDDEN_TTL = 60.0
-READ_ONLY_INTERACTIONS = ("read", "search-type")
 
-Decorate = Callable[[dict[str, Any], dict[str, Any]], None]
-"""Changes one shown resource in place, given the caller's token claims (PASSporT mode)."""
 
 INSURED_KEY = web.AppKey("fhirproxy.insured", dict)
 """Per app: ``{domain: (expires at (monotonic), is insurance)}``."""
 
 
-class HiddenOrganizations:
-    """``Organization/<id>`` of the Organizations hidden from insured persons, cached.
-
-    :meth:`get` asks the directory when the cached answer is older than ``ttl`` seconds; one
-    request at a time asks, the others wait for its answer. A directory failure is raised
-    (502), never answered with an empty set.
-    """
-
-    def __init__(self, ttl: float = HIDDEN_TTL) -> None:
-        self.ttl = ttl
-        self._references: frozenset[str] = frozenset()
-        self._expires = float("-inf")
-        self._lock = asyncio.Lock()
-
-    async def get(self, ctx: FhirProxyContext) -> frozenset[str]:
-        """The current set (at most ``ttl`` seconds old)."""
-        if time.monotonic() < self._expires:
-            return self._references
-        async with self._lock:
-            if time.monotonic() >= self._expires:
-                found = await upstream.search_every(
-                    ctx, "Organization", [("organizationVisibility", rules.HIDE_INSURED)]
-                )
-                self._references = frozenset(
-                    f"Organization/{r['id']}" for r in found if isinstance(r.get("id"), str)
-                )
-                self._expires = time.monotonic() + self.ttl
-        return self._references
-
-
-HIDDEN_KEY = web.AppKey("fhirproxy.hidden_organizations", HiddenOrganizations)
+HIDDEN_KEY = web.AppKey("fhirproxy.hidden_organizations", visibility.HiddenOrganizations)
 
 
 async def insured(request: web.Request, ctx: FhirProxyContext, claims: dict[str, Any]) -> bool:
@@ -126,30 +89,11 @@ async def insured(request: web.Request, ctx: FhirProxyContext, claims: dict[str,
     if cached is not None and cached[0] > now:
         return cached[1]
     loop = asyncio.get_running_loop()
-    found = await loop.run_in_executor(ctx.executor, _lookup_insured, ctx, domain.lower())
+    found = await loop.run_in_executor(ctx.executor, visibility.lookup_insured, ctx, domain.lower())
     if len(cache) > 10_000:
         cache.clear()
     cache[domain] = (now + INSURED_TTL, found)
     return found
-
-
-def _lookup_insured(ctx: FhirProxyContext, domain: str) -> bool:
-    found = ctx.domains.get(domain)
-    return found is not None and found.is_insurance
-
-
-def pushdown(resource_type: str, insured: bool) -> list[tuple[str, str]]:
-    """Search parameters added to a ``resource_type`` search so hidden matches never come."""
-    if resource_type == "Endpoint":
-        extra = [("status", "active")]
-        if insured:
-            extra.append(("endpointVisibility:not", rules.HIDE_INSURED))
-        return extra
-    if resource_type == "Organization" and insured:
-        return [("organizationVisibility:not", rules.HIDE_INSURED)]
-    if resource_type == "HealthcareService" and insured:
-        return [("organization.organizationVisibility:not", rules.HIDE_INSURED)]
-    return []
 
 
 _ORGANIZATION_LINKED = (b'"HealthcareService"', b'"PractitionerRole"')
@@ -165,15 +109,15 @@ async def _hidden_organizations(
 
 
 async def search_view(
-    request: web.Request, prefix: str = PREFIX, decorate: Decorate | None = None
+    request: web.Request, prefix: str = PREFIX, decorate: visibility.Decorate | None = None
 ) -> web.Response:
     """``GET <prefix>/{type}[/{id}]`` with a search token: relay, hide, optionally decorate.
 
-    Only the interactions :func:`read_only_capability` declares reach the directory: a type-level
-    search or a read of a FHIR id (:func:`~timkit.fhirproxy.api.fhir_http.fhir_path`). Every answer
-    is parsed and filtered (:func:`_apply_visibility`); a hidden, deleted or missing resource read
-    by id is the same 404. ``decorate`` (the PASSporT mode) is called on every resource shown, after
-    hiding.
+    Only the interactions :func:`visibility.read_only_capability` declares reach the directory: a
+    type-level search or a read of a FHIR id (:func:`~timkit.fhirproxy.api.fhir_http.fhir_path`).
+    Every answer is parsed and filtered (:func:`visibility.apply_visibility`); a hidden, deleted or
+    missing resource read by id is the same 404. ``decorate`` (the PASSporT mode) is called on every
+    resource shown, after hiding.
     """
     ctx = context(request)
     claims = authorize(request, ctx.tokens, Kind.SEARCH)
@@ -183,135 +127,34 @@ async def search_view(
         # The client's raw query string, as parse_target accepted it (visible ASCII, valid
         # escapes): re-encoding it would change what the directory reads.
         query = request_target(request).query
-        path_qs = f"/{name}" + with_params(query, pushdown(name, is_insured))
+        path_qs = f"/{name}" + with_params(query, visibility.pushdown(name, is_insured))
     else:
         path_qs = f"/{name}/{resource_id}"
     status, headers, raw = await upstream.relay(ctx, path_qs)
     if resource_id is not None and status in (404, 410):
-        raise _not_found(name, resource_id)
+        raise visibility.not_found(name, resource_id)
     checked_answer(status, raw)
     if status == 200:
         hidden_organizations = await _hidden_organizations(request, ctx, raw, is_insured)
-        raw = _apply_visibility(
+        raw = visibility.apply_visibility(
             raw, claims, is_insured, hidden_organizations, decorate, name, resource_id
         )
     return relayed(ctx, status, headers, raw, prefix)
 
 
-def _not_found(name: str, resource_id: str) -> TimkitError:
-    return TimkitError(404, IssueType.NOT_FOUND, f"{name}/{resource_id} not found")
-
-
-def _apply_visibility(
-    raw: bytes,
-    claims: dict[str, Any],
-    insured: bool,
-    hidden_organizations: frozenset[str],
-    decorate: Decorate | None,
-    name: str,
-    resource_id: str | None,
-) -> bytes:
-    """The answer as the caller may see it, or an error when it is not what was asked for.
-
-    A read must be the resource asked for (type and id), else 502; a search must be a
-    ``searchset`` Bundle, else 502. In a Bundle every entry is judged on its own: an entry
-    is kept only when it holds a resource of one of the six directory types that
-    :func:`rules.hidden` does not hide. Entries without a resource (history entries of
-    deleted versions), ``OperationOutcome`` entries, nested Bundles and any other type are
-    dropped.
-    """
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        document = None
-    if not isinstance(document, dict):
-        raise _unexpected("an answer that is not a JSON object")
-
-    def is_hidden(resource: dict[str, Any]) -> bool:
-        return rules.hidden(resource, insured=insured, hidden_organizations=hidden_organizations)
-
-    if resource_id is not None:
-        if document.get("resourceType") != name or document.get("id") != resource_id:
-            raise _unexpected(f"a {document.get('resourceType')!r} for a read of {name}")
-        if is_hidden(document):
-            raise _not_found(name, resource_id)
-        if decorate is not None:
-            decorate(claims, document)
-        return orjson.dumps(document)
-
-    if document.get("resourceType") != "Bundle" or document.get("type") != "searchset":
-        raise _unexpected(f"a {document.get('resourceType')!r} for a search of {name}")
-
-    def keep(resource: dict[str, Any]) -> bool:
-        if resource.get("resourceType") not in DIRECTORY_TYPES or is_hidden(resource):
-            return False
-        if decorate is not None:
-            decorate(claims, resource)
-        return True
-
-    filter_bundle(document, keep, drop_without_resource=True)
-    return orjson.dumps(document)
-
-
-def _unexpected(what: str) -> UpstreamError:
-    log.warning("FHIR-Directory sent %s on /search", what)
-    return UpstreamError("the FHIR-Directory's answer was not the one asked for")
-
-
 async def search_metadata(request: web.Request, prefix: str = PREFIX) -> web.Response:
     """``GET <prefix>/metadata``: the directory's CapabilityStatement, made read-only.
 
-    See :func:`read_only_capability`. The directory's ``ETag`` is not passed on, since the
-    body is not the directory's.
+    See :func:`visibility.read_only_capability`. The directory's ``ETag`` is not passed on, since
+    the body is not the directory's.
     """
     ctx = context(request)
     authorize(request, ctx.tokens, Kind.SEARCH)
     status, headers, raw = await upstream.relay(ctx, "/metadata")
     if status != 200:
         return relayed(ctx, status, headers, raw, prefix)
-    statement = read_only_capability(orjson.loads(raw), ctx.base + prefix)
+    statement = visibility.read_only_capability(orjson.loads(raw), ctx.base + prefix)
     return fhir_response(200, orjson.dumps(statement))
-
-
-_WRITE_CAPABILITIES = (
-    "versioning",
-    "readHistory",
-    "updateCreate",
-    "conditionalCreate",
-    "conditionalRead",
-    "conditionalUpdate",
-    "conditionalDelete",
-    "referencePolicy",
-)
-
-
-def read_only_capability(statement: dict[str, Any], url: str) -> dict[str, Any]:
-    """``statement`` (the directory's) as served at ``url``: read-only, directory types only.
-
-    Every ``rest`` entry loses its system interactions (``transaction``, ``batch``, history)
-    and operations. Every resource keeps its profile and search capabilities (parameters,
-    includes) and gets exactly :data:`READ_ONLY_INTERACTIONS`; what only matters for writes
-    or history (versioning, conditional writes) is removed. Types other than the six
-    directory types are removed. ``implementation.url`` becomes ``url``. The input is not
-    changed.
-    """
-    rests = []
-    for rest in statement.get("rest", []):
-        if not isinstance(rest, dict):
-            continue
-        resources = []
-        for resource in rest.get("resource", []):
-            if not isinstance(resource, dict) or resource.get("type") not in DIRECTORY_TYPES:
-                continue
-            kept = {k: v for k, v in resource.items() if k not in _WRITE_CAPABILITIES}
-            kept["interaction"] = [{"code": code} for code in READ_ONLY_INTERACTIONS]
-            kept.pop("operation", None)
-            resources.append(kept)
-        read_only = {k: v for k, v in rest.items() if k not in ("interaction", "operation")}
-        read_only["resource"] = resources
-        rests.append(read_only)
-    implementation = {**statement.get("implementation", {}), "url": url}
-    return {**statement, "implementation": implementation, "rest": rests}
 
 
 async def read_only(request: web.Request) -> web.Response:
@@ -332,7 +175,7 @@ async def read_only(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Add ``/search`` to ``app`` (and the state :func:`search_view` needs under any prefix)."""
     app[INSURED_KEY] = {}
-    app[HIDDEN_KEY] = HiddenOrganizations()
+    app[HIDDEN_KEY] = visibility.HiddenOrganizations()
     router = app.router
     router.add_get(PREFIX + "/metadata", search_metadata)
     router.add_get(PREFIX + "/{type}", search_view)
