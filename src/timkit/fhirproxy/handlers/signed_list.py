@@ -25,6 +25,7 @@ database serialise their changes and all serve the list with the highest version
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -567,3 +568,13 @@ class Federation:
             if self._cached is None or stored.version >= self._cached.version:
                 self._cached = stored
         return stored
+
+
+def hashed_list(db: Database) -> dict[str, Any]:
+    """The seed's federation list (VZD 1.0.0 ``/tim-provider-services/FederationList``):
+    current version, SHA-256 of every lower-case domain as lower-case hex."""
+    current = current_list(db)
+    hashes = sorted(
+        hashlib.sha256(entry.domain.lower().encode()).hexdigest() for entry in current.entries
+    )
+    return {"version": current.version, "hashAlgorithm": "SHA-256", "domainList": hashes}
