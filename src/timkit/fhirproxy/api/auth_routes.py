@@ -44,13 +44,11 @@ as OAuth errors by :mod:`~timkit.fhirproxy.api.app`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 from aiohttp import web
@@ -59,21 +57,25 @@ from timkit.core.errors import TimkitError
 from timkit.core.web import json_response, read_stream
 from timkit.fhirproxy.auth import matrix_openid
 from timkit.fhirproxy.auth.access_tokens import SPECS, Issued, Kind, bearer, security_header
+from timkit.fhirproxy.auth.exchange import (
+    MATRIX_REQUIREMENT,
+    OWNER_REQUIREMENT,
+    PROVIDER_REQUIREMENT,
+    client_credentials,
+    idp_owner_token,
+    oauth_error,
+    owner_token,
+    provider_token,
+    search_token,
+)
 from timkit.fhirproxy.auth.idp_client import IdpClient
 from timkit.fhirproxy.auth.rate_limiter import RateLimiter
-from timkit.fhirproxy.auth.regservice_token import verify_regservice_token
-from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext, context
-from timkit.fhirproxy.storage.used_tokens import UsedTokens
-
-T = TypeVar("T")
+from timkit.fhirproxy.context import CONTEXT_KEY, context
 
 MAX_FORM = 8 * 1024
 MAX_CLIENT_ID = 256
 MAX_OPENID_TOKEN = 1024
 MAX_CODE = 4096
-MATRIX_REQUIREMENT = "ML-123485"
-OWNER_REQUIREMENT = "ML-123873"
-PROVIDER_REQUIREMENT = "ML-123881"
 OPENID_HEADER = "X-Matrix-OpenID-Token"
 _OAUTH_CODE = re.compile(r"[a-z_]{1,64}")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -120,10 +122,6 @@ def _remote(request: web.Request) -> str:
     return f"ip:{request.remote or 'unknown'}"
 
 
-async def _blocking(ctx: FhirProxyContext, function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(ctx.executor, function, *args)
-
-
 def _json(body: dict[str, Any]) -> web.Response:
     return json_response(body, headers=NO_STORE)
 
@@ -139,17 +137,13 @@ def _issued(issued: Issued, **extra: Any) -> web.Response:
     )
 
 
-def _oauth_error(status: int, code: str, message: str, requirement: str | None) -> TimkitError:
-    return TimkitError(status, code, message, requirement=requirement)
-
-
 # --- POST /token -------------------------------------------------------------------------
 
 
 async def _form(request: web.Request) -> dict[str, str]:
     """The urlencoded body (bounded); 400 on another type or a repeated parameter."""
     if request.content_type != "application/x-www-form-urlencoded":
-        raise _oauth_error(
+        raise oauth_error(
             400,
             "invalid_request",
             "the body must be application/x-www-form-urlencoded",
@@ -158,15 +152,15 @@ async def _form(request: web.Request) -> dict[str, str]:
     try:
         raw = await read_stream(request.content, MAX_FORM)
     except ValueError:
-        raise _oauth_error(400, "invalid_request", "request body too large", None) from None
+        raise oauth_error(400, "invalid_request", "request body too large", None) from None
     try:
         pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=32)
     except (UnicodeDecodeError, ValueError) as e:
-        raise _oauth_error(400, "invalid_request", f"malformed form body: {e}", None) from e
+        raise oauth_error(400, "invalid_request", f"malformed form body: {e}", None) from e
     form: dict[str, str] = {}
     for name, value in pairs:
         if name in form:
-            raise _oauth_error(400, "invalid_request", f"parameter {name!r} repeated", None)
+            raise oauth_error(400, "invalid_request", f"parameter {name!r} repeated", None)
         form[name] = value
     return form
 
@@ -178,14 +172,14 @@ def _basic(request: web.Request) -> tuple[str, str] | None:
         return None
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
-        raise _oauth_error(401, "invalid_client", "client authentication must use HTTP Basic", None)
+        raise oauth_error(401, "invalid_client", "client authentication must use HTTP Basic", None)
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as e:
-        raise _oauth_error(401, "invalid_client", "malformed Basic credentials", None) from e
+        raise oauth_error(401, "invalid_client", "malformed Basic credentials", None) from e
     client_id, sep, secret = decoded.partition(":")
     if not sep:
-        raise _oauth_error(401, "invalid_client", "malformed Basic credentials", None)
+        raise oauth_error(401, "invalid_client", "malformed Basic credentials", None)
     return unquote_plus(client_id), unquote_plus(secret)
 
 
@@ -197,7 +191,7 @@ async def token(request: web.Request) -> web.Response:
     if basic is not None and (
         "client_secret" in form or form.get("client_id", basic[0]) != basic[0]
     ):
-        raise _oauth_error(
+        raise oauth_error(
             400,
             "invalid_request",
             "use exactly one client authentication method (Basic or form)",
@@ -208,9 +202,9 @@ async def token(request: web.Request) -> web.Response:
     state.limiter.check(f"client:{client_id}" if valid_id else _remote(request))
     grant = form.get("grant_type")
     if not grant:
-        raise _oauth_error(400, "invalid_request", "grant_type is required", None)
+        raise oauth_error(400, "invalid_request", "grant_type is required", None)
     if grant != "client_credentials":
-        raise _oauth_error(
+        raise oauth_error(
             400,
             "unsupported_grant_type",
             f"grant_type {grant!r} is not supported; use client_credentials",
@@ -219,15 +213,10 @@ async def token(request: web.Request) -> web.Response:
     scope = SPECS[Kind.TI_PROVIDER].scope
     requested = form.get("scope", "").split()
     if any(s != scope for s in requested):
-        raise _oauth_error(400, "invalid_scope", f"the only scope offered is {scope!r}", None)
+        raise oauth_error(400, "invalid_scope", f"the only scope offered is {scope!r}", None)
     if not valid_id or not secret:
-        raise _oauth_error(401, "invalid_client", "client_id and client_secret are required", None)
-    provider = await _blocking(ctx, ctx.providers.authenticate, client_id, secret)
-    if provider is None:
-        raise _oauth_error(
-            401, "invalid_client", "unknown client or wrong client secret", PROVIDER_REQUIREMENT
-        )
-    issued = ctx.tokens.issue(Kind.TI_PROVIDER, provider.client_id)
+        raise oauth_error(401, "invalid_client", "client_id and client_secret are required", None)
+    issued = await client_credentials(ctx, client_id, secret)
     return _issued(issued, scope=scope)
 
 
@@ -244,14 +233,7 @@ async def ti_provider_authenticate(request: web.Request) -> web.Response:
         raise
     client_id = str(claims["sub"])
     state.limiter.check(f"client:{client_id}", PROVIDER_REQUIREMENT)
-    if await _blocking(ctx, ctx.providers.get, client_id) is None:
-        raise _oauth_error(
-            401,
-            "invalid_token",
-            f"provider {client_id!r} is no longer registered",
-            PROVIDER_REQUIREMENT,
-        )
-    issued = ctx.tokens.issue(Kind.PROVIDER, client_id)
+    issued = await provider_token(ctx, client_id)
     return _issued(issued, client_id=client_id)
 
 
@@ -274,52 +256,19 @@ async def tim_authenticate(request: web.Request) -> web.Response:
     state.limiter.check(_remote(request), MATRIX_REQUIREMENT)
     openid_token = (security_header(request, OPENID_HEADER) or "").strip()
     if not openid_token:
-        raise _oauth_error(
+        raise oauth_error(
             401, "invalid_token", f"the {OPENID_HEADER} header is required", MATRIX_REQUIREMENT
         )
     if len(openid_token) > MAX_OPENID_TOKEN or not openid_token.isprintable():
-        raise _oauth_error(
-            401, "invalid_token", "malformed Matrix OpenID token", MATRIX_REQUIREMENT
-        )
+        raise oauth_error(401, "invalid_token", "malformed Matrix OpenID token", MATRIX_REQUIREMENT)
     mx_id = request.query.get("mxId", "")
     try:
         server = _server_of(mx_id)
     except ValueError as e:
-        raise _oauth_error(
+        raise oauth_error(
             400, "invalid_request", f"mxId must name a Matrix server: {e}", MATRIX_REQUIREMENT
         ) from e
-    if not await _blocking(ctx, ctx.domains.contains, str(server)):
-        raise _oauth_error(
-            403,
-            "access_denied",
-            f"{server} is not a homeserver of the TI-Messenger federation",
-            MATRIX_REQUIREMENT,
-        )
-    try:
-        mxid = await state.matrix.userinfo(server, openid_token)
-    except matrix_openid.InvalidToken as e:
-        raise _oauth_error(401, "invalid_token", str(e), MATRIX_REQUIREMENT) from e
-    except matrix_openid.Unavailable as e:
-        raise _oauth_error(
-            503,
-            "temporarily_unavailable",
-            f"cannot check the token at the homeserver: {e}",
-            MATRIX_REQUIREMENT,
-        ) from e
-    try:
-        _, user_server = matrix_openid.split_mxid(mxid)
-        on_server = matrix_openid.parse_server_name(user_server) == server
-    except ValueError:
-        on_server = False
-    if not on_server:
-        raise _oauth_error(
-            401,
-            "invalid_token",
-            f"the homeserver {server} vouched for {mxid!r}, which is not a user of {server}",
-            MATRIX_REQUIREMENT,
-        )
-    issued = ctx.tokens.issue(Kind.SEARCH, matrix_openid.url_notation(mxid))
-    return _issued(issued)
+    return _issued(await search_token(ctx, state.matrix, server, openid_token))
 
 
 # --- GET /owner-authenticate and /signin-gematik-idp-dienst --------------------------------
@@ -333,30 +282,7 @@ async def owner_authenticate(request: web.Request) -> web.StreamResponse:
         location = await state.idps.authorization_url(request.query.get("idp"))
         return web.Response(status=302, headers={"Location": location, **NO_STORE})
     regservice_token = bearer(request, OWNER_REQUIREMENT)
-    identity = await _blocking(
-        ctx,
-        verify_regservice_token,
-        regservice_token,
-        ctx.base + "/owner-authenticate",
-        ctx.providers.by_certificate,
-        ctx.domains.provider_has_telematik_id,
-    )
-    first_use = await _blocking(
-        ctx, UsedTokens(ctx.db).claim, regservice_token, float(identity.claims["exp"])
-    )
-    if not first_use:
-        raise _oauth_error(
-            401,
-            "invalid_token",
-            "this RegService-OpenID-Token was already exchanged at /owner-authenticate;"
-            " each token buys one owner-accesstoken (ask the Registrierungs-Dienst for a new"
-            " one)",
-            OWNER_REQUIREMENT,
-        )
-    issued = ctx.tokens.issue(
-        Kind.OWNER, identity.telematik_id, {"professionOID": identity.profession_oid}
-    )
-    return _issued(issued)
+    return _issued(await owner_token(ctx, regservice_token))
 
 
 async def signin_gematik_idp_dienst(request: web.Request) -> web.Response:
@@ -369,12 +295,10 @@ async def signin_gematik_idp_dienst(request: web.Request) -> web.Response:
         state.idps.states.take(login_state)
         error = request.query["error"]
         shown = error if _OAUTH_CODE.fullmatch(error) else "(malformed error code)"
-        raise _oauth_error(
+        raise oauth_error(
             401, "access_denied", f"the IDP refused the sign-in: {shown}", OWNER_REQUIREMENT
         )
     if not code or not login_state or len(code) > MAX_CODE or len(login_state) > MAX_CODE:
-        raise _oauth_error(400, "invalid_request", "code and state are required", OWNER_REQUIREMENT)
+        raise oauth_error(400, "invalid_request", "code and state are required", OWNER_REQUIREMENT)
     claims = await state.idps.redeem(code, login_state)
-    extra = {"professionOID": claims["professionOID"]} if "professionOID" in claims else None
-    issued = ctx.tokens.issue(Kind.OWNER, str(claims["idNummer"]), extra)
-    return _issued(issued)
+    return _issued(idp_owner_token(ctx, claims))
