@@ -43,7 +43,7 @@ from timkit.fhirproxy.api import (
     passport_routes,
     provider_services_routes,
 )
-from timkit.fhirproxy.auth.access_tokens import ACTOR_KEY
+from timkit.fhirproxy.api.token_gate import ACTOR_KEY
 from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext, context
 from timkit.fhirproxy.ldap import sync as ldap_sync
 

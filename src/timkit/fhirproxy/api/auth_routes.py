@@ -55,8 +55,9 @@ from aiohttp import web
 
 from timkit.core.errors import TimkitError
 from timkit.core.web import json_response, read_stream
+from timkit.fhirproxy.api.token_gate import bearer, security_header
 from timkit.fhirproxy.auth import matrix_openid
-from timkit.fhirproxy.auth.access_tokens import SPECS, Issued, Kind, bearer, security_header
+from timkit.fhirproxy.auth.access_tokens import SPECS, Issued, Kind
 from timkit.fhirproxy.auth.exchange import (
     MATRIX_REQUIREMENT,
     OWNER_REQUIREMENT,

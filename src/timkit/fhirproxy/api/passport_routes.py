@@ -32,7 +32,8 @@ from aiohttp import web
 
 from timkit.core.web import json_response
 from timkit.fhirproxy.api import search_routes
-from timkit.fhirproxy.auth.access_tokens import Kind, authorize
+from timkit.fhirproxy.api.token_gate import authorize
+from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.auth.passport import CERT_PATH, PassportService, passport_service
 from timkit.fhirproxy.context import CONTEXT_KEY, context
 from timkit.fhirproxy.handlers.signed_list import hashed_list

@@ -23,7 +23,8 @@ from aiohttp import web
 from timkit.core.errors import IssueType, TimkitError
 from timkit.fhirproxy import upstream
 from timkit.fhirproxy.api import fhir_http
-from timkit.fhirproxy.auth.access_tokens import Kind, authorize
+from timkit.fhirproxy.api.token_gate import authorize
+from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.context import FhirProxyContext, context
 from timkit.fhirproxy.handlers import fhir_checks, provider_fhir
 

@@ -44,7 +44,8 @@ from aiohttp import web
 from timkit.core import jsonbody
 from timkit.core.errors import IssueType, TimkitError
 from timkit.core.request_target import UnparsableRequest, single_header
-from timkit.fhirproxy.auth.access_tokens import SPECS, Kind, authorize
+from timkit.fhirproxy.api.token_gate import authorize
+from timkit.fhirproxy.auth.access_tokens import SPECS, Kind
 from timkit.fhirproxy.context import CONTEXT_KEY, FhirProxyContext, context
 from timkit.fhirproxy.handlers.provider_services import (
     OrgState,

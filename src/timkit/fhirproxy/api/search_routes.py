@@ -57,7 +57,8 @@ from timkit.fhirproxy.api.fhir_http import (
     request_target,
     with_params,
 )
-from timkit.fhirproxy.auth.access_tokens import Kind, authorize
+from timkit.fhirproxy.api.token_gate import authorize
+from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.context import FhirProxyContext, context
 from timkit.fhirproxy.handlers import rules, visibility
 
