@@ -17,7 +17,7 @@ import httpx
 
 from tests.support.federation import Federation
 from tests.support.users import PASSWORD, A, B, User
-from timkit.runtime.push import NOTIFY_PATH
+from timkit.runtime.push_chain import NOTIFY_PATH
 from timkit.sdk.push import get_pushers
 
 

@@ -25,7 +25,7 @@ from tests.support.matrix import sync_until
 from tests.support.users import PASSWORD, A, User
 from tests.support.wait import async_wait_until
 from timkit.runtime.layout import Layout
-from timkit.runtime.push import (
+from timkit.runtime.push_chain import (
     APNS_APP,
     FCM_APP,
     NOTIFY_PATH,

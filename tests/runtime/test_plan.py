@@ -29,7 +29,7 @@ from timkit.runtime.plan import (
     fhir_proxy_database,
     plan_service,
 )
-from timkit.runtime.push import APNS_APP, FCM_APP, vapid_public_key
+from timkit.runtime.push_chain import APNS_APP, FCM_APP, vapid_public_key
 
 
 def test_static_plan_holds_the_shared_components_and_the_config(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from timkit.runtime.backend import read_records
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import PUSH_KIND, PUSH_RECEIVER_KIND, endpoints
-from timkit.runtime.push import (
+from timkit.runtime.push_chain import (
     NOTIFY_PATH,
     UNIFIEDPUSH_APP,
     WEBPUSH_APP,

@@ -47,7 +47,7 @@ from timkit.runtime import control
 from timkit.runtime.config import find_config_file, load_config
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import directory_database, fhir_proxy_database
-from timkit.runtime.push import receiver_url
+from timkit.runtime.push_chain import receiver_url
 from timkit.runtime.users import add_user, subscribe_user
 
 

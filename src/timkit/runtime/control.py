@@ -42,7 +42,7 @@ from timkit.runtime.plan import (
     mailbox_url,
     registration_url,
 )
-from timkit.runtime.push import gateway_url, receiver_url
+from timkit.runtime.push_chain import gateway_url, receiver_url
 from timkit.runtime.services import (
     ServiceControl,
     control_url,

@@ -8,7 +8,7 @@ certificates of the local PKI, and it reaches the homeservers by name through th
 ``run/names.json`` for ``/tim-authenticate``), ``idp`` (the IDP stand-in with one virtual
 SMC-B per organisation, :func:`timkit.runtime.demo.cards_document`), ``mailbox`` (the SMTP
 relay of KIM mails with its page), ``pushreceiver`` and ``push`` (the Push-Gateway every
-homeserver's pushers use, delivering to the receiver, :mod:`timkit.runtime.push`) and
+homeserver's pushers use, delivering to the receiver, :mod:`timkit.runtime.push_chain`) and
 ``registration`` (the Registrierungs-Dienst over TLS:
 OIDC client of ``idp``, KIM mails through ``mailbox``, provider at ``fhir-proxy``,
 provisioning through the control API). All start at once; the Registrierungs-Dienst fetches
@@ -62,7 +62,7 @@ from timkit.registration import config as rd
 from timkit.runtime.config import MessengerServiceConfig, TimkitConfig
 from timkit.runtime.demo import LDAP_ENTRIES, cards_document, kim_entries, write_demo_data
 from timkit.runtime.layout import Layout
-from timkit.runtime.push import (
+from timkit.runtime.push_chain import (
     NOTIFY_PATH,
     gateway_config,
     gateway_url,

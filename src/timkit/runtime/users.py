@@ -11,7 +11,7 @@ from timkit.runtime.backend import read_records
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import ServiceRecord, endpoints
-from timkit.runtime.push import (
+from timkit.runtime.push_chain import (
     NOTIFY_PATH,
     WEBPUSH_APP,
     gateway_url,
