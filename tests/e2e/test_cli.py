@@ -16,8 +16,8 @@ def test_status_json_describes_components_and_services(federation: Federation) -
     assert status["ca_cert"].endswith("pki/ca.crt")
     kinds = sorted(c["kind"] for c in status["components"])
     assert kinds == [
-        "directory",
         "fhir-directory",
+        "fhir-proxy",
         "homeserver",
         "homeserver",
         "idp",
