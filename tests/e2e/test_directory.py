@@ -13,8 +13,7 @@ from tests.support.federation import Federation
 
 
 def _directory(federation: Federation) -> dict[str, Any]:
-    (component,) = [c for c in federation.status()["components"] if c["kind"] == "fhir-directory"]
-    return component
+    return federation.component("fhir-directory")
 
 
 def _auth(federation: Federation) -> dict[str, str]:

@@ -38,8 +38,7 @@ B = "klinikum-nord.tim.test"
 
 
 def proxy_component(federation: Federation) -> dict[str, Any]:
-    (component,) = [c for c in federation.status()["components"] if c["kind"] == "fhir-proxy"]
-    return component
+    return federation.component("fhir-proxy")
 
 
 def tls_client(federation: Federation) -> httpx.Client:
