@@ -66,11 +66,6 @@ def test_no_component_contains_benchmark_code() -> None:
 NOT_MIRRORED = {"e2e", "conformance", "support"}
 RULES = TESTS / "test_architecture.py"  # this file: rules about the whole tree, no one module
 
-# Unit test files in engineer A's area (tests/directory) and engineer B's (tests/proxy,
-# tests/push, tests/pushreceiver, tests/registration) that do not mirror src/ yet (issue 15).
-# Remove an entry once its file is renamed, merged or split; the lead empties the list.
-MIRROR_TODO: frozenset[str] = frozenset()
-
 
 def _tested_module(test_file: Path) -> Path | None:
     """The src module or package ``tests/<pkg path>/test_<module>.py`` names, if it exists
@@ -105,13 +100,7 @@ def test_test_files_mirror_src() -> None:
             helpers.append(str(relative))
         if relative.parts[0] in NOT_MIRRORED or test_file == RULES:
             continue
-        if _tested_module(test_file) is None and str(relative) not in MIRROR_TODO:
+        if _tested_module(test_file) is None:
             strays.append(str(relative))
     assert strays == [], "name each after the src module it tests, or move it to tests/e2e"
     assert helpers == [], "a helper module must not be named test_*"
-    done = sorted(
-        entry
-        for entry in MIRROR_TODO
-        if not (TESTS / entry).exists() or _tested_module(TESTS / entry) is not None
-    )
-    assert done == [], "remove these from MIRROR_TODO: they mirror src/ now or are gone"
