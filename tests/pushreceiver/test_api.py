@@ -37,7 +37,7 @@ async def test_a_long_poll_without_pushes_answers_empty_after_the_wait(rx: Runni
 @pytest.mark.parametrize(
     "params", [{"wait": 61}, {"wait": -1}, {"wait": "soon"}, {"since": "-1"}, {"since": "x"}]
 )
-async def test_bad_queries_are_400(rx: Running, params: dict[str, object]) -> None:
+async def test_bad_queries_are_400(rx: Running, params: dict[str, str | int]) -> None:
     response = await rx.http.get(rx.url + "/api/pushes", params=params)
     assert response.status_code == 400
     assert response.json()["errcode"] == "M_INVALID_PARAM"

@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from py_vapid import Vapid
-from pywebpush import WebPusher, WebPushException, webpush_async
+from py_vapid import Vapid  # type: ignore[import-untyped]
+from pywebpush import WebPusher, WebPushException, webpush_async  # type: ignore[import-untyped]
 
 from tests.pushreceiver.conftest import Running, VapidKey
 from timkit.core.errors import TimkitError
@@ -66,7 +66,10 @@ async def test_webpusher_send_async_with_a_session_and_a_pinned_key(
     rx: Running, vapid: VapidKey
 ) -> None:
     subscription = await rx.subscribe(application_server_key=vapid.public)
-    claims = {"sub": "https://push.a.tim.test", "aud": origin(subscription["endpoint"])}
+    claims: dict[str, str | int] = {
+        "sub": "https://push.a.tim.test",
+        "aud": origin(subscription["endpoint"]),
+    }
     claims["exp"] = int(time.time()) + 600
     headers = Vapid(vapid.private).sign(claims)
     async with aiohttp.ClientSession() as session:

@@ -6,6 +6,7 @@ import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.fhirproxy.api.test_provider_services_routes import (
     _endpoint,
@@ -48,7 +49,9 @@ async def rd(tmp_path: Path) -> AsyncIterator[RdStack]:
         yield stack
 
 
-async def _invite(rd: RdStack, inviting: str, invited: str, token: str = PROXY_TOKEN):
+async def _invite(
+    rd: RdStack, inviting: str, invited: str, token: str = PROXY_TOKEN
+) -> httpx.Response:
     body = {"invitingUser": inviting, "invitedUser": invited}
     return await rd.api("POST", "/vzd/invite", token, json=body)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from aiohttp import web
@@ -51,7 +52,9 @@ async def rd(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rd
         yield stack
 
 
-async def _federation(rd: RdStack, version: int | None = None, token: str = PROXY_TOKEN):
+async def _federation(
+    rd: RdStack, version: int | None = None, token: str = PROXY_TOKEN
+) -> httpx.Response:
     params = {"version": str(version)} if version is not None else {}
     return await rd.api("GET", "/federation", token, params=params)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from tests.registration.provisioning.stack import (
@@ -32,7 +33,7 @@ async def rd(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rd
         yield stack
 
 
-async def _owner_authenticate(rd: RdStack, token: str):
+async def _owner_authenticate(rd: RdStack, token: str) -> httpx.Response:
     return await rd.fhir.request("GET", "/owner-authenticate", token)
 
 

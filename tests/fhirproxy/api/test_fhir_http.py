@@ -15,7 +15,7 @@ import pytest
 from tests.fhirproxy.api.test_search_routes import endpoint, put
 from tests.fhirproxy.conftest import Stack
 from tests.fhirproxy.raw import RawResponse, raw_request
-from timkit.fhirproxy.api import search_routes
+from timkit.fhirproxy import upstream
 from timkit.fhirproxy.api.provider_fhir_routes import PREFIX as PROVIDER_PREFIX
 from timkit.fhirproxy.auth.access_tokens import Kind
 from timkit.fhirproxy.handlers import visibility
@@ -159,7 +159,7 @@ async def test_a_directory_failure_becomes_a_generic_operation_outcome(
     async def broken(*_: Any, **__: Any) -> tuple[int, dict[str, str], bytes]:
         return 500, {}, b"Traceback (most recent call last): sqlite3.OperationalError secret"
 
-    monkeypatch.setattr(search_routes.upstream, "relay", broken)
+    monkeypatch.setattr(upstream, "relay", broken)  # what search_routes calls
     response = await raw_request(stack.url, "/search/Endpoint", auth)
     outcome = _refused(response, 502)
     assert "secret" not in response.body.decode()
@@ -168,7 +168,7 @@ async def test_a_directory_failure_becomes_a_generic_operation_outcome(
     async def plain_400(*_: Any, **__: Any) -> tuple[int, dict[str, str], bytes]:
         return 400, {}, b"400: Bad Request\n\nhttp parser: invalid character in path"
 
-    monkeypatch.setattr(search_routes.upstream, "relay", plain_400)
+    monkeypatch.setattr(upstream, "relay", plain_400)
     _refused(await raw_request(stack.url, "/search/Endpoint", auth), 400)
 
 

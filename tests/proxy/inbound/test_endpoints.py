@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
@@ -122,11 +123,12 @@ def _registrations() -> list[tuple[Api, str, str, str]]:
     from synapse.rest import ClientRestResource, admin
 
     made: list[tuple[Api, str, str, str]] = []
-    for api, register in (
+    registrations: list[tuple[Api, Callable[[_Recorder], None]]] = [
         (Api.CLIENT, lambda r: ClientRestResource.register_servlets(r, _homeserver())),
         (Api.ADMIN, lambda r: admin.register_servlets(_homeserver(), r)),
         (Api.FEDERATION, lambda r: federation(_homeserver(), r, MagicMock(), MagicMock())),
-    ):
+    ]
+    for api, register in registrations:
         recorder = _Recorder()
         register(recorder)
         made += [(api, method, pattern, servlet) for method, pattern, servlet in recorder.seen]

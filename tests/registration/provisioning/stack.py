@@ -9,7 +9,7 @@ business) and returns an :class:`Admin` plus its bearer token.
 
 ``ControlDouble`` serves the runtime control API's protocol (``timkit.runtime.control_api``)
 without processes; tests that need real Synapse use the real supervisor
-(``test_e2e_provisioning``). It is used where a test must steer the backend: make it
+(``tests/e2e/test_provisioning.py``). It is used where a test must steer the backend: make it
 unreachable, never healthy, or failing.
 """
 
@@ -134,7 +134,9 @@ class RdStack:
         """An active Org-Admin of ``telematik_id`` with a session; ``(admin, bearer token)``."""
         return make_admin(self.ctx, username, telematik_id, organisation)
 
-    async def api(self, method: str, path: str, token: str | None = None, **kw: Any) -> Any:
+    async def api(
+        self, method: str, path: str, token: str | None = None, **kw: Any
+    ) -> httpx.Response:
         """``method`` on the RD with an optional bearer token; the httpx response."""
         headers = dict(kw.pop("headers", {}) or {})
         if token:

@@ -1,7 +1,7 @@
 """AF_10060: provisioning as a persisted state machine, against a real FHIR-Proxy.
 
 The backend here is the control-API double (``stack.ControlDouble``), so the tests can make
-it slow, failing or unreachable; ``test_e2e_provisioning`` runs the same path against the
+it slow, failing or unreachable; ``tests/e2e/test_provisioning.py`` runs the same path against the
 real supervisor with real Synapse.
 """
 
@@ -34,7 +34,9 @@ async def _until(rd: RdStack, token: str, state: str, domain: str = DOMAIN) -> d
         body = await _service(rd, token, domain)
         return body if body["state"] == state else None
 
-    return await async_wait_until(reached, f"{domain} {state}", timeout=30)
+    body = await async_wait_until(reached, f"{domain} {state}", timeout=30)
+    assert isinstance(body, dict)
+    return body
 
 
 async def _at_directory(rd: RdStack, domain: str) -> bool:
@@ -186,7 +188,7 @@ async def test_deprovision_removes_the_domain_from_the_federation_first(rd: RdSt
 
     async def out_of_federation_service_still_there() -> bool:
         body = await _service(rd, token)
-        return body["state"] == "deleting" and body["attempts"] > 0
+        return bool(body["state"] == "deleting" and body["attempts"] > 0)
 
     await async_wait_until(out_of_federation_service_still_there, "deleting blocked")
     assert not await _at_directory(rd, DOMAIN)
@@ -245,7 +247,7 @@ async def test_directory_recovering_within_the_retries_completes(
 
         async def retrying(rd: RdStack = rd, token: str = token) -> bool:
             body = await _service(rd, token)
-            return body["state"] == "registering" and body["attempts"] >= 2
+            return bool(body["state"] == "registering" and body["attempts"] >= 2)
 
         await async_wait_until(retrying, "registering retries")
         rd.ctx.directory.base = real
