@@ -11,8 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.registration.browser import browser, shots
 from tests.support.federation import Federation, running, write_config
 from tests.support.users import A, B, User
+
+__all__ = ["browser", "shots"]  # Chromium fixtures of tests/registration/browser.py
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

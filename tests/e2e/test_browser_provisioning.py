@@ -14,13 +14,13 @@ takes it out of the list and stops the processes. Screenshots: ``tests/artifacts
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.registration.browser import Shots, chromium, fresh_totp, needs_chromium, new_page
+from tests.registration.browser import Shots, fresh_totp, needs_chromium, new_page
 from tests.registration.conftest import PASSWORD
 from tests.support.federation import DOMAINS, Federation, running, write_config
 from tests.support.wait import async_wait_until
@@ -36,19 +36,6 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
     """``timkit up`` with one Messenger-Service; the RD is the local run's own."""
     with running(write_config(tmp_path_factory.mktemp("browser-af10060"), services=1)) as up:
         yield up
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module."""
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def shots(request: pytest.FixtureRequest) -> Shots:
-    """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
-    return Shots(request.node.name)
 
 
 async def _log_in_spare_admin(page: Page, portal: str, shots: Shots) -> None:

@@ -69,3 +69,16 @@ def fresh_totp(secret: str, used: set[int]) -> str:
     assert step <= int(time.time() // 30) + 1, "no unused TOTP step within the window"
     used.add(step)
     return pyotp.TOTP(secret).at(step * 30)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the module (re-exported by the conftests that use it)."""
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Shots:
+    """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
+    return Shots(request.node.name)

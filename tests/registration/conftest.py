@@ -31,8 +31,7 @@ import pyotp
 import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP
-from playwright.async_api import Browser
-from tests.registration.browser import Shots, chromium
+from tests.registration.browser import browser, shots
 from tests.support.postgres import PostgresServer
 from tests.support.wait import async_wait_until
 
@@ -46,6 +45,8 @@ from timkit.registration.api import create_app
 from timkit.registration.config import RegistrationConfig
 from timkit.registration.context import RegistrationContext
 from timkit.registration.service import open_context
+
+__all__ = ["browser", "shots"]  # fixtures of tests/registration/browser.py
 
 CLIENT_ID = "registration"
 CLIENT_SECRET = "rd-secret"
@@ -343,16 +344,3 @@ async def rd(tmp_path: Path) -> AsyncIterator[RdStack]:
 async def admin_session(rd: RdStack) -> AdminSession:
     """A logged-in Org-Admin of ``Praxis Dr. Test`` (SMC-B ``praxis``), made by the real flow."""
     return await rd.create_admin(await rd.registration_token("praxis"), "praxis-admin")
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module (the browser tests)."""
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def shots(request: pytest.FixtureRequest) -> Shots:
-    """Screenshots saved under ``tests/artifacts/registration/<test name>/``."""
-    return Shots(request.node.name)
