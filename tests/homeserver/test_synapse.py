@@ -122,3 +122,36 @@ def test_postgres_dsn_becomes_psycopg2_arguments(tmp_path: Path) -> None:
 def test_server_names_must_be_plain_lowercase_domains(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValidationError, match="server_name"):
         _config(tmp_path, server_name=name)
+
+
+def test_tim_11_defaults_reach_synapse_room_version_user_directory_and_media(
+    tmp_path: Path,
+) -> None:
+    """The approval suite accepts room versions 1 to 10 only, finds every local user (07.17,
+    ML-123896) but no remote one (09.18), and fetches media over the v1.3 API (10.16)."""
+    from synapse.config.homeserver import HomeServerConfig
+
+    homeserver_yaml = prepare(_config(tmp_path))
+    synapse_config = HomeServerConfig.load_config("timkit test", ["-c", str(homeserver_yaml)])
+    assert synapse_config.server.default_room_version.identifier == "10"
+    assert synapse_config.userdirectory.user_directory_search_all_users is True
+    assert synapse_config.userdirectory.user_directory_exclude_remote_users is True
+    assert synapse_config.media.enable_authenticated_media is False
+
+
+def test_room_version_and_media_are_configurable(tmp_path: Path) -> None:
+    from synapse.config.homeserver import HomeServerConfig
+
+    config = _config(
+        tmp_path, default_room_version="12", authenticated_media=True, search_all_users=False
+    )
+    synapse_config = HomeServerConfig.load_config("timkit test", ["-c", str(prepare(config))])
+    assert synapse_config.server.default_room_version.identifier == "12"
+    assert synapse_config.media.enable_authenticated_media is True
+    assert synapse_config.userdirectory.user_directory_search_all_users is False
+
+
+@pytest.mark.parametrize("version", ["0", "13", "10.1", "org.matrix.msc2176", ""])
+def test_an_unknown_room_version_is_refused_naming_the_key(tmp_path: Path, version: str) -> None:
+    with pytest.raises(ValidationError, match="default_room_version"):
+        _config(tmp_path, default_room_version=version)

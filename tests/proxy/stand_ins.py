@@ -204,6 +204,12 @@ class FakeSynapse:
     seen: list[Seen] = field(default_factory=list)
     rooms: int = 0
     big: bytes = b""
+    versions: bytes = orjson.dumps(
+        {
+            "versions": ["r0.5.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.11", "v1.12"],
+            "unstable_features": {"org.matrix.msc3916.stable": True},
+        }
+    )
 
     async def _record(self, request: web.Request) -> Seen:
         seen = Seen(request.method, request.raw_path, dict(request.headers), await request.read())
@@ -232,6 +238,10 @@ class FakeSynapse:
         await response.write_eof()
         return response
 
+    async def client_versions(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.Response(body=self.versions, content_type="application/json")
+
     async def other(self, request: web.Request) -> web.Response:
         seen = await self._record(request)
         return web.json_response({"method": seen.method, "path": seen.raw_path})
@@ -241,5 +251,6 @@ class FakeSynapse:
         app.router.add_post("/_matrix/client/v3/createRoom", self.create_room)
         app.router.add_get("/_matrix/client/v3/account/whoami", self.whoami)
         app.router.add_get("/big", self.stream)
+        app.router.add_get("/_matrix/client/versions", self.client_versions)
         app.router.add_route("*", "/{tail:.*}", self.other)
         return app

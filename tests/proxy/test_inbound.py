@@ -129,6 +129,26 @@ async def test_requests_reach_synapse_byte_identical_with_forwarded_for(stack: S
     assert seen.headers["X-Forwarded-Proto"] == "https"
 
 
+async def test_tim_11_af_005_versions_above_v1_3_are_not_advertised(stack: Stack) -> None:
+    response = await stack.http.get("/_matrix/client/versions")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {
+        "versions": ["r0.5.0", "r0.6.1", "v1.1", "v1.2", "v1.3"],
+        "unstable_features": {"org.matrix.msc3916.stable": True},
+    }
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert stack.last().raw_path == "/_matrix/client/versions"
+
+
+async def test_an_unreadable_versions_answer_is_a_502(stack: Stack) -> None:
+    stack.synapse.versions = b'{"versions": "all of them"}'
+    response = await stack.http.get("/_matrix/client/versions")
+    assert response.status_code == 502
+    assert response.json()["errcode"] == "M_UNKNOWN"
+    assert "all of them" not in response.text
+
+
 async def test_large_responses_are_streamed_through(stack: Stack) -> None:
     response = await stack.http.get("/big")
     assert response.status_code == 200

@@ -47,11 +47,31 @@ def check_database(value: str) -> str:
     return value
 
 
+def check_room_version(value: str) -> str:
+    """A stable room version Synapse 1.163 knows ("1" to "12").
+
+    Raises:
+        ValueError: for anything else.
+    """
+    if value not in STABLE_ROOM_VERSIONS:
+        raise ValueError(
+            f"room version {value!r} is not one of {', '.join(STABLE_ROOM_VERSIONS)}"
+            " (TI-M 1.1.x accepts 1 to 10)"
+        )
+    return value
+
+
+STABLE_ROOM_VERSIONS = tuple(str(n) for n in range(1, 13))
+"""The stable room versions of Synapse 1.163."""
+
 ServerName = Annotated[str, AfterValidator(check_domain)]
 """A Matrix server name as TI-M uses it (see :func:`check_domain`)."""
 
 DatabaseUrl = Annotated[str, AfterValidator(check_database)]
 """``sqlite`` or a PostgreSQL DSN (see :func:`check_database`)."""
+
+RoomVersion = Annotated[str, AfterValidator(check_room_version)]
+"""A stable room version (see :func:`check_room_version`)."""
 
 
 class HomeserverConfig(StrictModel):
@@ -76,6 +96,16 @@ class HomeserverConfig(StrictModel):
         database: ``sqlite`` or a PostgreSQL DSN.
         relaxed_rate_limits: lift Synapse's client rate limits (local federations and tests).
         log_level: Synapse's root log level.
+        default_room_version: the room version of new rooms. TI-M 1.1.x clients and
+            gematik's approval suite accept "1" to "10" only (Synapse 1.163's own default is
+            "12").
+        search_all_users: the user directory finds every local user, not only those who
+            share a room with the searcher (ML-123896, AF_10104); remote users are never
+            listed either way.
+        authenticated_media: new media can be fetched only through the authenticated media
+            API of Matrix v1.11. False for TI-M 1.1.x (Matrix v1.3): media stay fetchable
+            through the legacy ``/_matrix/media/v3`` API by v1.3 clients and peers, and
+            through the authenticated API as well.
     """
 
     server_name: ServerName
@@ -92,3 +122,6 @@ class HomeserverConfig(StrictModel):
     database: DatabaseUrl = "sqlite"
     relaxed_rate_limits: bool = False
     log_level: str = "INFO"
+    default_room_version: RoomVersion = "10"
+    search_all_users: bool = True
+    authenticated_media: bool = False

@@ -113,6 +113,12 @@ def render(config: HomeserverConfig) -> dict[str, Any]:
         "macaroon_secret_key_path": str(secret_path(data, "macaroon_secret_key")),
         "form_secret_path": str(secret_path(data, "form_secret")),
         "no_proxy_hosts": list(config.no_proxy_hosts),
+        "default_room_version": config.default_room_version,
+        "user_directory": {
+            "search_all_users": config.search_all_users,
+            "exclude_remote_users": True,
+        },
+        "enable_authenticated_media": config.authenticated_media,
     }
     if tls:
         rendered["tls_certificate_path"] = str(config.tls_cert)

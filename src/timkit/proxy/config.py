@@ -18,6 +18,7 @@ from timkit.core.config import StrictModel
 from timkit.core.federation_list import LIST_SIGNER_ROLE, ROLE_PATTERN
 from timkit.core.names import Routes
 from timkit.core.rawdata import RawDataConfig
+from timkit.proxy.inbound.versions import parse_version
 
 
 class Unrouted(StrEnum):
@@ -52,6 +53,9 @@ class InboundConfig(StrictModel):
             (15 minutes, so a large media upload on a slow mobile line still fits; a body
             that delivers nothing is ended sooner by ``body_stall_timeout``).
         keepalive_timeout: seconds an idle keep-alive connection stays open.
+        max_matrix_version: the highest Matrix version ``GET /_matrix/client/versions``
+            advertises (TI-M 1.1.x: ``v1.3``, gematik's approval suite 00.05); a later TI-M
+            version raises it.
     """
 
     bind: str = "127.0.0.1"
@@ -65,6 +69,14 @@ class InboundConfig(StrictModel):
     body_stall_timeout: float = Field(default=10.0, gt=0)
     body_timeout: float = Field(default=900.0, gt=0)
     keepalive_timeout: float = Field(default=75.0, gt=0)
+    max_matrix_version: str = "v1.3"
+
+    @field_validator("max_matrix_version")
+    @classmethod
+    def _matrix_version(cls, value: str) -> str:
+        if parse_version(value) is None:
+            raise ValueError(f"{value!r} is not a Matrix version like 'v1.3'")
+        return value
 
     @field_validator("push_gateways")
     @classmethod

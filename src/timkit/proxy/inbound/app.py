@@ -33,6 +33,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.metrics import metrics_handler
@@ -47,7 +48,7 @@ from timkit.core.web import Handler, guard, json_response, matrix_http_code, rea
 from timkit.proxy.config import InboundConfig
 from timkit.proxy.contacts.handlers import ContactsService
 from timkit.proxy.domain_gate import DomainGate
-from timkit.proxy.inbound import client, endpoints, server_server
+from timkit.proxy.inbound import client, endpoints, server_server, versions
 from timkit.proxy.inbound.endpoints import UNAMBIGUOUS_RULE, Check, Route
 from timkit.proxy.inbound.synapse_relay import Relay
 from timkit.proxy.invite_check import InviteCheck
@@ -100,6 +101,10 @@ class Inbound:
         self._client_requests = metrics.requests.labels("client")
         self._federation_requests = metrics.requests.labels("federation")
         self._push_gateways = client.push_gateway_set(settings.push_gateways)
+        cap = versions.parse_version(settings.max_matrix_version)
+        if cap is None:  # InboundConfig validates it; never serve an uncapped list
+            raise ValueError(f"max_matrix_version {settings.max_matrix_version!r} is unreadable")
+        self._version_cap = cap
 
     # -- edge -------------------------------------------------------------------------------
 
@@ -173,11 +178,29 @@ class Inbound:
             self._federation_requests.inc()
             return await self._federation(request, target)
         self._client_requests.inc()
+        if target.segments == versions.VERSIONS_PATH:
+            return await self._versions(request, self._version_cap)
         matched = endpoints.route(target)
         if matched is None or request.method in SAFE_METHODS:
             self._check_size(request)
             return await self.relay.forward(request, "client")
         return await self._client(request, matched)
+
+    async def _versions(self, request: web.Request, cap: tuple[int, int]) -> web.StreamResponse:
+        """``GET /_matrix/client/versions`` with the versions above ``cap`` removed (any other
+        method, and any answer but 200, is relayed as Synapse gave it)."""
+        self._check_size(request)
+        if request.method != "GET":
+            return await self.relay.forward(request, "client")
+        response, answer = await self.relay.exchange(
+            request, "client", b"", self.settings.checked_body
+        )
+        if response.status != 200:
+            return response
+        body = versions.capped(answer, cap)
+        headers = CIMultiDict(response.headers)
+        headers.popall("Content-Length", None)
+        return web.Response(status=200, headers=headers, body=body)
 
     async def _client(self, request: web.Request, matched: Route) -> web.StreamResponse:
         """A client request that can change membership (or set a pusher): its check."""
