@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +63,8 @@ class Stack:
         return int(status_line.split()[1]), document
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+@asynccontextmanager
+async def _stack(tmp_path: Path, **inbound: Any) -> AsyncIterator[Stack]:
     keys = proxy_keys(tmp_path, SERVER)
     rd = FakeRd()
     rd.jws, rd.version = sign_list(keys.pki, 1, [SERVER, OTHER]), 1
@@ -76,7 +78,12 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             SERVER,
             f"https://127.0.0.1:{rd_runner.addresses[0][1]}",
             f"http://127.0.0.1:{synapse_runner.addresses[0][1]}",
-            inbound={"max_body": 5_000_000, "checked_body": 10_000, "push_gateways": [GATEWAY]},
+            inbound={
+                "max_body": 5_000_000,
+                "checked_body": 10_000,
+                "push_gateways": [GATEWAY],
+                **inbound,
+            },
         )
         async with running_proxy(config) as proxy:
             await async_wait_until(lambda: proxy.gate.held is not None, "the first list")
@@ -85,6 +92,12 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                 base_url=f"https://127.0.0.1:{proxy.inbound_port}", verify=tls
             ) as http:
                 yield Stack(proxy, synapse, rd, http, tls)
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with _stack(tmp_path) as running:
+        yield running
 
 
 def _alice() -> dict[str, str]:
@@ -147,6 +160,50 @@ async def test_an_unreadable_versions_answer_is_a_502(stack: Stack) -> None:
     assert response.status_code == 502
     assert response.json()["errcode"] == "M_UNKNOWN"
     assert "all of them" not in response.text
+
+
+CLIENT_SECRET = "s3cr3t-of-the-praxis-client"
+SUPPORTED = {
+    "client_id": "praxis-client",
+    "secret_sha256": sha256(CLIENT_SECRET.encode()).hexdigest(),
+}
+
+
+async def test_af_10057_only_supported_clients_reach_the_login(tmp_path: Path) -> None:
+    async with _stack(tmp_path, supported_clients=[SUPPORTED]) as checked:
+        for path in (
+            "/_matrix/client/v3/login",
+            "/_matrix/client/api/v1/login",
+            "/_matrix/client/v3/log%69n",
+            "/_matrix/client/unstable/org.matrix.msc3882/login/get_token",
+            "/_matrix/client/v3/register",
+        ):
+            refused = await checked.http.get(path)
+            assert refused.status_code == 401, path
+            assert refused.json()["errcode"] == "M_UNAUTHORIZED"
+            assert "X-TIM-Client-ID" in refused.json()["error"]
+        wrong = await checked.http.post(
+            "/_matrix/client/v3/login",
+            json={"type": "m.login.password"},
+            headers={"X-TIM-Client-ID": "praxis-client", "X-TIM-Client-Secret": "guess"},
+        )
+        assert wrong.status_code == 401
+        assert checked.synapse.seen == []
+        admitted = await checked.http.post(
+            "/_matrix/client/v3/login",
+            json={"type": "m.login.password"},
+            headers={"X-TIM-Client-ID": "praxis-client", "X-TIM-Client-Secret": CLIENT_SECRET},
+        )
+        assert admitted.status_code == 200
+        assert checked.last().raw_path == "/_matrix/client/v3/login"
+        other = await checked.http.get("/_matrix/client/v3/account/whoami", headers=_alice())
+        assert other.status_code == 200
+
+
+async def test_af_10057_without_supported_clients_every_client_logs_in(stack: Stack) -> None:
+    response = await stack.http.get("/_matrix/client/v3/login")
+    assert response.status_code == 200
+    assert stack.last().raw_path == "/_matrix/client/v3/login"
 
 
 async def test_large_responses_are_streamed_through(stack: Stack) -> None:

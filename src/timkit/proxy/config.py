@@ -30,6 +30,19 @@ class Unrouted(StrEnum):
     """Connect to the requested host and port via the system resolver (production)."""
 
 
+class SupportedClient(StrictModel):
+    """A TI-M client the provider supports (AF_10057).
+
+    Attributes:
+        client_id: what the client sends in ``X-TIM-Client-ID`` (visible ASCII).
+        secret_sha256: SHA-256 of its ``client_secret`` (``X-TIM-Client-Secret``), lowercase
+            hex; the secret itself is never stored.
+    """
+
+    client_id: str = Field(pattern=r"^[\x21-\x7e]{1,128}$")
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class InboundConfig(StrictModel):
     """The public listener: client-server and server-server traffic, and the Freigabeliste API.
 
@@ -53,6 +66,8 @@ class InboundConfig(StrictModel):
             (15 minutes, so a large media upload on a slow mobile line still fits; a body
             that delivers nothing is ended sooner by ``body_stall_timeout``).
         keepalive_timeout: seconds an idle keep-alive connection stays open.
+        supported_clients: the TI-M clients allowed to log in or register (AF_10057,
+            ``timkit.proxy.inbound.client_check``); empty (the default): every client.
         max_matrix_version: the highest Matrix version ``GET /_matrix/client/versions``
             advertises (TI-M 1.1.x: ``v1.3``, gematik's approval suite 00.05); a later TI-M
             version raises it.
@@ -70,6 +85,15 @@ class InboundConfig(StrictModel):
     body_timeout: float = Field(default=900.0, gt=0)
     keepalive_timeout: float = Field(default=75.0, gt=0)
     max_matrix_version: str = "v1.3"
+    supported_clients: tuple[SupportedClient, ...] = ()
+
+    @field_validator("supported_clients")
+    @classmethod
+    def _unique_clients(cls, clients: tuple[SupportedClient, ...]) -> tuple[SupportedClient, ...]:
+        ids = [c.client_id for c in clients]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a client_id is registered twice")
+        return clients
 
     @field_validator("max_matrix_version")
     @classmethod

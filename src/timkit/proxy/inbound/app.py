@@ -48,7 +48,7 @@ from timkit.core.web import Handler, guard, json_response, matrix_http_code, rea
 from timkit.proxy.config import InboundConfig
 from timkit.proxy.contacts.handlers import ContactsService
 from timkit.proxy.domain_gate import DomainGate
-from timkit.proxy.inbound import client, endpoints, server_server, versions
+from timkit.proxy.inbound import client, client_check, endpoints, server_server, versions
 from timkit.proxy.inbound.endpoints import UNAMBIGUOUS_RULE, Check, Route
 from timkit.proxy.inbound.synapse_relay import Relay
 from timkit.proxy.invite_check import InviteCheck
@@ -105,6 +105,9 @@ class Inbound:
         if cap is None:  # InboundConfig validates it; never serve an uncapped list
             raise ValueError(f"max_matrix_version {settings.max_matrix_version!r} is unreadable")
         self._version_cap = cap
+        self._clients = client_check.ClientCheck(
+            (c.client_id, c.secret_sha256) for c in settings.supported_clients
+        )
 
     # -- edge -------------------------------------------------------------------------------
 
@@ -178,6 +181,8 @@ class Inbound:
             self._federation_requests.inc()
             return await self._federation(request, target)
         self._client_requests.inc()
+        if self._clients.active and client_check.is_login_path(target.segments):
+            self._clients.check(request.headers)
         if target.segments == versions.VERSIONS_PATH:
             return await self._versions(request, self._version_cap)
         matched = endpoints.route(target)
