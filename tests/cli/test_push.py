@@ -28,11 +28,12 @@ async def test_tail_prints_one_line_per_push(rx: Running) -> None:
     assert lines[0].split()[1:] == [
         "unifiedpush",
         one["id"],
+        "-",
         "$1:a.tim.test",
         "!r:a.tim.test",
         "unread=1",
     ]
-    assert lines[1].split()[1:] == ["unifiedpush", two["id"], "-", "-", "-"]
+    assert lines[1].split()[1:] == ["unifiedpush", two["id"], "-", "-", "-", "-"]
     only = io.StringIO()
     await asyncio.to_thread(tail, rx.url, target=two["id"], follow=False, ca_file=None, out=only)
     assert len(only.getvalue().splitlines()) == 1
@@ -51,7 +52,7 @@ async def test_tail_follows_until_the_limit(rx: Running) -> None:
     await async_wait_until(lambda: rx.receiver.inbox.waiting, "tail to long-poll")
     await rx.http.post(endpoint["endpoint"], content=b'{"event_id": "$new"}')
     assert await asyncio.wait_for(following, 10) == 0
-    assert [line.split()[3] for line in out.getvalue().splitlines()] == ["$old", "$new"]
+    assert [line.split()[4] for line in out.getvalue().splitlines()] == ["$old", "$new"]
 
 
 def test_tail_of_a_missing_receiver_fails(capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,4 +68,24 @@ def test_format_push_of_an_fcm_record() -> None:
         "received_at": 0,
         "payload": {"message": {"data": {"event_id": "$e", "room_id": "!r", "unread": "2"}}},
     }
-    assert format_push(push).split()[1:] == ["fcm", "regtoken", "$e", "!r", "unread=2"]
+    assert format_push(push).split()[1:] == ["fcm", "regtoken", "-", "$e", "!r", "unread=2"]
+
+
+def test_tail_names_the_user_a_device_was_subscribed_for() -> None:
+    push = {
+        "kind": "webpush",
+        "target": "sub1",
+        "received_at": 0,
+        "payload": {"event_id": "$e", "room_id": "!r"},
+        "meta": {"label": "@a1:praxis.tim.test", "ttl": 60},
+    }
+    assert format_push(push).split()[1:] == [
+        "webpush",
+        "sub1",
+        "@a1:praxis.tim.test",
+        "$e",
+        "!r",
+        "-",
+    ]
+    spaced = {**push, "meta": {"label": "Dr. Who"}}
+    assert format_push(spaced).split()[3] == "-"

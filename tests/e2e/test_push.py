@@ -287,7 +287,10 @@ async def test_push_subscribe_and_tail_show_a_newcomer_the_push(
 
         async def tailed() -> bool:
             tail = timkit(federation.config, "push", "tail", "--target", target)
-            return event_id in tail.stdout
+            # the line names whose device it reached
+            return any(
+                event_id in line and newcomer.mxid in line for line in tail.stdout.splitlines()
+            )
 
         await async_wait_until(tailed, "timkit push tail to show the push", timeout=60)
     finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -186,11 +187,20 @@ def _print_summary(document: dict[str, Any]) -> None:
     print(f"demo Org-Admin credentials   : {document['demo_admins']}")
 
 
+SIGPIPE_EXIT = 141
+"""Exit status when the output's reader went away (128 + SIGPIPE, as ``git`` or ``cat``)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``timkit`` console script."""
     args = _parser().parse_args(argv)
     try:
         return _run(args)
+    except BrokenPipeError:
+        # the reader left early (``timkit status --json | head``): stop without a traceback,
+        # and keep the interpreter's final flush from failing on the closed pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
     except ConfigError as exc:
         print(f"timkit: config error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,10 @@
 """``timkit push tail``: watch the local push receiver from a terminal.
 
-:func:`tail` prints one line per push the receiver got (``time kind target event_id room_id
-counts``), long-polling ``GET /api/pushes`` when following. It speaks HTTP to the receiver
-only, so it works against any running one. (``timkit push subscribe``, which gives a user a
-device there, is :func:`timkit.runtime.users.subscribe_user`.)
+:func:`tail` prints one line per push the receiver got (``time kind target user event_id
+room_id counts``; ``user`` is the label the device was subscribed with, e.g. by
+``timkit push subscribe``), long-polling ``GET /api/pushes`` when following. It speaks HTTP
+to the receiver only, so it works against any running one. (``timkit push subscribe``, which
+gives a user a device there, is :func:`timkit.runtime.users.subscribe_user`.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ POLL_SECONDS = 30
 
 
 def format_push(push: dict[str, Any]) -> str:
-    """One push of ``GET /api/pushes`` as ``time kind target event_id room_id counts``."""
+    """One push of ``GET /api/pushes`` as ``time kind target user event_id room_id counts``
+    (``-`` for what the push does not tell)."""
     payload = push.get("payload")
     summary = summarize(payload if isinstance(payload, dict) else {})
     when = datetime.fromtimestamp(float(push.get("received_at", 0))).strftime("%H:%M:%S.%f")[:-3]
@@ -32,10 +34,19 @@ def format_push(push: dict[str, Any]) -> str:
             when,
             str(push.get("kind", "-")),
             str(push.get("target", "-")),
+            _label(push),
             summary.event_id or "-",
             summary.room_id or "-",
             summary.counts_text(),
         ]
+    )
+
+
+def _label(push: dict[str, Any]) -> str:
+    meta = push.get("meta")
+    label = meta.get("label") if isinstance(meta, dict) else None
+    return (
+        label if isinstance(label, str) and label and not any(c.isspace() for c in label) else "-"
     )
 
 

@@ -4,7 +4,7 @@ Routes::
 
     GET    /health                              liveness
     GET    /                                    recent pushes (refreshes itself)
-    POST   /api/webpush/subscriptions           {"application_server_key"?} → 201 subscription
+    POST   /api/webpush/subscriptions           {"application_server_key"?, "label"?} → 201
     DELETE /api/webpush/subscriptions/{id}      unsubscribe (later pushes: 410)
     POST   /api/unifiedpush/endpoints           → 201 {"id", "endpoint"}
     DELETE /api/unifiedpush/endpoints/{id}      remove (later pushes: 404)
@@ -84,6 +84,8 @@ class SubscribeRequest(StrictModel):
     """Body of ``POST /api/webpush/subscriptions`` (optional)."""
 
     application_server_key: str | None = Field(default=None, min_length=1)
+    label: str | None = Field(default=None, min_length=1, max_length=255)
+    """Whose device this is (e.g. the MXID), recorded with each push as ``meta.label``."""
 
 
 def _state(request: web.Request) -> ReceiverState:
@@ -158,7 +160,9 @@ def _created(state: ReceiverState, item: Received) -> web.Response:
 async def subscribe_webpush(request: web.Request) -> web.Response:
     """Create a WebPush subscription (the browser's ``PushManager.subscribe()``)."""
     body = _parse(SubscribeRequest, await request.read(), optional=True)
-    subscription = _state(request).devices.subscribe_webpush(body.application_server_key)
+    subscription = _state(request).devices.subscribe_webpush(
+        body.application_server_key, body.label
+    )
     return json_response(subscription, 201)
 
 
@@ -217,6 +221,8 @@ async def webpush_push(request: web.Request) -> web.Response:
                 415, Codes.INVALID_PARAM, f"Content-Encoding {encoding!r} is not aes128gcm"
             )
         plain = decrypt(subscription, body)
+    if subscription.label is not None:
+        meta["label"] = subscription.label
     item = await state.inbox.record(
         "webpush", target, payload_of(plain), {**meta, "sub": claims["sub"]}
     )

@@ -38,17 +38,20 @@ class Devices:
         """The origin VAPID tokens must name in ``aud`` (that of the endpoints)."""
         return origin(self.public_url)
 
-    def subscribe_webpush(self, application_server_key: str | None = None) -> dict[str, Any]:
+    def subscribe_webpush(
+        self, application_server_key: str | None = None, label: str | None = None
+    ) -> dict[str, Any]:
         """A new WebPush subscription, as the browser's ``PushSubscription`` JSON plus ``id``.
 
         Args:
             application_server_key: base64url VAPID public key the pushes must be signed
                 with; None accepts any key.
+            label: whose device this is (recorded with each push as ``meta.label``).
 
         Raises:
             TimkitError: 400 when ``application_server_key`` is not a P-256 public key.
         """
-        subscription = Subscription.create(application_server_key)
+        subscription = Subscription.create(application_server_key, label)
         self._webpush[subscription.id] = subscription
         return {
             "id": subscription.id,

@@ -42,19 +42,24 @@ class Subscription:
         auth: the 16-byte auth secret.
         application_server_key: the pinned VAPID public key (raw, uncompressed point), or
             None when any key may push.
+        label: whose device this is (e.g. the MXID), shown with each push; None = unnamed.
     """
 
     id: str
     private_key: ec.EllipticCurvePrivateKey
     auth: bytes
     application_server_key: bytes | None = None
+    label: str | None = None
 
     @classmethod
-    def create(cls, application_server_key: str | None = None) -> Subscription:
+    def create(
+        cls, application_server_key: str | None = None, label: str | None = None
+    ) -> Subscription:
         """A new subscription with fresh keys.
 
         Args:
             application_server_key: base64url VAPID public key to pin; None = any.
+            label: whose device this is (shown with each push); None = unnamed.
 
         Raises:
             TimkitError: 400 when ``application_server_key`` is not a P-256 public key.
@@ -69,6 +74,7 @@ class Subscription:
             private_key=ec.generate_private_key(ec.SECP256R1()),
             auth=secrets.token_bytes(16),
             application_server_key=pinned,
+            label=label,
         )
 
     def keys(self) -> dict[str, str]:

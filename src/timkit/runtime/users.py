@@ -96,7 +96,10 @@ async def subscribe_user(
             token = await login_password(client, client_url, localpart, password)
             response = await client.post(
                 receiver_url(config) + "/api/webpush/subscriptions",
-                json={"application_server_key": vapid_public_key(layout)},
+                json={
+                    "application_server_key": vapid_public_key(layout),
+                    "label": f"@{localpart}:{domain}",
+                },
             )
             raise_for_matrix_error(response)
             subscription = response.json()
