@@ -77,6 +77,65 @@ def test_user_add_creates_then_reports_existing(federation: Federation) -> None:
     assert "exists already" in again.stderr
 
 
+def test_user_add_with_another_password_fails_clearly_unless_told_to_reset(
+    federation: Federation,
+) -> None:
+    domain = "praxis-sonnenschein.tim.test"
+    timkit(federation.config, "user", "add", domain, "dora", "--password", "pw-one")
+    other = timkit(
+        federation.config, "user", "add", domain, "dora", "--password", "pw-two", check=False
+    )
+    assert other.returncode == 1
+    assert "another password" in other.stderr
+    assert "--reset-password" in other.stderr
+    assert other.stdout == ""
+    same = timkit(federation.config, "user", "add", domain, "dora", "--password", "pw-one")
+    assert json.loads(same.stdout) == {"mxid": f"@dora:{domain}", "created": False}
+    reset = timkit(
+        federation.config, "user", "add", domain, "dora", "--password", "pw-two", "--reset-password"
+    )
+    assert json.loads(reset.stdout) == {
+        "mxid": f"@dora:{domain}",
+        "created": False,
+        "password_reset": True,
+    }
+    now = timkit(federation.config, "user", "add", domain, "dora", "--password", "pw-two")
+    assert json.loads(now.stdout)["created"] is False
+    assert "same password" in now.stderr
+
+
+def test_user_list_and_remove(federation: Federation) -> None:
+    domain = "klinikum-nord.tim.test"
+    timkit(federation.config, "user", "add", domain, "erin", "--password", "pw-erin")
+    listed = json.loads(timkit(federation.config, "user", "list", domain, "--json").stdout)
+    assert {
+        "user_id": f"@erin:{domain}",
+        "display_name": "erin",
+        "admin": False,
+        "deactivated": False,
+    } in listed
+    table = timkit(federation.config, "user", "list", domain).stdout
+    assert any(line.startswith(f"@erin:{domain} ") for line in table.splitlines())
+    removed = timkit(federation.config, "user", "remove", domain, "erin")
+    assert json.loads(removed.stdout) == {"mxid": f"@erin:{domain}", "removed": True}
+    after = json.loads(timkit(federation.config, "user", "list", domain, "--json").stdout)
+    assert f"@erin:{domain}" not in [u["user_id"] for u in after]
+    everyone = json.loads(
+        timkit(federation.config, "user", "list", domain, "--all", "--json").stdout
+    )
+    assert any(u["user_id"] == f"@erin:{domain}" and u["deactivated"] for u in everyone)
+    again = timkit(
+        federation.config, "user", "add", domain, "erin", "--password", "pw-erin", check=False
+    )
+    assert again.returncode == 1
+    assert "cannot be used again" in again.stderr
+    itself = timkit(federation.config, "user", "remove", domain, "timkit-admin", check=False)
+    assert itself.returncode == 1
+    missing = timkit(federation.config, "user", "remove", domain, "nobody", check=False)
+    assert missing.returncode == 1
+    assert "nobody" in missing.stderr
+
+
 def test_user_add_for_unknown_domain_names_the_known_ones(federation: Federation) -> None:
     result = timkit(
         federation.config, "user", "add", "nowhere.tim.test", "dave", "--password", "x", check=False

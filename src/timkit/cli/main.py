@@ -5,7 +5,10 @@ Commands::
     timkit up                 start the federation in the background, wait until healthy
     timkit status [--json]    what runs where
     timkit down               stop everything ``up`` started
-    timkit user add D L --password P    create @L:D (or report that it exists)
+    timkit user add D L --password P    create @L:D (an existing one: same password or
+                                        --reset-password, else an error)
+    timkit user list D [--all] [--json] the service's users
+    timkit user remove D L              deactivate @L:D for good
     timkit bench up           measure start-up time and memory (docs/benchmarks.md)
     timkit bench provision    AF_10060 through the Registrierungs-Dienst vs. a direct start
     timkit bench directory    measure the FHIR-Directory at national scale
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -49,7 +53,7 @@ from timkit.runtime.config import find_config_file, load_config
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import directory_database, fhir_proxy_database
 from timkit.runtime.push_chain import receiver_url
-from timkit.runtime.users import add_user, subscribe_user
+from timkit.runtime.users import add_user, list_users, remove_user, subscribe_user
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,6 +80,18 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("localpart", help="the user's localpart")
     add.add_argument("--password", required=True)
     add.add_argument("--admin", action="store_true", help="make the user a server admin")
+    add.add_argument(
+        "--reset-password",
+        action="store_true",
+        help="if the user exists with another password, set this one",
+    )
+    listing = user.add_parser("list", help="list a service's users")
+    listing.add_argument("domain", help="server name of the Messenger-Service")
+    listing.add_argument("--all", action="store_true", help="include removed (deactivated) users")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    remove = user.add_parser("remove", help="deactivate a user for good (profile erased)")
+    remove.add_argument("domain", help="server name of the Messenger-Service")
+    remove.add_argument("localpart", help="the user's localpart")
 
     push = commands.add_parser("push", help="see pushes arrive at the local push receiver")
     push_commands = push.add_subparsers(dest="push_command", required=True, metavar="ACTION")
@@ -289,12 +305,37 @@ def _run(args: argparse.Namespace) -> int:
             ca_file=Layout(config.data_dir).ca_cert,
             out=sys.stdout,
         )
+    if args.command == "user" and args.user_command == "list":
+        entries = asyncio.run(list_users(config, args.domain, deactivated=args.all))
+        if args.json:
+            print(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
+        for entry in [] if args.json else entries:
+            flags = [f for f, on in (("admin", entry.admin), ("removed", entry.deactivated)) if on]
+            name = entry.display_name or ""
+            print(f"{entry.user_id:40} {','.join(flags) or '-':14} {name}".rstrip())
+        return 0
+    if args.command == "user" and args.user_command == "remove":
+        removed = asyncio.run(remove_user(config, args.domain, args.localpart))
+        print(json.dumps({"mxid": removed, "removed": True}))
+        return 0
     if args.command == "user":
-        registration = asyncio.run(
-            add_user(config, args.domain, args.localpart, args.password, admin=args.admin)
+        added = asyncio.run(
+            add_user(
+                config,
+                args.domain,
+                args.localpart,
+                args.password,
+                admin=args.admin,
+                reset_password=args.reset_password,
+            )
         )
-        if not registration.created:
-            print(f"user {registration.user_id} exists already", file=sys.stderr)
-        print(json.dumps({"mxid": registration.user_id, "created": registration.created}))
+        if added.password_reset:
+            print(f"user {added.user_id} exists already; password reset", file=sys.stderr)
+        elif not added.created:
+            print(f"user {added.user_id} exists already (same password)", file=sys.stderr)
+        outcome: dict[str, object] = {"mxid": added.user_id, "created": added.created}
+        if added.password_reset:
+            outcome["password_reset"] = True
+        print(json.dumps(outcome))
         return 0
     raise AssertionError(args.command)  # argparse only admits the commands above

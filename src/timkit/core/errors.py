@@ -31,6 +31,7 @@ class Codes(StrEnum):
     MISSING_TOKEN = "M_MISSING_TOKEN"  # noqa: S105 - an error code, not a secret
     UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"  # noqa: S105 - an error code, not a secret
     USER_IN_USE = "M_USER_IN_USE"
+    USER_DEACTIVATED = "M_USER_DEACTIVATED"
     LIMIT_EXCEEDED = "M_LIMIT_EXCEEDED"
     UNRECOGNIZED = "M_UNRECOGNIZED"
     NOT_JSON = "M_NOT_JSON"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from timkit.core.certpath import (
     admission_roles,
     policy_oids,
 )
+from timkit.core.files import write_private
 
 CA_LIFETIME = dt.timedelta(days=3650)
 CERT_LIFETIME = dt.timedelta(days=397)
@@ -119,15 +119,6 @@ class CertPaths:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    tmp.replace(path)
 
 
 def _write_public(path: Path, data: bytes) -> None:
@@ -223,7 +214,7 @@ class LocalPKI:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(self.ca_key_path, _key_pem(key))
+        write_private(self.ca_key_path, _key_pem(key))
         _write_public(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cert, key
 
@@ -354,7 +345,7 @@ def _issue_leaf(
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical=critical)
     cert = builder.sign(ca_key, hashes.SHA256())
-    _write_private(paths.key, _key_pem(key))
+    write_private(paths.key, _key_pem(key))
     _write_public(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
 
 

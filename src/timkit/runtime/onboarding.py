@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
@@ -44,6 +42,7 @@ import httpx
 import pyotp
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.files import write_private
 from timkit.core.http import async_client
 from timkit.core.tls import LocalPKI
 from timkit.fhirproxy.service import open_database
@@ -72,15 +71,6 @@ class OnboardingError(TimkitError):
 # -- before the supervisor starts: the operator's part ---------------------------------------
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    tmp.replace(path)
-
-
 def ensure_rd_provider(config: TimkitConfig) -> None:
     """Register the RD as a provider at the FHIR-Proxy (once) with its signing certificate.
 
@@ -104,7 +94,7 @@ def ensure_rd_provider(config: TimkitConfig) -> None:
             _, secret = store.add(RD_PROVIDER, "timkit Registrierungs-Dienst", secret=secret)
             if stored is None:
                 body = {"client_id": RD_PROVIDER, "client_secret": secret}
-                _write_private(credentials, json.dumps(body))
+                write_private(credentials, json.dumps(body))
         elif stored is None:
             raise OnboardingError(
                 f"provider {RD_PROVIDER!r} exists at the FHIR-Proxy but {credentials} is gone",
@@ -115,7 +105,7 @@ def ensure_rd_provider(config: TimkitConfig) -> None:
     finally:
         db.close()
     if not layout.proxies_token.exists():
-        _write_private(layout.proxies_token, secrets.token_urlsafe(32) + "\n")
+        write_private(layout.proxies_token, secrets.token_urlsafe(32) + "\n")
 
 
 # -- the Org-Admins' credentials ----------------------------------------------------------
@@ -163,7 +153,7 @@ def _save_admins(config: TimkitConfig, admins: dict[str, AdminCredentials]) -> N
         "portal": registration_url(config),
         "organisations": {tid: asdict(a) for tid, a in sorted(admins.items())},
     }
-    _write_private(Layout(config.data_dir).demo_admins, json.dumps(document, indent=2) + "\n")
+    write_private(Layout(config.data_dir).demo_admins, json.dumps(document, indent=2) + "\n")
 
 
 # -- the RD's JSON API ----------------------------------------------------------------------

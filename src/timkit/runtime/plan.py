@@ -29,7 +29,6 @@ one function that plans a service ``D``'s two components:
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict
 
 from timkit.core.config import dump_toml
+from timkit.core.files import write_private
 from timkit.core.rawdata import RawDataConfig
 from timkit.core.signers import SignerConfig
 from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI
@@ -236,12 +236,7 @@ def directory_token_file(layout: Layout) -> Path:
     path = layout.root / DIRECTORY_KIND / "token"
     if path.exists() and path.read_text("utf-8").strip():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".token.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(32) + "\n")
-    tmp.replace(path)
+    write_private(path, secrets.token_urlsafe(32) + "\n")
     return path
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from timkit.core.files import write_private
 from timkit.core.tls import LOOPBACK_NAMES, LocalPKI
 from timkit.push.config import (
     ApnsApp,
@@ -66,27 +67,16 @@ def receiver_url(config: TimkitConfig) -> str:
     return f"https://{config.runtime.bind}:{config.push.receiver_port}"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    tmp.replace(path)
-
-
 def _ec_key(path: Path) -> Path:
     """An EC P-256 private key in PKCS#8 PEM at ``path`` (created once)."""
     if not path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
-        _write_private(
-            path,
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
+        write_private(path, pem, parent_mode=0o700)
     return path
 
 
@@ -131,7 +121,7 @@ def _service_account(path: Path, token_uri: str) -> Path:
         }
     if account.get("token_uri") != token_uri:
         account["token_uri"] = token_uri
-        _write_private(path, json.dumps(account, indent=2).encode("utf-8"))
+        write_private(path, json.dumps(account, indent=2).encode("utf-8"), parent_mode=0o700)
     return path
 
 

@@ -15,7 +15,6 @@ use :class:`ServiceControl`::
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from types import TracebackType
@@ -26,6 +25,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from timkit.core.errors import Codes, TimkitError
+from timkit.core.files import write_private
 from timkit.core.http import async_client
 from timkit.runtime.config import TimkitConfig
 from timkit.runtime.layout import Layout
@@ -65,13 +65,8 @@ def ensure_control_token(layout: Layout) -> str:
         return read_control_token(layout)
     except TimkitError:
         pass
-    layout.run.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    tmp = layout.control_token.with_name(f".control-token.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    tmp.replace(layout.control_token)
+    write_private(layout.control_token, token + "\n")
     return token
 
 
