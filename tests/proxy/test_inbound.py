@@ -152,6 +152,10 @@ async def test_tim_11_af_005_versions_above_v1_3_are_not_advertised(stack: Stack
     }
     assert int(response.headers["Content-Length"]) == len(response.content)
     assert stack.last().raw_path == "/_matrix/client/versions"
+    # another spelling of the same path is capped as well (the stand-in decodes as aiohttp does)
+    spelled = await stack.http.get("/_matrix/client/%76ersions")
+    assert spelled.status_code == 200
+    assert spelled.json()["versions"][-1] == "v1.3"
 
 
 async def test_an_unreadable_versions_answer_is_a_502(stack: Stack) -> None:
@@ -188,6 +192,17 @@ async def test_af_10057_only_supported_clients_reach_the_login(tmp_path: Path) -
             headers={"X-TIM-Client-ID": "praxis-client", "X-TIM-Client-Secret": "guess"},
         )
         assert wrong.status_code == 401
+        for name in ("X-TIM-Client-ID", "X-TIM-Client-Secret"):  # given twice: one copy each
+            twice = await checked.raw(
+                "POST /_matrix/client/r0/login HTTP/1.1\n"
+                "Host: x\n"
+                "X-TIM-Client-ID: praxis-client\n"
+                f"X-TIM-Client-Secret: {CLIENT_SECRET}\n"
+                f"{name}: {'other' if name.endswith('ID') else 'guess'}",
+                b"{}",
+            )
+            assert twice[0] == 401, name
+            assert twice[1]["errcode"] == "M_UNAUTHORIZED"
         assert checked.synapse.seen == []
         admitted = await checked.http.post(
             "/_matrix/client/v3/login",

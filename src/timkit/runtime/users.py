@@ -127,6 +127,13 @@ async def _admin_session(client: httpx.AsyncClient, local: _Local) -> AsyncItera
     try:
         stored = json.loads(local.admin_file.read_text("utf-8"))
         user_id, password = str(stored["user_id"]), str(stored["password"])
+    except (ValueError, KeyError, TypeError):
+        raise TimkitError(
+            500,
+            Codes.UNKNOWN,
+            f"{local.admin_file} is unreadable; restore it or remove it and "
+            f"the account {SERVICE_ADMIN}",
+        ) from None
     except FileNotFoundError:
         password = secrets.token_urlsafe(24)
         registration = await register_user(
