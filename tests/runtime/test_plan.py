@@ -9,7 +9,9 @@ import pytest
 
 from timkit.core.config import load_toml, parse_config
 from timkit.core.errors import ConfigError
+from timkit.core.fhir import TELEMATIK_ID
 from timkit.core.tls import LocalPKI
+from timkit.directory.validation import validate
 from timkit.fhirproxy.config import FhirProxyConfig
 from timkit.homeserver.config import HomeserverConfig
 from timkit.idp.cards import load_cards
@@ -19,7 +21,14 @@ from timkit.push.config import ApnsApp, FcmApp, PushConfig
 from timkit.pushreceiver.config import PushReceiverConfig
 from timkit.registration.config import RegistrationConfig
 from timkit.runtime.config import MessengerServiceConfig, TimkitConfig, _check_unique
-from timkit.runtime.demo import HBA_CARD, SPARE_ORGANISATION, demo_organisations, telematik_id
+from timkit.runtime.demo import (
+    HBA_CARD,
+    SPARE_ORGANISATION,
+    demo_organisations,
+    demo_resources,
+    practitioner_entries,
+    telematik_id,
+)
 from timkit.runtime.layout import Layout
 from timkit.runtime.plan import (
     SHARED_COMPONENTS,
@@ -231,3 +240,54 @@ def test_a_legacy_fhir_proxy_home_is_moved_once_and_read_until_then(tmp_path: Pa
     assert (home / "fhir-proxy.db").read_bytes() == b"state"
     assert sorted(p.name for p in home.iterdir()) == ["fhir-proxy.db", "fhir-proxy.toml"]
     assert fhir_proxy_database(config) == f"sqlite:///{home / 'fhir-proxy.db'}"
+
+
+def test_af_10058_the_fhir_proxy_trusts_the_idp_stand_in_which_knows_it_as_a_client(
+    tmp_path: Path,
+) -> None:
+    """The owner sign-in with an HBA works in the local run: the FHIR-Proxy's trusted IDP is
+    the IDP stand-in, which has the FHIR-Proxy's ``/signin-gematik-idp-dienst`` registered."""
+    config = TimkitConfig(data_dir=tmp_path)
+    build_plan(config)
+    layout = Layout(tmp_path)
+    idp = load_toml(IdpConfig, tmp_path / "idp" / "idp.toml")
+    proxy = load_toml(FhirProxyConfig, layout.root / "fhir-proxy" / "fhir-proxy.toml")
+    [trusted] = proxy.idps
+    [client] = [c for c in idp.clients if c.client_id == trusted.client_id]
+    assert trusted.issuer == idp.public_issuer()
+    assert (trusted.token_endpoint, trusted.jwks_uri) == (
+        idp.public_issuer() + "/token",
+        idp.public_issuer() + "/jwks",
+    )
+    assert client.redirect_uris == (proxy.base_url + "/signin-gematik-idp-dienst",)
+    assert trusted.redirect_uri == client.redirect_uris[0]
+    assert trusted.ca_file == layout.ca_cert
+
+
+def test_af_10058_the_hba_holder_has_a_valid_practitioner_entry_in_the_demo_data() -> None:
+    services = (
+        MessengerServiceConfig(
+            domain="praxis.tim.test", organisation="Praxis A", port=9001, forward_proxy_port=9002
+        ),
+    )
+    resources = list(demo_resources(services))
+    for resource in resources:
+        validate(resource)
+    by_id = {(r["resourceType"], r["id"]): r for r in resources}
+    [practitioner] = [
+        r
+        for r in resources
+        if r["resourceType"] == "Practitioner"
+        and {"system": TELEMATIK_ID, "value": HBA_CARD["telematikID"]} in r["identifier"]
+    ]
+    [role] = [
+        r
+        for r in resources
+        if r["resourceType"] == "PractitionerRole"
+        and r["practitioner"]["reference"] == f"Practitioner/{practitioner['id']}"
+    ]
+    assert practitioner["name"][0]["family"] == HBA_CARD["family_name"]
+    assert "endpoint" not in role
+    for reference in (role["organization"]["reference"], role["healthcareService"][0]["reference"]):
+        assert tuple(reference.split("/")) in by_id
+    assert "organization" not in practitioner_entries(())[1]

@@ -15,6 +15,11 @@ onboards them through the Registrierungs-Dienst with these cards. One more SMC-B
 :data:`SPARE_ORGANISATION`, belongs to an organisation with a directory entry but no
 configured service (for onboarding by hand or by tests), and one HBA card (:data:`HBA_CARD`)
 shows that a person's card cannot register an organisation.
+
+Practitioner (:func:`practitioner_entries`): the HBA's holder has a Practitioner and a
+PractitionerRole (base entries, Origin ``ldap``) with the card's TelematikID, working at the
+first configured organisation, so that they can sign in at the FHIR-Proxy with the HBA and
+publish their MXID on their own PractitionerRole (AF_10058).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 import orjson
 
 from timkit.core.fhir import CONNECTION_TYPE, ORIGIN, PAYLOAD_TYPE, PROFILE, TELEMATIK_ID
-from timkit.directory.demo.generate import generate
+from timkit.directory.demo.generate import PRACTITIONER_PROFESSION, generate
 from timkit.runtime.config import MessengerServiceConfig
 
 LDAP_ENTRIES = Path(__file__).parent / "ldap-entries.json"
@@ -264,12 +269,67 @@ def service_entries(service: MessengerServiceConfig) -> list[dict[str, Any]]:
     ]
 
 
+def practitioner_entries(services: Sequence[MessengerServiceConfig]) -> list[dict[str, Any]]:
+    """Practitioner and PractitionerRole of :data:`HBA_CARD`'s holder (no Endpoint yet).
+
+    The role belongs to the first configured service's Organization and HealthcareService,
+    when there is one; its owner link is the Practitioner with the card's TelematikID.
+    """
+    key = str(HBA_CARD["id"])
+    given, family = str(HBA_CARD["given_name"]), str(HBA_CARD["family_name"])
+    practitioner = f"{key}-pract"
+    role: dict[str, Any] = {
+        "resourceType": "PractitionerRole",
+        "id": f"{key}-role",
+        "meta": _meta("PractitionerRole", "ldap"),
+        "active": True,
+        "practitioner": {"reference": f"Practitioner/{practitioner}"},
+    }
+    if services:
+        employer = services[0].domain.split(".")[0]
+        role["organization"] = {"reference": f"Organization/{employer}-org"}
+        role["healthcareService"] = [{"reference": f"HealthcareService/{employer}-hs"}]
+    return [
+        {
+            "resourceType": "Practitioner",
+            "id": practitioner,
+            "meta": _meta("Practitioner", "ldap"),
+            "identifier": [{"system": TELEMATIK_ID, "value": HBA_CARD["telematikID"]}],
+            "active": True,
+            "name": [
+                {
+                    "use": "official",
+                    "text": f"Dr. med. {given} {family}",
+                    "family": family,
+                    "given": [given],
+                    "prefix": ["Dr. med."],
+                }
+            ],
+            "qualification": [
+                {
+                    "code": {
+                        "coding": [
+                            {
+                                "system": PRACTITIONER_PROFESSION,
+                                "code": HBA_CARD["professionOID"],
+                                "display": "Ärztin/Arzt",
+                            }
+                        ]
+                    }
+                }
+            ],
+        },
+        role,
+    ]
+
+
 def demo_resources(services: Sequence[MessengerServiceConfig]) -> Iterator[dict[str, Any]]:
     """The whole demo data set (see the module docstring)."""
     for service in services:
         yield from service_entries(service)
     for spare in spare_organisations(services):
         yield from _spare_entries(spare)
+    yield from practitioner_entries(services)
     yield from generate(DEMO_ORGANIZATIONS, DEMO_PRACTITIONERS, seed=1)
 
 

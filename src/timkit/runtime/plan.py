@@ -44,7 +44,7 @@ from timkit.core.rawdata import RawDataConfig
 from timkit.core.signers import SignerConfig
 from timkit.core.tls import LOOPBACK_NAMES, CertPaths, LocalPKI
 from timkit.directory.config import DirectoryConfig
-from timkit.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig
+from timkit.fhirproxy.config import FhirProxyConfig, LdapConfig, MatrixConfig, TrustedIdp
 from timkit.homeserver.config import HomeserverConfig
 from timkit.idp.config import ClientConfig, IdpConfig
 from timkit.idp.config import SignerConfig as IdpSignerConfig
@@ -89,6 +89,10 @@ RD_PROVIDER = "timkit-registration"
 RD_TOKEN_SIGNER = "registration-token-signer"  # noqa: S105 - a file stem, not a secret
 """File stem of the RD's RegService-OpenID-Token signer (BP256R1) in the local PKI."""
 CALLBACK_PATH = "/oidc/callback"
+FHIR_PROXY_CLIENT_ID = "fhir-proxy"
+"""The FHIR-Proxy's client id at the IDP stand-in (owner sign-in with an HBA, AF_10058)."""
+SIGNIN_PATH = "/signin-gematik-idp-dienst"
+"""The FHIR-Proxy's redirect URI path for the owner sign-in at the IDP (ML-123873)."""
 
 
 class ServiceEndpoints(BaseModel):
@@ -283,6 +287,16 @@ def _fhir_proxy(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> Componen
         pki_dir=layout.pki,
         matrix=MatrixConfig(routes_file=layout.names_file, ca_file=layout.ca_cert),
         ldap=LdapConfig(seed_file=LDAP_ENTRIES if config.directory.demo_data else None),
+        idps=(
+            TrustedIdp(
+                issuer=idp_url(config),
+                token_endpoint=idp_url(config) + "/token",
+                jwks_uri=idp_url(config) + "/jwks",
+                client_id=FHIR_PROXY_CLIENT_ID,
+                redirect_uri=url + SIGNIN_PATH,
+                ca_file=layout.ca_cert,
+            ),
+        ),
         log_level=config.runtime.log_level,
     )
     return _component(layout, FHIR_PROXY_KIND, None, proxy, url, module="fhirproxy")
@@ -335,6 +349,10 @@ def _idp(config: TimkitConfig, layout: Layout, pki: LocalPKI) -> ComponentPlan:
             ClientConfig(
                 client_id=RD_CLIENT_ID,
                 redirect_uris=(registration_url(config) + CALLBACK_PATH,),
+            ),
+            ClientConfig(
+                client_id=FHIR_PROXY_CLIENT_ID,
+                redirect_uris=(fhir_proxy_url(config) + SIGNIN_PATH,),
             ),
         ),
         log_level=config.runtime.log_level,
