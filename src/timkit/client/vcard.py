@@ -31,6 +31,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from timkit.client.mxid import invalid, matrix_uri, mxid_from_uri, parse_mxid
+from timkit.core.errors import TimkitError
 
 RULE = "AF_10061"
 """The use case whose QR exchange the card serves; named in every refusal."""
@@ -300,7 +301,10 @@ def _impp_mxid(properties: list[tuple[str, str]]) -> str:
     found: set[str] = set()
     for name, value in properties:
         if name == "IMPP" and value.strip().lower().startswith("matrix:"):
-            found.add(mxid_from_uri(value, "IMPP"))
+            try:
+                found.add(mxid_from_uri(value, "IMPP"))
+            except TimkitError as e:
+                raise TimkitError(e.status, e.errcode, e.message, requirement=RULE) from None
     if not found:
         raise invalid("IMPP", "the card holds no Matrix user id (IMPP:matrix:u/…)", RULE)
     if len(found) > 1:
