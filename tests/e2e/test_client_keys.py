@@ -244,3 +244,73 @@ async def test_a_wrong_recovery_key_is_refused_and_imports_nothing(
         assert "master key" in refused.value.message
     finally:
         await third.close()
+
+
+@dataclass
+class Lone:
+    """A user whose one device set up recovery (no rooms), for attacks on the account."""
+
+    federation: Federation
+    mxid: str
+    device: Device
+    recovery_key: str
+
+
+@pytest.fixture(scope="module")
+async def lone(
+    federation: Federation, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Lone]:
+    mxid = federation.add_user(A, f"allein-{uuid.uuid4().hex[:6]}", PASSWORD)
+    device = await _device(federation, mxid, tmp_path_factory.mktemp("lone-device"))
+    try:
+        key = await setup_recovery(device.api, device.olm, mxid, device.nio.device_id, PASSWORD)
+        yield Lone(federation, mxid, device, key)
+    finally:
+        await device.close()
+
+
+async def test_replacing_the_cross_signing_identity_needs_the_password(lone: Lone) -> None:
+    """An access token alone cannot swap the user's master key (user-interactive auth)."""
+    before = (await _keys(lone.device, lone.mxid))["master_keys"][lone.mxid]
+    with pytest.raises(TimkitError) as raised:
+        await setup_recovery(
+            lone.device.api, lone.device.olm, lone.mxid, lone.device.nio.device_id, "falsch"
+        )
+    assert raised.value.status in (401, 403), raised.value
+    assert (await _keys(lone.device, lone.mxid))["master_keys"][lone.mxid] == before
+
+
+async def test_a_backup_version_the_master_key_did_not_sign_gets_no_keys_and_no_restore(
+    lone: Lone, tmp_path: Path
+) -> None:
+    """A backup version whose key the account's master key did not sign (made by whoever holds
+    an access token, or by the homeserver) receives no session, and recovery refuses it."""
+    genuine = await backup_status(lone.device.api)
+    rogue_key = "8l/3J0EsDeCUUkazahavQRO2hA9uEU/inxu1lSZll2U"
+    created = await lone.device.api.call(
+        "POST",
+        "/_matrix/client/v3/room_keys/version",
+        json={"algorithm": genuine.algorithm, "auth_data": {"public_key": rogue_key}},
+    )
+    rogue = str(created["version"])
+    second = await _device(lone.federation, lone.mxid, tmp_path)
+    try:
+        with pytest.raises(TimkitError) as refused:
+            await upload_new_sessions(lone.device.api, lone.device.olm)
+        assert refused.value.status == 403
+        assert "not signed by the master key" in refused.value.message
+        with pytest.raises(TimkitError) as restore_refused:
+            await recover(
+                second.api, second.olm, lone.mxid, second.nio.device_id, lone.recovery_key
+            )
+        assert restore_refused.value.status == 403
+        assert "does not belong to the stored backup key" in restore_refused.value.message
+        assert list(second.olm.inbound_group_store) == []
+        stored = await lone.device.api.call(
+            "GET", "/_matrix/client/v3/room_keys/keys", params={"version": rogue}
+        )
+        assert stored["rooms"] == {}
+    finally:
+        await lone.device.api.call("DELETE", f"/_matrix/client/v3/room_keys/version/{rogue}")
+        await second.close()
+    assert (await backup_status(lone.device.api)).version == genuine.version
