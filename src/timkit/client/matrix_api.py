@@ -57,9 +57,34 @@ class MatrixApi:
         """Send ``method path`` (``path`` already percent-encoded) and return the JSON object.
 
         Raises:
+            TimkitError: as :meth:`call_json`, and 502 ``M_NOT_JSON`` when the answer is not
+                a JSON object.
+        """
+        body = await self.call_json(
+            method, path, json=json, params=params, headers=headers, timeout=timeout
+        )
+        if not isinstance(body, dict):
+            raise TimkitError(
+                502, Codes.NOT_JSON, f"{method} {path} did not answer with a JSON object"
+            )
+        return body
+
+    async def call_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send ``method path`` and return whatever JSON value the server answered.
+
+        Raises:
             TimkitError: the server answered non-2xx (its ``errcode`` and status), the
-                answer is not a JSON object (502 ``M_NOT_JSON``), or the server could not be
-                reached (502 ``TIMKIT_UPSTREAM``).
+                answer is not JSON (502 ``M_NOT_JSON``), or the server could not be reached
+                (502 ``TIMKIT_UPSTREAM``).
         """
         try:
             response = await self.http.request(
@@ -76,11 +101,6 @@ class MatrixApi:
             ) from e
         raise_for_matrix_error(response)
         try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise TimkitError(
-                502, Codes.NOT_JSON, f"{method} {path} did not answer with a JSON object"
-            )
-        return body
+            return response.json()
+        except ValueError as e:
+            raise TimkitError(502, Codes.NOT_JSON, f"{method} {path} did not answer JSON") from e
