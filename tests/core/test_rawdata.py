@@ -72,6 +72,14 @@ async def test_measure_records_success_failure_and_status(tmp_path: Path) -> Non
     ]
 
 
+async def test_a_skipped_measurement_records_nothing(tmp_path: Path) -> None:
+    """A step of a run that goes on (an authentication step's 401) ends no run."""
+    sink = RawDataSink(RawDataConfig(path=tmp_path / "raw.jsonl"))
+    async with sink.measure("AF_10057", "proxy") as run:
+        run.status, run.skip = 401, True
+    assert not (tmp_path / "raw.jsonl").exists()
+
+
 def _write_many(path: str, worker: int) -> None:
     sink = RawDataSink(RawDataConfig(path=Path(path)))
     for _ in range(200):

@@ -54,6 +54,18 @@ def test_generated_config_is_accepted_by_synapse(tmp_path: Path) -> None:
     assert listener.port == 8481
 
 
+def test_af_10057_clients_discover_the_homeserver_at_well_known_matrix_client(
+    tmp_path: Path,
+) -> None:
+    """Synapse serves /.well-known/matrix/client naming its public_baseurl (the proxy)."""
+    from synapse.config.homeserver import HomeServerConfig
+
+    homeserver_yaml = prepare(_config(tmp_path))
+    synapse_config = HomeServerConfig.load_config("timkit test", ["-c", str(homeserver_yaml)])
+    assert synapse_config.server.serve_client_wellknown is True
+    assert synapse_config.server.public_baseurl == "https://127.0.0.1:8481/"
+
+
 def test_the_push_gateway_host_bypasses_the_forward_proxy_and_the_ip_block_list(
     tmp_path: Path,
 ) -> None:

@@ -7,25 +7,36 @@
 * :func:`sign_list`: a federation list signed like the VZD-FHIR-Directory signs it.
 * :func:`proxy_keys` / :func:`proxy_config`: a Messenger-Proxy's certificates, interception
   CA and RD token under a test directory, and its config in front of these stand-ins.
+* :func:`running_stack`: such a proxy started by its real composition root between the two
+  stand-ins, with a TLS client in front (:class:`Stack`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.support.wait import async_wait_until
 from timkit.core import jwt
 from timkit.core.config import parse_config
-from timkit.core.tls import FEDERATION_LIST_SIGNER, CertPaths, LocalPKI
+from timkit.core.tls import FEDERATION_LIST_SIGNER, CertPaths, LocalPKI, server_ssl_context
+from timkit.core.web import running_app
 from timkit.proxy.config import ProxyConfig
+from timkit.proxy.service import RunningProxy, running_proxy
 
 TOKEN = "proxies-token-0123456789"
+PASSWORD = "richtiges-Passwort"
 OUTDATED = "TIM_FEDERATION_LIST_OUTDATED"
 MISSING = "TIM_FEDERATION_LIST_MISSING"
 
@@ -246,11 +257,118 @@ class FakeSynapse:
         seen = await self._record(request)
         return web.json_response({"method": seen.method, "path": seen.raw_path})
 
+    async def login(self, request: web.Request) -> web.Response:
+        """``POST …/login``: 403 (Synapse's wrong-password answer) for a password other than
+        :data:`PASSWORD`, else 200 with a token."""
+        seen = await self._record(request)
+        body = orjson.loads(seen.body or b"{}")
+        if body.get("password", PASSWORD) != PASSWORD:
+            return web.json_response(
+                {"errcode": "M_FORBIDDEN", "error": "Invalid username or password"}, status=403
+            )
+        user = f"@{body.get('identifier', {}).get('user', 'u')}:{self.server_name}"
+        return web.json_response({"user_id": user, "access_token": "t0k", "device_id": "D"})
+
+    async def register(self, request: web.Request) -> web.Response:
+        """``POST …/register``: the User-Interactive Authentication 401 naming the flows
+        without ``auth``, 200 with it."""
+        seen = await self._record(request)
+        body = orjson.loads(seen.body or b"{}")
+        if "auth" not in body:
+            flows = [{"stages": ["m.login.dummy"]}]
+            return web.json_response({"session": "s1", "flows": flows, "params": {}}, status=401)
+        user = f"@{body['username']}:{self.server_name}"
+        return web.json_response({"user_id": user, "access_token": "t1", "device_id": "E"})
+
     def app(self) -> web.Application:
         app = web.Application(client_max_size=200 * 1024 * 1024)
         app.router.add_post("/_matrix/client/v3/createRoom", self.create_room)
         app.router.add_get("/_matrix/client/v3/account/whoami", self.whoami)
         app.router.add_get("/big", self.stream)
         app.router.add_get("/_matrix/client/versions", self.client_versions)
+        app.router.add_post("/_matrix/client/{version:.+}/login", self.login)
+        app.router.add_post("/_matrix/client/{version:.+}/register", self.register)
         app.router.add_route("*", "/{tail:.*}", self.other)
         return app
+
+
+@dataclass
+class Stack:
+    """A running Messenger-Proxy between real servers (:func:`running_stack`).
+
+    Attributes:
+        proxy: the proxy, started by its real composition root.
+        synapse: the homeserver stand-in behind it.
+        rd: the RD stand-in it pulls its list from and asks at stage 3.
+        http: a TLS client in front of its inbound listener.
+        tls: the client's TLS context (trusting the local CA).
+    """
+
+    proxy: RunningProxy
+    synapse: FakeSynapse
+    rd: FakeRd
+    http: httpx.AsyncClient
+    tls: ssl.SSLContext
+
+    def last(self) -> Any:
+        """The last request the homeserver stand-in received."""
+        return self.synapse.seen[-1]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The proxy's raw-data records so far (its default JSON-lines sink)."""
+        path = self.proxy.config.federation_list.state_file.parent / "rawdata.jsonl"
+        if not path.exists():
+            return []
+        return [orjson.loads(line) for line in path.read_text().splitlines()]
+
+    async def raw(self, head: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
+        """Send ``head`` (request line and header lines, CRLF-joined by the caller's
+        ``\n``) byte for byte over TLS, as no HTTP client library would write it."""
+        host, port = "127.0.0.1", self.proxy.inbound_port
+        reader, writer = await asyncio.open_connection(host, port, ssl=self.tls)
+        lines = head.strip("\n").split("\n")
+        lines += [f"Content-Length: {len(body)}", "Connection: close"]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        status_line, _, rest = answer.partition(b"\r\n")
+        document = orjson.loads(rest.partition(b"\r\n\r\n")[2] or b"{}")
+        return int(status_line.split()[1]), document
+
+
+@asynccontextmanager
+async def running_stack(
+    root: Path,
+    synapse: FakeSynapse,
+    listed: list[str],
+    *,
+    inbound: dict[str, Any] | None = None,
+) -> AsyncIterator[Stack]:
+    """A proxy for ``synapse.server_name`` in front of ``synapse``, its keys under ``root``,
+    with the federation list ``listed`` (held before the context is entered).
+
+    Args:
+        inbound: extra ``[inbound]`` settings.
+    """
+    keys = proxy_keys(root, synapse.server_name)
+    rd = FakeRd()
+    rd.jws, rd.version = sign_list(keys.pki, 1, listed), 1
+    async with (
+        running_app(rd.app(), "127.0.0.1", 0, server_ssl_context(keys.rd_tls)) as rd_runner,
+        running_app(synapse.app(), "127.0.0.1", 0) as synapse_runner,
+    ):
+        config = proxy_config(
+            keys,
+            synapse.server_name,
+            f"https://127.0.0.1:{rd_runner.addresses[0][1]}",
+            f"http://127.0.0.1:{synapse_runner.addresses[0][1]}",
+            inbound=inbound,
+        )
+        async with running_proxy(config) as proxy:
+            await async_wait_until(lambda: proxy.gate.held is not None, "the first list")
+            tls = ssl.create_default_context(cafile=str(keys.pki.ca_cert_path))
+            async with httpx.AsyncClient(
+                base_url=f"https://127.0.0.1:{proxy.inbound_port}", verify=tls
+            ) as http:
+                yield Stack(proxy, synapse, rd, http, tls)

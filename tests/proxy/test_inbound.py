@@ -8,26 +8,18 @@ upstream failures, the stage order).
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
-from tests.proxy.stand_ins import FakeRd, FakeSynapse, proxy_config, proxy_keys, sign_list
-from tests.support.wait import async_wait_until
+from tests.proxy.stand_ins import FakeSynapse, Stack, running_stack
 from timkit.core.process import free_port
-from timkit.core.tls import server_ssl_context
-from timkit.core.web import running_app
 from timkit.proxy.contacts.handlers import Contact, parse_contact
-from timkit.proxy.service import RunningProxy, running_proxy
 
 SERVER = "praxis.tim.test"
 OTHER = "klinik.tim.test"
@@ -36,62 +28,18 @@ TOKEN_ALICE = "alice-access-token"
 GATEWAY = "http://127.0.0.1:8428/_matrix/push/v1/notify"
 
 
-@dataclass
-class Stack:
-    proxy: RunningProxy
-    synapse: FakeSynapse
-    rd: FakeRd
-    http: httpx.AsyncClient
-    tls: ssl.SSLContext
-
-    def last(self) -> Any:
-        return self.synapse.seen[-1]
-
-    async def raw(self, head: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
-        """Send ``head`` (request line and header lines, CRLF-joined by the caller's
-        ``\n``) byte for byte over TLS, as no HTTP client library would write it."""
-        host, port = "127.0.0.1", self.proxy.inbound_port
-        reader, writer = await asyncio.open_connection(host, port, ssl=self.tls)
-        lines = head.strip("\n").split("\n")
-        lines += [f"Content-Length: {len(body)}", "Connection: close"]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        await writer.drain()
-        answer = await reader.read()
-        writer.close()
-        status_line, _, rest = answer.partition(b"\r\n")
-        document = orjson.loads(rest.partition(b"\r\n\r\n")[2] or b"{}")
-        return int(status_line.split()[1]), document
-
-
-@asynccontextmanager
-async def _stack(tmp_path: Path, **inbound: Any) -> AsyncIterator[Stack]:
-    keys = proxy_keys(tmp_path, SERVER)
-    rd = FakeRd()
-    rd.jws, rd.version = sign_list(keys.pki, 1, [SERVER, OTHER]), 1
-    synapse = FakeSynapse(SERVER, users={TOKEN_ALICE: ALICE}, big=b"x" * 3_000_000)
-    async with (
-        running_app(rd.app(), "127.0.0.1", 0, server_ssl_context(keys.rd_tls)) as rd_runner,
-        running_app(synapse.app(), "127.0.0.1", 0) as synapse_runner,
-    ):
-        config = proxy_config(
-            keys,
-            SERVER,
-            f"https://127.0.0.1:{rd_runner.addresses[0][1]}",
-            f"http://127.0.0.1:{synapse_runner.addresses[0][1]}",
-            inbound={
-                "max_body": 5_000_000,
-                "checked_body": 10_000,
-                "push_gateways": [GATEWAY],
-                **inbound,
-            },
-        )
-        async with running_proxy(config) as proxy:
-            await async_wait_until(lambda: proxy.gate.held is not None, "the first list")
-            tls = ssl.create_default_context(cafile=str(keys.pki.ca_cert_path))
-            async with httpx.AsyncClient(
-                base_url=f"https://127.0.0.1:{proxy.inbound_port}", verify=tls
-            ) as http:
-                yield Stack(proxy, synapse, rd, http, tls)
+def _stack(tmp_path: Path, **inbound: Any) -> AbstractAsyncContextManager[Stack]:
+    return running_stack(
+        tmp_path,
+        FakeSynapse(SERVER, users={TOKEN_ALICE: ALICE}, big=b"x" * 3_000_000),
+        [SERVER, OTHER],
+        inbound={
+            "max_body": 5_000_000,
+            "checked_body": 10_000,
+            "push_gateways": [GATEWAY],
+            **inbound,
+        },
+    )
 
 
 @pytest.fixture

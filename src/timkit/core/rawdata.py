@@ -73,10 +73,19 @@ class RawDataConfig(StrictModel):
 
 @dataclass
 class Measurement:
-    """The outcome of a measured run; the caller may set ``status`` or ``result`` before exit."""
+    """The outcome of a measured run; the caller may set ``status`` or ``result`` before exit,
+    or ``skip`` when the block turned out to end no run (a step of a run that goes on)."""
 
     status: int | None = None
     result: str = SUCCESS
+    skip: bool = False
+
+    def fail(self, error: BaseException) -> None:
+        """Mark the run failed by ``error``: ``failure`` with the :class:`TimkitError`'s
+        status (500 for any other exception), unless an error status was set already."""
+        self.result = FAILURE
+        if self.status is None or self.status < 400:
+            self.status = error.status if isinstance(error, TimkitError) else 500
 
 
 def _check_token(name: str, value: str) -> None:
@@ -160,8 +169,9 @@ class RawDataSink:
         """Measure the enclosed block and record it when it ends.
 
         A normal exit records ``success`` (or what the caller set on the yielded
-        :class:`Measurement`); an exception records ``failure`` with the :class:`TimkitError`'s
-        status (500 for any other exception) and propagates unchanged.
+        :class:`Measurement`; nothing when it set ``skip``); an exception records ``failure``
+        with the :class:`TimkitError`'s status (500 for any other exception) and propagates
+        unchanged.
         """
         _check_token("use_case", use_case)
         _check_token("component", component)
@@ -171,13 +181,12 @@ class RawDataSink:
         try:
             yield outcome
         except BaseException as e:
-            outcome.result = FAILURE
-            if outcome.status is None or outcome.status < 400:
-                outcome.status = e.status if isinstance(e, TimkitError) else 500
+            outcome.fail(e)
             raise
         finally:
-            duration = (self.timer() - begin) * 1000.0
-            self.record(use_case, component, start, duration, outcome.result, outcome.status)
+            if not outcome.skip:
+                duration = (self.timer() - begin) * 1000.0
+                self.record(use_case, component, start, duration, outcome.result, outcome.status)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (waiting at most ``timeout`` seconds), then stop the worker."""

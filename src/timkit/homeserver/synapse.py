@@ -100,6 +100,10 @@ def render(config: HomeserverConfig) -> dict[str, Any]:
         # Other servers find us via https://<server_name>/.well-known/matrix/server, which
         # names port 443 explicitly, so they never fall back to SRV lookups in DNS.
         "serve_server_wellknown": True,
+        # TI-M clients find the homeserver from the Matrix domain the actor types (AF_10057)
+        # via https://<server_name>/.well-known/matrix/client: {"m.homeserver": {"base_url":
+        # public_baseurl}}, the Messenger-Proxy's client URL, which relays exactly this path.
+        "serve_client_wellknown": True,
         "federation_verify_certificates": True,
         "federation_client_minimum_tls_version": "1.2",
         "trusted_key_servers": [],

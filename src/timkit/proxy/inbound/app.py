@@ -31,7 +31,6 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -48,7 +47,16 @@ from timkit.core.web import Handler, guard, json_response, matrix_http_code, rea
 from timkit.proxy.config import InboundConfig
 from timkit.proxy.contacts.handlers import ContactsService
 from timkit.proxy.domain_gate import DomainGate
-from timkit.proxy.inbound import client, client_check, endpoints, server_server, versions
+from timkit.proxy.inbound import (
+    client,
+    client_check,
+    endpoints,
+    rawdata_intake,
+    server_server,
+    use_cases,
+    versions,
+    well_known,
+)
 from timkit.proxy.inbound.endpoints import UNAMBIGUOUS_RULE, Check, Route
 from timkit.proxy.inbound.synapse_relay import Relay
 from timkit.proxy.invite_check import InviteCheck
@@ -98,6 +106,7 @@ class Inbound:
         self.invite_check = invite_check
         self.metrics = metrics
         self.rawdata = rawdata
+        self.intake = rawdata_intake.RunIntake(relay, rawdata)
         self._client_requests = metrics.requests.labels("client")
         self._federation_requests = metrics.requests.labels("federation")
         self._push_gateways = client.push_gateway_set(settings.push_gateways)
@@ -181,6 +190,22 @@ class Inbound:
             self._federation_requests.inc()
             return await self._federation(request, target)
         self._client_requests.inc()
+        first = target.segments[:1]
+        if first == (rawdata_intake.PREFIX,):
+            return await self.intake.handle(request, target)
+        if first == (well_known.PREFIX,):
+            well_known.check(request.method, target)
+            return await self.relay.forward(request, "client")
+        use_case = use_cases.use_case(request.method, target)
+        if use_case is None:
+            return await self._client_request(request, target)
+        return await self._recorded(use_case, self._client_request(request, target))
+
+    async def _client_request(
+        self, request: web.Request, target: RequestTarget
+    ) -> web.StreamResponse:
+        """A client-server request: the supported-client check on logins, the capped
+        versions, the membership checks of :mod:`.endpoints`, else relayed."""
         if self._clients.active and client_check.is_login_path(target.segments):
             self._clients.check(request.headers)
         if target.segments == versions.VERSIONS_PATH:
@@ -272,12 +297,17 @@ class Inbound:
     async def _recorded(
         self, use_case: str, run: Awaitable[web.StreamResponse]
     ) -> web.StreamResponse:
-        """``await run``, recorded as one run of ``use_case`` (Rohdatenerfassung)."""
+        """``await run``, recorded as one run of ``use_case`` (Rohdatenerfassung; an
+        intermediate authentication step is not, :func:`.use_cases.is_interim`)."""
         async with self.rawdata.measure(use_case, COMPONENT) as outcome:
             response = await run
             outcome.status = response.status
             if response.status >= 400:
                 outcome.result = FAILURE
+            body = response.body if isinstance(response, web.Response) else None
+            outcome.skip = use_cases.is_interim(
+                use_case, response.status, body if isinstance(body, bytes) else None
+            )
         return response
 
     def _use_case(self, invitees: list[Any]) -> str:
@@ -328,22 +358,14 @@ class Inbound:
         return response
 
     async def _creator(self, request: web.Request) -> str | None:
-        """The user id behind the request's access token (``/account/whoami``)."""
-        headers = {}
-        if "Authorization" in request.headers:
-            headers["Authorization"] = request.headers["Authorization"]
-        url = self.relay.base + "/_matrix/client/v3/account/whoami"
-        params = {k: v for k, v in request.query.items() if k == "access_token"}
+        """The user id behind the request's access token (``/account/whoami``); None when
+        Synapse names none or cannot be asked."""
         try:
-            async with self.relay.session.get(url, headers=headers, params=params) as r:
-                if r.status != 200:
-                    return None
-                document = await r.json()
-        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-            log.warning("1:1 room not recorded: whoami failed: %s", e)
+            return await self.relay.whoami(
+                request.headers.get("Authorization"), request.query.get("access_token")
+            )
+        except TimkitError:
             return None
-        user_id = document.get("user_id") if isinstance(document, dict) else None
-        return user_id if isinstance(user_id, str) else None
 
     async def _federation(self, request: web.Request, target: RequestTarget) -> web.StreamResponse:
         if server_server.is_exempt(target):

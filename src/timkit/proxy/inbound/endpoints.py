@@ -21,6 +21,7 @@ that might serve it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,9 +34,13 @@ __all__ = [
     "UNAMBIGUOUS_RULE",
     "Api",
     "Check",
+    "Compiled",
     "Endpoint",
     "Route",
+    "client_tails",
+    "compile_parts",
     "markdown_table",
+    "match_parts",
     "route",
 ]
 
@@ -324,11 +329,12 @@ class Route:
         return self.endpoint.check
 
 
-_Compiled = tuple[tuple[str | None, str], ...]
+Compiled = tuple[tuple[str | None, str], ...]
 """A pattern as (literal, "") or (None, placeholder name) per segment."""
 
 
-def _compile(parts: tuple[str, ...]) -> _Compiled:
+def compile_parts(parts: tuple[str, ...]) -> Compiled:
+    """A segment pattern (``("rooms", "{room_id}", "send")``) compiled for :func:`match_parts`."""
     compiled: list[tuple[str | None, str]] = []
     for part in parts:
         placeholder = _PLACEHOLDER.fullmatch(part)
@@ -336,7 +342,9 @@ def _compile(parts: tuple[str, ...]) -> _Compiled:
     return tuple(compiled)
 
 
-def _match(pattern: _Compiled, segments: tuple[str, ...]) -> dict[str, str] | None:
+def match_parts(pattern: Compiled, segments: tuple[str, ...]) -> dict[str, str] | None:
+    """The placeholders ``segments`` fill in ``pattern`` by name, or None when they do not
+    match it (literal segments compared exactly, one decoded segment per placeholder)."""
     if len(pattern) != len(segments):
         return None
     captured: dict[str, str] = {}
@@ -348,14 +356,14 @@ def _match(pattern: _Compiled, segments: tuple[str, ...]) -> dict[str, str] | No
     return captured
 
 
-def _index(api: Api) -> dict[str, tuple[tuple[Endpoint, _Compiled], ...]]:
+def _index(api: Api) -> dict[str, tuple[tuple[Endpoint, Compiled], ...]]:
     """Endpoints of ``api`` (with their compiled patterns) by their first literal segment
     after the fixed prefix."""
     skip = {Api.CLIENT: 0, Api.ADMIN: 3, Api.FEDERATION: 3}[api]
-    index: dict[str, list[tuple[Endpoint, _Compiled]]] = {}
+    index: dict[str, list[tuple[Endpoint, Compiled]]] = {}
     for endpoint in ENDPOINTS:
         if endpoint.api is api:
-            entry = (endpoint, _compile(endpoint.parts))
+            entry = (endpoint, compile_parts(endpoint.parts))
             index.setdefault(endpoint.parts[skip], []).append(entry)
     return {key: tuple(found) for key, found in index.items()}
 
@@ -368,6 +376,19 @@ _FEDERATION = _index(Api.FEDERATION)
 def _known_version(prefix: tuple[str, ...]) -> bool:
     version = "/".join(prefix)
     return version in CLIENT_VERSIONS or (len(prefix) == 2 and prefix[0] == "unstable")
+
+
+def client_tails(segments: tuple[str, ...]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Each way the decoded ``segments`` read as ``/_matrix/client/<version>/<tail>`` under a
+    version prefix Synapse knows (:data:`CLIENT_VERSIONS`, ``unstable/<feature>``): pairs of
+    the version and the non-empty tail (``unstable/login`` yields ``("unstable",
+    ("login",))``; ``unstable/org.x/login`` yields ``("unstable/org.x", ("login",))`` too)."""
+    if len(segments) < 4 or segments[0] != "_matrix" or segments[1] != "client":
+        return
+    for offset in (3, 4):
+        prefix = segments[2:offset]
+        if len(segments) > offset and _known_version(prefix):
+            yield "/".join(prefix), segments[offset:]
 
 
 def _checked(endpoint: Endpoint, params: dict[str, str], version: str | None) -> Route:
@@ -397,7 +418,7 @@ def route(target: RequestTarget) -> Route | None:
         for offset in (3, 4):
             tail = segments[offset:]
             for endpoint, pattern in _CLIENT.get(tail[0], ()) if tail else ():
-                params = _match(pattern, tail)
+                params = match_parts(pattern, tail)
                 if params is None:
                     continue
                 prefix = segments[2:offset]
@@ -419,13 +440,13 @@ def route(target: RequestTarget) -> Route | None:
         return None
     candidates = index.get(segments[3], ())
     for endpoint, pattern in candidates:
-        params = _match(pattern, segments)
+        params = match_parts(pattern, segments)
         if params is not None:
             return _checked(endpoint, params, None)
     for endpoint, pattern in candidates:
         # the same path under another version segment: a version this Synapse does not serve
         # now but a later one might; refused rather than relayed unchecked
-        if _match((*pattern[:2], (segments[2], ""), *pattern[3:]), segments) is not None:
+        if match_parts((*pattern[:2], (segments[2], ""), *pattern[3:]), segments) is not None:
             raise TimkitError(
                 400,
                 Codes.UNRECOGNIZED,

@@ -48,6 +48,8 @@ _NOT_SENT = frozenset(
 _FORWARDED_FOR = b"x-forwarded-for"
 _NOT_RELAYED = frozenset(name.encode() for name in NOT_RELAYED)
 _NO_BODY_STATUS = frozenset({204, 304})
+WHOAMI_PATH = "/_matrix/client/v3/account/whoami"
+"""Where Synapse names the user behind an access token (:meth:`Relay.whoami`)."""
 
 
 class Relay:
@@ -115,6 +117,40 @@ class Relay:
         :meth:`start`): ``whoami``, OpenID userinfo."""
         assert self._session is not None, "start() first"
         return self._session
+
+    async def whoami(self, authorization: str | None, access_token: str | None = None) -> str:
+        """The user id behind a client's access token, as Synapse's ``/account/whoami`` says.
+
+        Args:
+            authorization: the client's ``Authorization`` header, passed on as it is.
+            access_token: the client's ``access_token`` query parameter, if it used one.
+
+        Raises:
+            TimkitError: 401 ``M_UNKNOWN_TOKEN`` when Synapse does not know the token (or
+                answers without a user id); 502 ``TIMKIT_UPSTREAM`` when it cannot be asked
+                or answers anything else (fail closed; its text is never passed on).
+        """
+        headers = {"Authorization": authorization} if authorization else {}
+        params = {"access_token": access_token} if access_token else {}
+        url = self.base + WHOAMI_PATH
+        try:
+            async with self.session.get(url, headers=headers, params=params) as r:
+                status = r.status
+                document = await r.json(content_type=None) if status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            self._errors("client").inc()
+            log.warning("whoami at the homeserver failed: %s", e)
+            raise TimkitError(
+                502, Codes.UPSTREAM, "the homeserver could not confirm the access token"
+            ) from None
+        if status in (401, 403):
+            raise TimkitError(401, Codes.UNKNOWN_TOKEN, "the access token is not known")
+        user_id = document.get("user_id") if isinstance(document, dict) else None
+        if status != 200:
+            raise TimkitError(502, Codes.UPSTREAM, f"the homeserver answered whoami with {status}")
+        if not isinstance(user_id, str):
+            raise TimkitError(401, Codes.UNKNOWN_TOKEN, "the access token does not name a user")
+        return user_id
 
     @property
     def pool(self) -> Pool:
