@@ -38,7 +38,7 @@ ORGANIZATION = {
 
 def test_a_healthcare_service_names_service_organisation_and_endpoint_together() -> None:
     """api-vzd#167: HealthcareService, organisation and endpoint name are shown together."""
-    bundle = {
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
         "entry": [
@@ -92,7 +92,7 @@ def test_a_healthcare_service_names_service_organisation_and_endpoint_together()
 
 
 def test_a_practitioner_role_names_the_practitioner_and_employer() -> None:
-    bundle = {
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
         "entry": [
@@ -141,7 +141,7 @@ def test_a_practitioner_role_names_the_practitioner_and_employer() -> None:
 
 
 def test_matches_without_an_active_ti_m_endpoint_and_malformed_entries_are_left_out() -> None:
-    bundle = {
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
         "entry": [
