@@ -63,8 +63,8 @@ class Device:
         await asyncio.gather(self.nio.close(), self.api.http.aclose())
 
 
-async def _device(federation: Federation, mxid: str, store: Path) -> Device:
-    """Log ``mxid`` in as a new device with crypto store ``store`` and publish its keys."""
+async def _device(federation: Federation, mxid: str, store: Path, publish: bool = True) -> Device:
+    """Log ``mxid`` in as a new device with crypto store ``store`` (publishing its keys)."""
     context = ssl.create_default_context(cafile=federation.ca_cert)
     url = federation.client_url(A)
     client = AsyncClient(
@@ -76,7 +76,7 @@ async def _device(federation: Federation, mxid: str, store: Path) -> Device:
     )
     login = await client.login(PASSWORD, device_name="timkit keys test")
     assert isinstance(login, LoginResponse), login
-    if client.should_upload_keys:
+    if publish and client.should_upload_keys:
         await client.keys_upload()
     http = httpx.AsyncClient(verify=context, timeout=30)
     return Device(client, MatrixApi(http, url, client.access_token))
@@ -314,3 +314,20 @@ async def test_a_backup_version_the_master_key_did_not_sign_gets_no_keys_and_no_
         await lone.device.api.call("DELETE", f"/_matrix/client/v3/room_keys/version/{rogue}")
         await second.close()
     assert (await backup_status(lone.device.api)).version == genuine.version
+
+
+async def test_setup_refuses_a_device_that_has_not_published_its_keys_and_changes_nothing(
+    federation: Federation, tmp_path: Path
+) -> None:
+    mxid = federation.add_user(A, f"ohne-schluessel-{uuid.uuid4().hex[:6]}", PASSWORD)
+    device = await _device(federation, mxid, tmp_path, publish=False)
+    try:
+        with pytest.raises(TimkitError) as raised:
+            await setup_recovery(device.api, device.olm, mxid, device.nio.device_id, PASSWORD)
+        assert raised.value.status == 409
+        assert "has not uploaded its keys" in raised.value.message
+        keys = await _keys(device, mxid)
+        assert mxid not in keys.get("master_keys", {})
+        assert not (await backup_status(device.api)).enabled
+    finally:
+        await device.close()

@@ -72,6 +72,8 @@ async def setup_recovery(
         TimkitError: the homeserver refused a step (status and errcode), e.g. a wrong
             password; 409 when this device has not uploaded its keys yet.
     """
+    # Checked before anything changes: new keys whose device cannot be signed would be lost.
+    await cross_signing.query(api, olm, user_id, device_id)
     keys = cross_signing.CrossSigningKeys.generate()
     await cross_signing.upload(api, user_id, keys, password)
     await cross_signing.sign_device(api, olm, user_id, device_id, keys.master, keys.self_signing)
