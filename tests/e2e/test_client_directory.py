@@ -71,9 +71,11 @@ def search_of(user: User, http: httpx.AsyncClient, url: str) -> DirectorySearch:
     return DirectorySearch(http, url, openid)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def people(federation: Federation) -> AsyncIterator[dict[str, User]]:
-    """Fresh logged-in users: ``doctor`` at A (the HBA holder), ``b1`` at B."""
+    """Logged-in users of this module: ``doctor`` at A (the HBA holder), ``b1`` at B. Each
+    test leaves the doctor's entry as it found it (the organisation directory aside, which
+    only the last test changes)."""
     tag = uuid.uuid4().hex[:6]
     made = {"doctor": User(federation, A, f"dr-{tag}"), "b1": User(federation, B, f"b1-{tag}")}
     for user in made.values():

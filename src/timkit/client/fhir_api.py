@@ -44,7 +44,7 @@ def error_of(response: httpx.Response, what: str) -> TimkitError:
     The message is the first ``OperationOutcome`` issue's diagnostics, or the OAuth
     ``error_description``, or ``what`` and the status; its requirement id is split off.
     """
-    body = _json(response)
+    body = json_object(response)
     code: str = Codes.UNKNOWN
     text = ""
     issues = body.get("issue") if body.get("resourceType") == "OperationOutcome" else None
@@ -97,7 +97,7 @@ async def fhir_call(
         raise error_of(response, f"{method} {httpx.URL(url).path}")
     if response.status_code == 204 or not response.content:
         return {}
-    found = _json(response)
+    found = json_object(response)
     if not found:
         raise TimkitError(
             502, Codes.NOT_JSON, f"{method} {httpx.URL(url).path} did not answer with FHIR JSON"
@@ -161,7 +161,8 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object; empty when the body is not one."""
     try:
         body = response.json()
     except ValueError:

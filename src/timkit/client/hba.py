@@ -46,6 +46,7 @@ from timkit.client.fhir_api import (
     as_list,
     error_of,
     fhir_call,
+    json_object,
     mxid_uri,
     person_name,
     resources_of,
@@ -168,15 +169,7 @@ async def owner_login_hba(
     back = _redirect(chosen, "the IDP")
     if not _same_place(back, signin):
         raise _unexpected(f"the IDP redirected to {_origin_text(back)}")
-    error = _query(back).get("error")
-    if error:
-        raise TimkitError(
-            401,
-            "access_denied",
-            f"the IDP refused the sign-in: {error[:64]}",
-            requirement=REQ_OWNER_LOGIN,
-        )
-    issued = await _send(http, "GET", back)
+    issued = await _send(http, "GET", back)  # also an IDP refusal: the proxy names it
     if issued.status_code != 200:
         raise error_of(issued, SIGNIN_PATH)
     return _owner_token(issued)
@@ -224,7 +217,10 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _origin_text(url: str) -> str:
-    scheme, host, port = _origin(url)
+    try:
+        scheme, host, port = _origin(url)
+    except httpx.InvalidURL:
+        return "(a malformed URL)"
     return f"{scheme}://{host}:{port}"
 
 
@@ -287,12 +283,8 @@ def _card_form(page: str, card_id: str) -> tuple[str, dict[str, str]]:
 
 
 def _owner_token(response: httpx.Response) -> OwnerToken:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    access = body.get("access_token") if isinstance(body, dict) else None
-    expires = body.get("expires_in") if isinstance(body, dict) else None
+    body = json_object(response)
+    access, expires = body.get("access_token"), body.get("expires_in")
     if not isinstance(access, str) or not isinstance(expires, int):
         raise TimkitError(502, Codes.UPSTREAM, f"{SIGNIN_PATH} answered without a token")
     return OwnerToken(access, _subject(access), time.time() + expires)
