@@ -4,13 +4,16 @@ organisations, media, rooms as TI-M defines them (two services, real TLS, both p
 from __future__ import annotations
 
 import json
+import ssl
 import stat
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 
+from tests.e2e.test_directory_proxy import provider_token, tls_client
 from tests.support.client import PASSWORD, actor, client_options
 from tests.support.federation import Federation, running, write_config
 from tests.support.users import CONTACTS
@@ -72,7 +75,9 @@ async def test_ml_123571_ml_123576_login_after_the_federation_check(
         assert client.user_id == f"@login-check:{A}"
         assert client.session.access_token  # ML-123576: the service issued a token
         assert client.session.base_url == federation.client_url(A)
-        assert (await client.search_token()).fresh()  # the VZD accepted the homeserver
+        # the VZD accepted the homeserver; its search token is kept for searches
+        assert (await client.directory.token()).fresh()
+        assert client.directory.exchanges == 0
         whoami = await client.api.call("GET", "/_matrix/client/v3/account/whoami")
         assert whoami["device_id"] == client.device_id
     finally:
@@ -240,3 +245,45 @@ async def test_af_10104_ml_123896_user_directory_finds_actors_of_the_own_service
         assert await alice.search_users("bob") == []  # remote users are not listed
     finally:
         await colleague.close()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_ml_129870_a_homeserver_outside_the_federation_cannot_log_in(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """C leaves the federation list at the VZD: its actor's login is refused right after the
+    password step, the new device is logged out again and nothing is stored (runs last)."""
+    url = str(federation.component("fhir-proxy")["url"])
+    with tls_client(federation) as http:
+        removed = http.delete(
+            f"{url}/tim-provider-services/federation/{C}",
+            headers={"Authorization": f"Bearer {provider_token(federation, url)}"},
+        )
+        assert removed.status_code == 204, removed.text
+    user_id = federation.add_user(C, "outsider", PASSWORD)
+    profile = Profile("outsider", tmp_path)
+    steps: list[str] = []
+    with pytest.raises(TimkitError) as refused:
+        await TimClient.login(
+            profile, client_options(federation), user_id, PASSWORD, progress=steps.append
+        )
+    assert refused.value.status == 403
+    assert refused.value.requirement == "ML-129870"
+    assert profile.load() is None
+    assert not profile.store_dir.exists()
+    device = steps[-1].rsplit(" ", 1)[-1]  # "angemeldet als …, Gerät <device>"
+    async with httpx.AsyncClient(verify=tls_context(federation)) as http:
+        login = await http.post(
+            f"{federation.client_url(C)}/_matrix/client/v3/login",
+            json={"type": "m.login.password", "user": "outsider", "password": PASSWORD},
+        )
+        token = login.json()["access_token"]
+        devices = await http.get(
+            f"{federation.client_url(C)}/_matrix/client/v3/devices",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert device not in [d["device_id"] for d in devices.json()["devices"]]
+
+
+def tls_context(federation: Federation) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=federation.ca_cert)

@@ -8,21 +8,15 @@ from tests.support.federation import Federation
 from timkit.client.options import ClientOptions
 from timkit.client.profile import Profile
 from timkit.client.session import TimClient
+from timkit.runtime import actors
+from timkit.runtime.config import load_config
 
 PASSWORD = "correct horse battery staple"
 
 
 def client_options(federation: Federation) -> ClientOptions:
-    """What ``timkit client`` derives from ``timkit status``: the FHIR-Proxy's URL, the
-    local CA and every service's domain → client URL (there is no DNS for ``*.tim.test``)."""
-    status = federation.status()
-    hosts = {s["domain"]: s["client_url"] for s in status["services"]}
-    return ClientOptions(
-        directory_url=str(federation.component("fhir-proxy")["url"]),
-        ca_file=Path(status["ca_cert"]),
-        hosts=hosts,
-        device_name="timkit tests",
-    )
+    """What ``timkit client`` uses for the running ``federation`` (:mod:`timkit.runtime.actors`)."""
+    return actors.client_options(load_config(federation.config), device_name="timkit tests")
 
 
 async def actor(

@@ -20,6 +20,10 @@ Commands::
     timkit directory provider list|cert ID PEM                               providers, certs
     timkit directory audit [--actor A] [--since T] [--target X] [--limit N] [--json]
     timkit directory domains [--json]       the current federation list
+    timkit client [--profile P] ACTION      the TI-M client for actors: login, logout, rooms,
+                                            create, dm, join, invite, send, tail -f, search
+                                            users|directory, contacts, qr show|scan,
+                                            directory publish|hide, devices, keys
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from timkit.bench import proxy as proxy_bench
 from timkit.bench import push as push_bench
 from timkit.bench import up as up_bench
 from timkit.cli import push as push_cli
+from timkit.cli.client import add_client_parser, client_command
 from timkit.cli.directory import (
     PROXY_COMMANDS,
     add_proxy_parsers,
@@ -184,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--output", type=Path, help="write NDJSON here instead of loading")
     generate.add_argument("--database", help="database URL (default: the local federation's)")
     add_proxy_parsers(directory)
+    add_client_parser(commands)
     supervise = commands.add_parser("supervise")  # internal: the detached supervisor
     supervise.add_argument("--plan", type=Path, required=True)
     return parser
@@ -264,6 +270,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(measured.markdown())
         return 0
+    if args.command == "client":
+        return client_command(args)
     config = load_config(find_config_file(args.config))
     if args.command == "directory" and args.directory_command in PROXY_COMMANDS:
         return proxy_command(args, args.proxy_database or fhir_proxy_database(config))

@@ -29,13 +29,23 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import nio
 
 from timkit.client import events as ev
+from timkit.client.contacts import Contacts
+from timkit.client.directory_search import DirectorySearch
 from timkit.client.discovery import discover
+from timkit.client.hba import (
+    OwnerEntries,
+    PublishedEndpoint,
+    VisibilityResult,
+    owner_login_hba,
+)
+from timkit.client.keys import recovery
+from timkit.client.keys.device import OlmDevice
 from timkit.client.matrix_api import MatrixApi, segment
 from timkit.client.messages import Messages
 from timkit.client.nio_errors import checked, nio_error
@@ -48,6 +58,7 @@ from timkit.client.openid import (
 )
 from timkit.client.options import ClientOptions
 from timkit.client.profile import Profile, StoredSession
+from timkit.client.rawdata_report import PUBLISH, measured_run
 from timkit.client.rooms import Rooms
 from timkit.core.errors import Codes, TimkitError
 from timkit.core.http import async_client
@@ -110,8 +121,9 @@ class TimClient:
         )
         self.rooms = Rooms(self)
         self.messages = Messages(self)
+        self.contacts = Contacts(http, session.base_url, session.user_id, self.openid_token)
+        self.directory = DirectorySearch(http, options.directory_url, self.openid_token)
         self._openid: OpenIdToken | None = None
-        self._search: SearchToken | None = None
         self._history: deque[ev.Event] = deque(maxlen=HISTORY)
         self._subscribers: list[asyncio.Queue[ev.Event]] = []
         self._arrived = asyncio.Condition()
@@ -131,9 +143,17 @@ class TimClient:
 
     @classmethod
     async def login(
-        cls, profile: Profile, options: ClientOptions, user_id: str, password: str
+        cls,
+        profile: Profile,
+        options: ClientOptions,
+        user_id: str,
+        password: str,
+        *,
+        progress: Callable[[str], None] | None = None,
     ) -> TimClient:
         """Log ``user_id`` in with ``password`` on a new device of ``profile`` (AF_10057).
+
+        ``progress`` is told each step (German, for the actor).
 
         Raises:
             TimkitError: discovery failed (502), the homeserver refused the login (its
@@ -144,7 +164,9 @@ class TimClient:
         localpart, domain = split_user_id(user_id)
         http = async_client(options.ca_file, timeout=options.timeout)
         try:
+            step = progress or (lambda _: None)
             base_url = await discover(http, domain, options.hosts)
+            step(f"Homeserver von {domain}: {base_url}")
             api = MatrixApi(http, base_url)
             body: dict[str, Any] = {
                 "type": "m.login.password",
@@ -167,8 +189,10 @@ class TimClient:
         except BaseException:
             await http.aclose()
             raise
+        step(f"angemeldet als {session.user_id}, Gerät {session.device_id}")
         try:
             await client.check_federation()
+            step("Föderationsprüfung am VZD-FHIR-Directory bestanden")
             profile.save(session)
             await client._open_store()
         except BaseException:
@@ -221,16 +245,17 @@ class TimClient:
     async def check_federation(self) -> SearchToken:
         """The AF_10057 federation check: this homeserver's OpenID token at the VZD.
 
-        Returns the search-accesstoken it yields (cached for :meth:`search_token`).
+        Returns the search-accesstoken it yields; :attr:`directory` keeps it for searches.
 
         Raises:
             TimkitError: 401/403 with ``ML-129870`` when the VZD refuses the homeserver,
                 502 when the VZD cannot be asked.
         """
-        self._search = await tim_authenticate(
+        token = await tim_authenticate(
             self.http, self.options.directory_url, await self.openid_token()
         )
-        return self._search
+        self.directory.seed(token)
+        return token
 
     async def _revoke(self) -> None:
         """Log the new device out and delete what was stored (ML-129870)."""
@@ -273,12 +298,6 @@ class TimClient:
         if token is None or time.time() >= token.expires_at - EXPIRY_MARGIN:
             token = self._openid = await request_openid_token(self.api, self.user_id)
         return token
-
-    async def search_token(self) -> SearchToken:
-        """The VZD search-accesstoken, exchanged again only when it is about to expire."""
-        if self._search is None or not self._search.fresh():
-            return await self.check_federation()
-        return self._search
 
     # -- sync and events ------------------------------------------------------------------
 
@@ -420,6 +439,57 @@ class TimClient:
             async with self._sync_lock:
                 if self.nio.should_query_keys:
                     checked(await self.nio.keys_query(), "query device keys")
+
+    # -- recovery: cross-signing, secret storage, key backup ------------------------------
+
+    def _olm(self) -> OlmDevice:
+        if self.nio.olm is None:
+            raise TimkitError(409, Codes.UNKNOWN, "the crypto store of this device is not open")
+        return cast(OlmDevice, self.nio.olm)
+
+    async def setup_recovery(self, password: str) -> str:
+        """Cross-sign this device, create secret storage and a key backup holding this
+        device's room keys; returns the recovery key the actor must keep (see
+        :func:`timkit.client.keys.recovery.setup_recovery`)."""
+        return await recovery.setup_recovery(
+            self.api, self._olm(), self.user_id, self.device_id, password
+        )
+
+    async def recover(self, recovery_key: str) -> recovery.RestoreResult:
+        """On a further device: cross-sign it and restore the room keys from the backup, so
+        that messages sent before this device existed can be read."""
+        return await recovery.recover(
+            self.api, self._olm(), self.user_id, self.device_id, recovery_key
+        )
+
+    async def backup_keys(self) -> int:
+        """Upload the room keys the backup lacks; how many."""
+        return await recovery.upload_new_sessions(self.api, self._olm())
+
+    async def backup_status(self) -> recovery.BackupStatus:
+        """The account's current key backup."""
+        return await recovery.backup_status(self.api)
+
+    # -- the own directory entry (AF_10058, User-HBA) -------------------------------------
+
+    async def owner_entries(self, card_id: str) -> OwnerEntries:
+        """Sign in at the FHIR-Proxy with the HBA ``card_id`` via the IDP; the own entries."""
+        token = await owner_login_hba(self.http, self.options.directory_url, card_id)
+        return OwnerEntries(self.http, self.options.directory_url, token)
+
+    async def publish_in_directory(self, card_id: str) -> PublishedEndpoint:
+        """AF_10058: publish this actor's MXID on the own PractitionerRole (ML-123612, only
+        there: ML-123611), the run measured and delivered as raw data (ML-132588)."""
+        async with measured_run(self.api, PUBLISH):
+            entries = await self.owner_entries(card_id)
+            return await entries.publish_mxid(self.user_id)
+
+    async def set_directory_visibility(self, card_id: str, visible: bool) -> VisibilityResult:
+        """Switch the own directory Endpoints of this MXID on or off; the result carries the
+        inconsistency hint when the organisation directory still shows the MXID."""
+        async with measured_run(self.api, PUBLISH):
+            entries = await self.owner_entries(card_id)
+            return await entries.set_visibility(self.user_id, visible)
 
     # -- profile and users ----------------------------------------------------------------
 
