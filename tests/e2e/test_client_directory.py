@@ -211,6 +211,24 @@ async def test_ml_123611_a_foreign_practitioner_role_is_refused_as_a_typed_403(
     assert unauthenticated.value.status == 401
 
 
+async def test_only_an_hba_holder_with_a_practitioner_entry_can_publish(
+    federation: Federation, http: httpx.AsyncClient, people: dict[str, User]
+) -> None:
+    """The IDP named explicitly; an SMC-B signs in but has no Practitioner to publish on;
+    a card the IDP does not offer is refused before anything is chosen."""
+    url = directory_url(federation)
+    issuer = str(federation.component("idp")["url"])
+    organisation = await owner_login_hba(http, url, "praxis-sonnenschein", idp=issuer)
+    assert organisation.telematik_id == organisation_id(A)
+    with pytest.raises(TimkitError) as none:
+        await OwnerEntries(http, url, organisation).publish_mxid(people["doctor"].mxid)
+    assert (none.value.status, none.value.requirement) == (404, "ML-123612")
+    with pytest.raises(TimkitError) as unknown:
+        await owner_login_hba(http, url, "hba-niemand", idp=issuer)
+    assert unknown.value.status == 404
+    assert HBA in unknown.value.message
+
+
 async def test_visibility_off_hides_the_mxid_and_hints_at_the_organisation_directory(
     federation: Federation, http: httpx.AsyncClient, people: dict[str, User], tmp_path: Path
 ) -> None:
