@@ -14,6 +14,7 @@ Commands::
     timkit bench directory    measure the FHIR-Directory at national scale
     timkit bench directory-proxy   what the FHIR-Proxy adds (latency, tokens, list signing)
     timkit bench proxy        what the Messenger-Proxy adds (latency, throughput, delivery, RSS)
+    timkit bench client       the client SDK: login with federation check, E2EE latency, load
     timkit directory load PATH...            load Bundles / NDJSON into the directory
     timkit directory generate -o N -p M      synthetic organisations and practitioners
     timkit directory provider add ID --name N [--cert PEM]... [--secret S]   register a provider
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from timkit import __version__
+from timkit.bench import client as client_bench
 from timkit.bench import directory as directory_bench
 from timkit.bench import directory_proxy as directory_proxy_bench
 from timkit.bench import provision as provision_bench
@@ -176,6 +178,15 @@ def _parser() -> argparse.ArgumentParser:
     bench_push.add_argument(
         "--seconds", type=float, default=5.0, help="measured duration per throughput phase"
     )
+    bench_client = bench.add_parser(
+        "client", help="TI-M client SDK: login with federation check, E2EE latency, 50 actors"
+    )
+    bench_client.add_argument("--logins", type=int, default=20, help="timed logins")
+    bench_client.add_argument("--messages", type=int, default=30, help="timed messages per mode")
+    bench_client.add_argument("--actors", type=int, default=50, help="actors in the load phase")
+    bench_client.add_argument(
+        "--load-messages", type=int, default=20, help="messages each actor sends under load"
+    )
     directory = commands.add_parser("directory", help="VZD FHIR-Directory data").add_subparsers(
         dest="directory_command", required=True, metavar="ACTION"
     )
@@ -256,6 +267,15 @@ def _run(args: argparse.Namespace) -> int:
             keep=args.keep,
         )
         print(messenger.markdown())
+        return 0
+    if args.command == "bench" and args.bench_command == "client":
+        measured_client = client_bench.bench_client(
+            logins=args.logins,
+            messages=args.messages,
+            actors=args.actors,
+            load_messages=args.load_messages,
+        )
+        print(measured_client.markdown())
         return 0
     if args.command == "bench" and args.bench_command == "push":
         print(
