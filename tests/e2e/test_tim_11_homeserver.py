@@ -1,17 +1,21 @@
 """What gematik's approval suite expects of a TI-M 1.1.x Messenger-Service's homeserver, on
 real Synapses behind their Messenger-Proxies (testsuite map §1: room version, advertised
-versions, user directory, media over the v1.3 API)."""
+versions, user directory, media over the v1.3 API), client discovery through well-known and the
+raw data of logins, events and client-measured runs (ML-132587, ML-132588, ML-132591)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import quote
 
+import httpx
+import orjson
 from nio import JoinResponse, RoomCreateResponse
 
 from tests.support.federation import Federation
 from tests.support.matrix import sync_until
-from tests.support.users import A, User
+from tests.support.users import A, B, User
 from tests.support.wait import async_wait_until
 
 
@@ -94,3 +98,62 @@ async def test_media_uploaded_at_one_service_is_fetched_at_the_other_over_the_v1
     )
     assert authenticated.status_code == 200, authenticated.text
     assert authenticated.content == content
+
+
+async def test_af_10057_a_client_discovers_the_homeserver_from_the_domain(
+    federation: Federation, http: httpx.AsyncClient
+) -> None:
+    """Matrix "Server Discovery": https://<domain>/.well-known/matrix/client names the
+    service's client URL (the Messenger-Proxy), and that URL serves the client API."""
+    for domain in (A, B):
+        url = federation.client_url(domain)
+        response = await http.get(f"{url}/.well-known/matrix/client")
+        assert response.status_code == 200, response.text
+        base_url = response.json()["m.homeserver"]["base_url"]
+        assert base_url == url + "/"
+        versions = await http.get(base_url + "_matrix/client/versions")
+        assert versions.status_code == 200, versions.text
+        assert "v1.3" in versions.json()["versions"]
+        other = await http.get(f"{url}/.well-known/matrix/client/x")
+        assert other.status_code == 404
+        assert other.json()["errcode"] == "M_UNRECOGNIZED"
+
+
+def _runs(federation: Federation, domain: str) -> list[dict[str, Any]]:
+    path = federation.data_dir / "services" / domain / "proxy" / "rawdata.jsonl"
+    return [orjson.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_ml_132587_ml_132588_ml_132591_runs_are_recorded_at_the_real_proxy(
+    federation: Federation, users: dict[str, User]
+) -> None:
+    """Logins (AF_10057), sent events (AF_10063) and a client's AF_10058 run are raw data of
+    the Messenger-Proxy in front of a real Synapse, without personal data."""
+    a1 = users["a1"]  # logged in through the proxy by the fixture
+    logins = [r for r in _runs(federation, A) if r["use_case"] == "AF_10057"]
+    assert ("success", 200) in [(r["result"], r["status"]) for r in logins]
+    before = len(_runs(federation, A))
+    created = await a1.create_room(name="Rohdaten")
+    assert created.status_code == 200, created.text
+    room = quote(created.json()["room_id"])
+    sent = await a1.http.put(
+        f"/_matrix/client/v3/rooms/{room}/send/m.room.message/t{uuid.uuid4().hex}",
+        json={"msgtype": "m.text", "body": "Laborwerte"},
+        headers=a1.auth(),
+    )
+    assert sent.status_code == 200, sent.text
+    run = {"use_case": "AF_10058", "duration_ms": 950.0, "result": "success", "status": 200}
+    delivered = await a1.post("/tim-rawdata/v1/runs", run)
+    assert delivered.status_code == 200, delivered.text
+    unknown = await a1.http.post(
+        "/tim-rawdata/v1/runs", json=run, headers={"Authorization": "Bearer nope"}
+    )
+    assert unknown.status_code == 401
+    new = [r for r in _runs(federation, A)[before:] if r["use_case"] != "AF_10064"]
+    assert [(r["use_case"], r["component"], r["status"]) for r in new] == [
+        ("AF_10063", "proxy", 200),
+        ("AF_10058", "client", 200),
+    ]
+    text = (federation.data_dir / "services" / A / "proxy" / "rawdata.jsonl").read_text()
+    assert a1.mxid.split(":")[0][1:] not in text
+    assert A not in text
