@@ -248,6 +248,37 @@ async def test_af_10104_ml_123896_user_directory_finds_actors_of_the_own_service
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_second_device_reads_earlier_messages_after_restore(
+    federation: Federation, pair: tuple[TimClient, TimClient], tmp_path: Path
+) -> None:
+    """13.x multi-device: Bob's new device restores the room keys from the backup with the
+    recovery key and decrypts what Alice sent before it existed."""
+    alice, bob = pair
+    room_id = await alice.rooms.dm(bob.user_id)
+    earlier = await alice.messages.send_text(room_id, "vor dem zweiten Gerät")
+    await bob.wait_for(lambda e: e if isinstance(e, ev.Message) and e.event_id == earlier else None)
+    recovery_key = await bob.setup_recovery(PASSWORD)
+    assert (await bob.backup_status()).count >= 1
+    second = await TimClient.login(
+        Profile("bob-2", tmp_path), client_options(federation), bob.user_id, PASSWORD
+    )
+    try:
+        history = await second.messages.history(room_id)
+        assert earlier in [e.event_id for e in history if isinstance(e, ev.Undecryptable)]
+        restored = await second.recover(recovery_key)
+        assert restored.imported >= 1
+        assert restored.failed == 0
+        history = await second.messages.history(room_id)
+        readable = {e.event_id: e for e in history if isinstance(e, ev.Message)}
+        assert readable[earlier].body == "vor dem zweiten Gerät"
+        assert readable[earlier].encrypted
+        devices = {d.device_id for d in await second.devices()}
+        assert {bob.device_id, second.device_id} <= devices
+    finally:
+        await second.close()
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_ml_129870_a_homeserver_outside_the_federation_cannot_log_in(
     federation: Federation, tmp_path: Path
 ) -> None:
