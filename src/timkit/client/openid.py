@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from timkit.client.fhir_api import json_object
 from timkit.client.matrix_api import MatrixApi, segment
 from timkit.core.errors import Codes, TimkitError
 
@@ -92,7 +93,7 @@ async def tim_authenticate(
         raise TimkitError(
             502, Codes.UPSTREAM, f"the VZD-FHIR-Directory cannot be reached: {type(e).__name__}"
         ) from e
-    body = _json_object(response)
+    body = json_object(response)
     if response.status_code in (401, 403):
         reason = body.get("error_description") or body.get("error") or "refused"
         raise TimkitError(
@@ -109,11 +110,3 @@ async def tim_authenticate(
             f"/tim-authenticate answered {response.status_code} without a token",
         )
     return SearchToken(access, time.time() + expires)
-
-
-def _json_object(response: httpx.Response) -> dict[str, object]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -48,6 +48,7 @@ from timkit.client.keys import recovery
 from timkit.client.keys.device import OlmDevice
 from timkit.client.matrix_api import MatrixApi, segment
 from timkit.client.messages import Messages
+from timkit.client.mxid import parse_mxid
 from timkit.client.nio_errors import checked, nio_error
 from timkit.client.openid import (
     EXPIRY_MARGIN,
@@ -69,23 +70,18 @@ log = logging.getLogger(__name__)
 HISTORY = 2000
 """Events kept for :meth:`TimClient.wait_for` (a waiter also sees what arrived before it)."""
 SYNC_TIMEOUT_MS = 30_000
-MXID_PARTS = 2
 
 T = TypeVar("T")
 
 
 def split_user_id(user_id: str) -> tuple[str, str]:
-    """``(localpart, domain)`` of ``@localpart:domain``.
+    """``(localpart, domain)`` of ``@localpart:domain`` (:func:`~timkit.client.mxid.parse_mxid`).
 
     Raises:
         TimkitError: 400 when ``user_id`` is not a Matrix user id.
     """
-    parts = user_id[1:].split(":", 1) if user_id.startswith("@") else []
-    if len(parts) != MXID_PARTS or not all(parts):
-        raise TimkitError(
-            400, Codes.INVALID_PARAM, f"{user_id!r} is not a Matrix-ID (@name:domain)"
-        )
-    return parts[0], parts[1]
+    localpart, _, domain = parse_mxid(user_id, "user_id")[1:].partition(":")
+    return localpart, domain
 
 
 class TimClient:
@@ -162,9 +158,9 @@ class TimClient:
                 nothing is stored).
         """
         localpart, domain = split_user_id(user_id)
+        step = progress or (lambda _: None)
         http = async_client(options.ca_file, timeout=options.timeout)
         try:
-            step = progress or (lambda _: None)
             base_url = await discover(http, domain, options.hosts)
             step(f"Homeserver von {domain}: {base_url}")
             api = MatrixApi(http, base_url)

@@ -19,6 +19,7 @@ import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from timkit.client.fhir_api import json_object
 from timkit.client.keys.codec import b64decode, b64encode, signable
 from timkit.client.keys.device import OlmDevice
 from timkit.client.keys.secret_storage import SecretStorage
@@ -152,7 +153,7 @@ async def upload(api: MatrixApi, user_id: str, keys: CrossSigningKeys, password:
     body = upload_body(user_id, keys)
     response = await _post(api, UPLOAD_PATH, body)
     if response.status_code == 401:
-        uia = _json(response)
+        uia = json_object(response)
         session = uia.get("session")
         flows = uia.get("flows")
         stages = (
@@ -183,14 +184,6 @@ async def _post(api: MatrixApi, path: str, body: Mapping[str, Any]) -> httpx.Res
         raise TimkitError(
             502, Codes.UPSTREAM, f"{api.base_url} cannot be reached: {type(e).__name__}"
         ) from e
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 @dataclass(frozen=True)
