@@ -17,6 +17,7 @@ from nio import (
     AsyncClientConfig,
     JoinResponse,
     MegolmEvent,
+    RoomCreateResponse,
     RoomMessageText,
     RoomSendResponse,
 )
@@ -27,6 +28,8 @@ from tests.support.users import PASSWORD, A, B, User
 from tests.support.wait import async_wait_until
 
 ROOM_TYPE = "de.gematik.tim.roomtype.default.v1"
+ROOM_STATE = "de.gematik.tim.room.default.v1"
+MEGOLM = {"algorithm": "m.megolm.v1.aes-sha2"}
 TIMEOUT = 60.0  # seconds for one message to cross the federation and be decrypted
 
 
@@ -61,14 +64,36 @@ class NioSide:
 
     async def close(self) -> None:
         if self._sync is not None:
-            self._sync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sync
+            # graceful: cancelling sync_forever leaves its in-flight requests (and their TLS
+            # connections) behind the closed session
+            self.nio.stop_sync_forever()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._sync, TIMEOUT)
         await self.user.close()
 
     async def allow(self, mxid: str) -> None:
         """Put ``mxid`` on the Freigabeliste (the proxy then lets its invites through)."""
         await self.user.allow(mxid)
+
+    async def create_dm(self, invitee: str) -> str:
+        """A TI-M DM with ``invitee``: room type, state event, encrypted from the start."""
+        created = await self.nio.room_create(
+            is_direct=True,
+            invite=[invitee],
+            room_type=ROOM_TYPE,
+            initial_state=[
+                {"type": "m.room.encryption", "state_key": "", "content": MEGOLM},
+                {"type": ROOM_STATE, "state_key": "", "content": {}},
+            ],
+        )
+        assert isinstance(created, RoomCreateResponse), created
+        room_id = str(created.room_id)
+        await async_wait_until(
+            lambda: room_id in self.nio.rooms and self.nio.rooms[room_id].encrypted,
+            "the created, encrypted room",
+            TIMEOUT,
+        )
+        return room_id
 
     async def accept_invite(self, room_id: str) -> None:
         await async_wait_until(lambda: room_id in self.nio.invited_rooms, "the invite", TIMEOUT)
@@ -118,17 +143,21 @@ class NioSide:
         }
 
 
+@pytest.mark.timeout(600)  # ~30 s alone; boot, CLI and node starts stretch on a loaded machine
 async def test_af_10062_encrypted_messages_between_nio_and_matrix_js_sdk_across_organisations(
     federation: Federation, tmp_path: Path
 ) -> None:
     """AF_10062 with two client implementations: the js peer at B opens a TI-M DM (room type,
     state event, encrypted from the start) with the nio actor at A, who put B on the
-    Freigabeliste first (the proxy refuses cross-organisation invites otherwise); a message
-    each way arrives encrypted and is decrypted by the other implementation."""
+    Freigabeliste first (the proxy refuses cross-organisation invites otherwise, 403); a
+    message each way arrives encrypted and is decrypted by the other implementation. Then the
+    other way round: A opens the DM, the js peer accepts the invite and decrypts."""
     tag = uuid.uuid4().hex[:6]
     side_a = NioSide(federation, A, f"nio-{tag}", tmp_path / "nio-store")
-    js_localpart = f"js-{tag}"
-    federation.add_user(B, js_localpart, PASSWORD)
+    # B's account; its User logs in only to edit B's Freigabeliste (a device without crypto
+    # keys, which senders skip); the js peer is B's client
+    b_actor = User(federation, B, f"js-{tag}")
+    js_localpart = b_actor.mxid.split(":")[0][1:]
     try:
         await side_a.start()
         async with JsPeer(federation.ca_cert) as peer:
@@ -143,10 +172,8 @@ async def test_af_10062_encrypted_messages_between_nio_and_matrix_js_sdk_across_
             await side_a.accept_invite(room_id)
             create = await side_a.state(room_id, "m.room.create")
             assert create["type"] == ROOM_TYPE, create
-            assert await side_a.state(room_id, "m.room.encryption") == {
-                "algorithm": "m.megolm.v1.aes-sha2"
-            }
-            assert await side_a.state(room_id, "de.gematik.tim.room.default.v1") == {}
+            assert await side_a.state(room_id, "m.room.encryption") == MEGOLM
+            assert await side_a.state(room_id, ROOM_STATE) == {}
 
             to_b = f"Befund für B {tag}"
             event_id = await side_a.send(room_id, to_b)
@@ -168,5 +195,15 @@ async def test_af_10062_encrypted_messages_between_nio_and_matrix_js_sdk_across_
                 "encrypted": True,
                 "decrypted": True,
             }
+
+            # the other way round: B lists A, A opens the DM, the js peer accepts the invite
+            await (await b_actor.login()).allow(side_a.mxid)
+            room_id = await side_a.create_dm(login["user_id"])
+            assert (await peer.call("wait_invite", timeout=TIMEOUT))["room_id"] == room_id
+            await peer.call("join", room_id=room_id)
+            to_b = f"Zweiter Befund für B {tag}"
+            await side_a.send(room_id, to_b)
+            got = await peer.call("wait_message", room_id=room_id, body=to_b, timeout=TIMEOUT)
+            assert (got["encrypted"], got["decrypted"]) == (True, True), got
     finally:
-        await side_a.close()
+        await asyncio.gather(side_a.close(), b_actor.close())

@@ -41,7 +41,7 @@ class JsPeer:
     sends ``stop`` and kills it on exit. Calls are sequential: one command at a time.
     """
 
-    def __init__(self, ca_file: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, ca_file: str, *, timeout: float = 90.0) -> None:
         self.ca_file = ca_file
         self.timeout = timeout
         self._process: asyncio.subprocess.Process | None = None
@@ -93,6 +93,7 @@ class JsPeer:
         assert self._process.stderr is not None
         while chunk := await self._process.stderr.read(4096):
             self._stderr.extend(chunk)
+            del self._stderr[:-STDERR_TAIL]  # the SDK logs at debug level: keep the tail only
 
     def log(self) -> str:
         """The tail of the peer's stderr so far."""
