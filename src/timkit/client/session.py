@@ -300,14 +300,30 @@ class TimClient:
     async def sync_once(self, timeout_ms: int = 0) -> None:
         """One ``/sync`` (the first with full state), its events dispatched, keys handled.
 
+        The request goes through :attr:`api` (httpx), not nio's aiohttp session: a sync
+        long-poll cancelled by :meth:`stop` then closes its connection cleanly; nio gets the
+        parsed response to update rooms and decrypt, exactly as after its own ``sync``.
+
         Raises:
-            TimkitError: the homeserver refused the sync.
+            TimkitError: the homeserver refused the sync (or answered no sync response).
         """
         async with self._sync_lock:
-            full_state = not self.nio.rooms
-            response = await self.nio.sync(timeout=timeout_ms, full_state=full_state)
+            params = {"timeout": str(timeout_ms)}
+            since = self.nio.next_batch or self.nio.loaded_sync_token
+            if since:
+                params["since"] = since
+            if not self.nio.rooms:
+                params["full_state"] = "true"
+            body = await self.api.call(
+                "GET",
+                "/_matrix/client/v3/sync",
+                params=params,
+                timeout=timeout_ms / 1000 + self.options.timeout,
+            )
+            response = nio.SyncResponse.from_dict(body)
             if not isinstance(response, nio.SyncResponse):
                 raise nio_error(response, "sync")
+            await self.nio.receive_response(response)
             await self._keys_housekeeping()
         await self._dispatch(response)
 
