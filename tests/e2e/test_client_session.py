@@ -127,6 +127,18 @@ async def test_a_wrong_password_is_a_typed_403_and_stores_nothing(
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_af_10057_registration_where_the_homeserver_allows_none_is_a_typed_403(
+    federation: Federation, tmp_path: Path
+) -> None:
+    profile = Profile("newcomer", tmp_path)
+    with pytest.raises(TimkitError) as refused:
+        await TimClient.register(profile, client_options(federation), f"@newcomer:{A}", PASSWORD)
+    assert refused.value.status == 403
+    assert refused.value.errcode == "M_FORBIDDEN"
+    assert profile.load() is None
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_af_10062_encrypted_messages_and_media_across_organisations(
     pair: tuple[TimClient, TimClient],
 ) -> None:
@@ -167,6 +179,39 @@ async def test_af_10062_encrypted_messages_and_media_across_organisations(
     assert await bob.messages.download(media.attachment) == data
     assert alice.decryption_failures == 0
     assert bob.decryption_failures == 0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_ml_123670_af_10063_a_chat_message_within_the_organisation_is_processed(
+    federation: Federation, pair: tuple[TimClient, TimClient], tmp_path: Path
+) -> None:
+    alice, _ = pair
+    colleague = await actor(federation, tmp_path, A, "team")
+    colleague.start()
+    try:
+        room_id = await alice.rooms.create(colleague.user_id, name="Team")
+        await colleague.wait_for(
+            lambda e: e if isinstance(e, ev.Invite) and e.room_id == room_id else None
+        )
+        await colleague.rooms.join(room_id)
+        await alice.wait_for(
+            lambda e: (
+                e
+                if isinstance(e, ev.Membership)
+                and e.room_id == room_id
+                and e.membership == "join"
+                and e.user_id == colleague.user_id
+                else None
+            )
+        )
+        sent = await alice.messages.send_text(room_id, "Visite um 9")
+        got = await colleague.wait_for(
+            lambda e: e if isinstance(e, ev.Message) and e.event_id == sent else None
+        )
+        assert got.body == "Visite um 9"
+        assert got.encrypted
+    finally:
+        await colleague.close()
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -46,11 +46,15 @@ def add_client_parser(commands: Any) -> None:
     client.add_argument("--ca-file", type=Path, help="CA bundle to trust (default: local CA)")
     actions = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
 
-    login = actions.add_parser("login", help="log in (AF_10057) and keep the session")
-    login.add_argument("user_id", help="@name:domain")
-    secret = login.add_mutually_exclusive_group()
-    secret.add_argument("--password")
-    secret.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    for action, text in (
+        ("login", "log in (AF_10057) and keep the session"),
+        ("register", "register where the homeserver allows it, then as login"),
+    ):
+        login = actions.add_parser(action, help=text)
+        login.add_argument("user_id", help="@name:domain")
+        secret = login.add_mutually_exclusive_group()
+        secret.add_argument("--password")
+        secret.add_argument("--password-stdin", action="store_true", help="read it from stdin")
     actions.add_parser("logout", help="log out and delete token and keys of this profile")
     _json(actions.add_parser("whoami", help="the profile's user and device"))
     _json(actions.add_parser("profiles", help="the profiles with a session"))
@@ -427,6 +431,10 @@ async def _directory(args: argparse.Namespace, client: TimClient) -> int:
     if args.directory_command == "publish":
         published = await client.publish_in_directory(args.card)
         print(f"veröffentlicht: {published.mxid} an {published.role} ({published.endpoint})")
+        return 0
+    if args.directory_command == "remove":
+        removed = await client.remove_from_directory(args.card)
+        print(f"entfernt: {', '.join(removed) or 'nichts'}")
         return 0
     visible = args.directory_command == "show"
     result = await client.set_directory_visibility(args.card, visible)

@@ -157,28 +157,72 @@ class TimClient:
                 refused the homeserver (401/403, ``ML-129870``; the new token is revoked and
                 nothing is stored).
         """
-        localpart, domain = split_user_id(user_id)
+        localpart, _ = split_user_id(user_id)
+        body: dict[str, Any] = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": localpart},
+            "password": password,
+            "initial_device_display_name": options.device_name,
+        }
+        return await cls._start(profile, options, user_id, "login", body, progress)
+
+    @classmethod
+    async def register(
+        cls,
+        profile: Profile,
+        options: ClientOptions,
+        user_id: str,
+        password: str,
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> TimClient:
+        """Register ``user_id`` where the homeserver allows it, then as :meth:`login`
+        (AF_10057: "Der Ablauf der Registrierung ist analog dem des Login-Verfahrens").
+
+        Raises:
+            TimkitError: as :meth:`login`; the homeserver's 403 ``M_FORBIDDEN`` when it
+                allows no registration (TI-M providers usually create accounts through the
+                Org-Admin), 400 ``M_USER_IN_USE`` for a taken name.
+        """
+        localpart, _ = split_user_id(user_id)
+        body: dict[str, Any] = {
+            "username": localpart,
+            "password": password,
+            "initial_device_display_name": options.device_name,
+            "auth": {"type": "m.login.dummy"},
+        }
+        return await cls._start(profile, options, user_id, "register", body, progress)
+
+    @classmethod
+    async def _start(
+        cls,
+        profile: Profile,
+        options: ClientOptions,
+        user_id: str,
+        endpoint: str,
+        body: dict[str, Any],
+        progress: Callable[[str], None] | None,
+    ) -> TimClient:
+        """Discovery, ``POST /<endpoint>``, the federation check, the stored session."""
+        _, domain = split_user_id(user_id)
         step = progress or (lambda _: None)
         http = async_client(options.ca_file, timeout=options.timeout)
         try:
             base_url = await discover(http, domain, options.hosts)
             step(f"Homeserver von {domain}: {base_url}")
-            api = MatrixApi(http, base_url)
-            body: dict[str, Any] = {
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": localpart},
-                "password": password,
-                "initial_device_display_name": options.device_name,
-            }
-            answer = await api.call(
-                "POST", "/_matrix/client/v3/login", json=body, headers=options.client_headers()
+            answer = await MatrixApi(http, base_url).call(
+                "POST",
+                f"/_matrix/client/v3/{endpoint}",
+                json=body,
+                headers=options.client_headers(),
             )
-            session = StoredSession(
-                user_id=str(answer["user_id"]),
-                device_id=str(answer["device_id"]),
-                access_token=str(answer["access_token"]),
-                base_url=base_url,
-            )
+            fields = [answer.get(k) for k in ("user_id", "device_id", "access_token")]
+            if not all(isinstance(f, str) and f for f in fields):
+                raise TimkitError(
+                    502, Codes.UPSTREAM, f"{endpoint} answered without user, device and token"
+                )
+            user, device, token = map(str, fields)
+            session = StoredSession(user, device, token, base_url)
             profile.forget()  # a new device starts with a new crypto store
             profile.prepare()
             client = cls(profile, options, http, session)
@@ -502,6 +546,13 @@ class TimClient:
         async with measured_run(self.api, PUBLISH):
             entries = await self.owner_entries(card_id)
             return await entries.set_visibility(self.user_id, visible)
+
+    async def remove_from_directory(self, card_id: str) -> tuple[str, ...]:
+        """Unlink and delete the own directory Endpoints carrying this MXID; their
+        references."""
+        async with measured_run(self.api, PUBLISH):
+            entries = await self.owner_entries(card_id)
+            return await entries.remove_mxid(self.user_id)
 
     # -- profile and users ----------------------------------------------------------------
 
