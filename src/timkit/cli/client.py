@@ -117,6 +117,7 @@ def add_client_parser(commands: Any) -> None:
         ("publish", "publish your MXID on your PractitionerRole (AF_10058)"),
         ("hide", "switch your entry off"),
         ("show", "switch it on again"),
+        ("remove", "delete your MXID's entry"),
     ):
         entry.add_parser(action, help=text).add_argument(
             "--card", required=True, help="the HBA (the IDP stand-in's card id)"
