@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -231,10 +231,11 @@ class TimClient:
             raise
         step(f"angemeldet als {session.user_id}, Gerät {session.device_id}")
         try:
-            await client.check_federation()
+            # the federation check and the device's keys are independent: both at once; a
+            # refused check revokes the device, its uploaded keys go with it
+            await _both(client.check_federation(), client._open_store())
             step("Föderationsprüfung am VZD-FHIR-Directory bestanden")
             profile.save(session)
-            await client._open_store()
         except BaseException:
             await client._revoke()
             raise
@@ -646,6 +647,22 @@ class Device:
     display_name: str | None
     last_seen_ts: int | None
     current: bool
+
+
+async def _both(first: Awaitable[object], second: Awaitable[object]) -> None:
+    """Run both to their end (never cancelling one mid-request); raise the first's error,
+    else the second's."""
+    tasks = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
+    try:
+        await asyncio.wait(tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        raise
+    errors = [task.exception() for task in tasks]  # both retrieved, none left dangling
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def _str_or_none(value: object) -> str | None:
