@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from timkit.cli import main as cli_main
 from timkit.cli.client import _when, describe
 from timkit.cli.main import main
 from timkit.client import events as ev
@@ -53,3 +54,14 @@ def test_a_bad_profile_name_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
 def test_profiles_lists_none_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["client", "--home", str(tmp_path), "profiles", "--json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"
+
+
+def test_ctrl_c_ends_a_following_command_quietly_with_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "client_command", interrupted)
+    assert main(["client", "tail", "-f"]) == 130
+    assert "Traceback" not in capsys.readouterr().err

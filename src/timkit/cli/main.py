@@ -220,6 +220,8 @@ def _print_summary(document: dict[str, Any]) -> None:
     print(f"demo Org-Admin credentials   : {document['demo_admins']}")
 
 
+INTERRUPTED_EXIT = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
 SIGPIPE_EXIT = 141
 """Exit status when the output's reader went away (128 + SIGPIPE, as ``git`` or ``cat``)."""
 
@@ -229,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C ends a following command (``timkit client tail -f``) without a traceback
+        print(file=sys.stderr)
+        return INTERRUPTED_EXIT
     except BrokenPipeError:
         # the reader left early (``timkit status --json | head``): stop without a traceback,
         # and keep the interpreter's final flush from failing on the closed pipe again
