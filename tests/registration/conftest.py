@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import json
 import re
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -242,10 +243,23 @@ def rd_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return postgres.create_database(f"rd_org_auth_{next(_numbers)}")
 
 
-async def _serve(app: web.Application, port: int, ssl_context: Any) -> web.AppRunner:
+def _reserved_port() -> socket.socket:
+    """A loopback socket bound to a free port and kept until :func:`_serve` listens on it:
+    while it is bound no outgoing connection can take the port (``free_port`` releases it
+    at once, and the RD's set-up makes many connections before it listens)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _port(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
+async def _serve(app: web.Application, sock: socket.socket, ssl_context: Any) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
+    await web.SockSite(runner, sock, ssl_context=ssl_context).start()
     return runner
 
 
@@ -259,7 +273,8 @@ async def start_rd(
     """
     pki_dir = tmp_path / "pki"
     pki = LocalPKI(pki_dir)
-    rd_port, idp_port = free_port(), free_port()
+    rd_sock, idp_sock = _reserved_port(), _reserved_port()
+    rd_port, idp_port = _port(rd_sock), _port(idp_sock)
     rd_url = f"https://{host}:{rd_port}"
     idp_url = f"https://127.0.0.1:{idp_port}"
     cards = tmp_path / "cards.yaml"
@@ -280,7 +295,7 @@ async def start_rd(
         },
     )
     idp_runner = await _serve(
-        create_idp_app(build_provider(idp_config)), idp_port, tls_context(idp_config)
+        create_idp_app(build_provider(idp_config)), idp_sock, tls_context(idp_config)
     )
     keep = _Keep()
     smtp_port = free_port()
@@ -318,7 +333,7 @@ async def start_rd(
     config = parse_config(RegistrationConfig, settings)
     try:
         async with open_context(config) as ctx:
-            runner = await _serve(create_app(ctx), rd_port, server_ssl_context(certs))
+            runner = await _serve(create_app(ctx), rd_sock, server_ssl_context(certs))
             verify = client_ssl_context(pki_dir / "ca.crt")
             async with httpx.AsyncClient(verify=verify, timeout=30) as client:
                 try:
@@ -328,6 +343,7 @@ async def start_rd(
                 finally:
                     await runner.cleanup()
     finally:
+        rd_sock.close()  # closed by the runner when it served; else still only reserved
         smtp.close()
         await smtp.wait_closed()
         await idp_runner.cleanup()

@@ -158,6 +158,7 @@ async def test_ml_123891_a_forged_or_tampered_list_is_never_served(
 
 
 async def test_outdated_after_ttl_and_kept_across_restarts(rd: RdStack) -> None:
+    await rd.ctx.federation.stop()  # the background pull would confirm the list meanwhile
     await rd.ctx.federation.refresh()
     held = rd.ctx.federation.held
     assert held is not None
