@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.client import PASSWORD
 from tests.support.federation import Federation
-from tests.support.users import A, B
+from tests.support.users import PASSWORD, A, B
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(600)

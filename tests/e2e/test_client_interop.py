@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.client import PASSWORD, actor
+from tests.support.client import actor
 from tests.support.federation import Federation
 from tests.support.jspeer import JsPeer, JsPeerError
-from tests.support.users import A, B, User
+from tests.support.users import PASSWORD, A, B, User
 from timkit.client import events as ev
 from timkit.client.rooms import MEGOLM, ROOM_STATE, ROOM_TYPE
 

@@ -14,9 +14,9 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.test_directory_proxy import provider_token, tls_client
-from tests.support.client import PASSWORD, actor, client_options
+from tests.support.client import actor, client_options
 from tests.support.federation import Federation, running, write_config
-from tests.support.users import CONTACTS
+from tests.support.users import CONTACTS, PASSWORD
 from timkit.client import events as ev
 from timkit.client.profile import Profile
 from timkit.client.rooms import ROOM_STATE, ROOM_TYPE

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.federation import Federation
+from tests.support.users import PASSWORD
 from timkit.client.options import ClientOptions
 from timkit.client.profile import Profile
 from timkit.client.session import TimClient
 from timkit.runtime import actors
 from timkit.runtime.config import load_config
-
-PASSWORD = "correct horse battery staple"
 
 
 def client_options(federation: Federation) -> ClientOptions:

@@ -68,7 +68,7 @@ class Contacts:
         base_url: the Messenger-Proxy's client URL (the homeserver base URL of the actor).
         user_id: the actor's MXID (sent as ``Mxid``).
         openid: returns a fresh Matrix OpenID token of the actor (e.g.
-            ``TimClient.openid_token``).
+            ``TimClient.new_openid_token``; it is called again to renew a refused token).
     """
 
     def __init__(

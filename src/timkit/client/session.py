@@ -117,8 +117,10 @@ class TimClient:
         )
         self.rooms = Rooms(self)
         self.messages = Messages(self)
-        self.contacts = Contacts(http, session.base_url, session.user_id, self.openid_token)
-        self.directory = DirectorySearch(http, options.directory_url, self.openid_token)
+        # both keep their token and ask for a new one after a refusal: they get a fresh
+        # OpenID token on every call, not this client's cached one
+        self.contacts = Contacts(http, session.base_url, session.user_id, self.new_openid_token)
+        self.directory = DirectorySearch(http, options.directory_url, self.new_openid_token)
         self._openid: OpenIdToken | None = None
         self._history: deque[ev.Event] = deque(maxlen=HISTORY)
         self._subscribers: list[asyncio.Queue[ev.Event]] = []
@@ -332,6 +334,10 @@ class TimClient:
         await self.close()
 
     # -- tokens ---------------------------------------------------------------------------
+
+    async def new_openid_token(self) -> OpenIdToken:
+        """A new OpenID token of this user (for callers that cache and renew themselves)."""
+        return await request_openid_token(self.api, self.user_id)
 
     async def openid_token(self) -> OpenIdToken:
         """An OpenID token of this user, reused until shortly before it expires."""
